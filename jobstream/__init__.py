@@ -1,0 +1,11 @@
+"""jobstream: crawl Bazhuayu job postings, keep the last 7 days, stream them into Kafka.
+
+`faust -A jobstream worker` finds `app` here. The imports below register the agents, the crawl
+loop and the web views explicitly (no autodiscovery: a broken module fails at start).
+"""
+
+from jobstream.app import app
+from jobstream.pipeline import apply, commands, crawl
+from jobstream.web import routes
+
+__all__ = ["app", "apply", "commands", "crawl", "routes"]

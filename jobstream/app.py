@@ -1,0 +1,97 @@
+"""The one Faust application, configured lazily from `jobstream.config` when the worker starts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import faust
+from mode import ServiceT
+
+from jobstream import config as config_module
+from jobstream.config import Config
+from jobstream.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# Tansu completes a group join only after about half the session timeout; Faust's default
+# (60 s) made a worker wait 30 s to become ready. Real Kafka joins after its own
+# group.initial.rebalance.delay, so it keeps Faust's defaults.
+EMBEDDED_TIMEOUTS = {
+    "broker_session_timeout": 6.0,
+    "broker_heartbeat_interval": 1.5,
+    "broker_rebalance_timeout": 10.0,
+}
+
+
+class JobstreamApp(faust.App):
+    """faust.App that reads jobstream's config and starts the embedded services first."""
+
+    @cached_property
+    def settings(self) -> Config:
+        try:
+            return config_module.load()
+        except ConfigError as exc:
+            # One clear line instead of a traceback: the user's file is wrong, not the code.
+            logger.error("configuration error: %s", exc)
+            raise SystemExit(f"jobstream: configuration error: {exc}") from None
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        # Dependencies start in order: the broker and the simulator must be up before the
+        # producer and consumers connect.
+        from jobstream.embedded import embedded_services
+
+        return [*embedded_services(self.settings), *super().on_init_dependencies()]
+
+
+class _FaustSettings(Mapping[str, Any]):
+    """Faust settings derived from jobstream's config, computed when Faust first reads them."""
+
+    def __init__(self, app: JobstreamApp) -> None:
+        self._app = app
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        return faust_settings(self._app.settings)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def broker_urls(config: Config) -> list[str]:
+    kafka = config.kafka
+    if kafka.is_embedded:
+        return [f"kafka://127.0.0.1:{kafka.embedded_port}"]
+    hosts = [h.strip() for h in kafka.bootstrap_servers.split(",") if h.strip()]
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
+
+
+def faust_settings(config: Config) -> dict[str, Any]:
+    data_dir = Path(config.database.path).parent
+    settings: dict[str, Any] = {
+        "broker": broker_urls(config),
+        "store": "memory://",
+        "topic_partitions": config.kafka.partitions,
+        "web_port": config.app.web_port,
+        "datadir": str(data_dir / "faust"),
+        "debug": config.app.debug,
+        "consumer_auto_offset_reset": "earliest",
+        # Pages are split below this on job_raw; see pipeline.crawl.split_page.
+        "producer_max_request_size": 1_000_000,
+    }
+    if config.kafka.is_embedded:
+        settings.update(EMBEDDED_TIMEOUTS)
+    return settings
+
+
+app = JobstreamApp("jobstream", autodiscover=False, origin="jobstream")
+app.config_from_object(_FaustSettings(app))

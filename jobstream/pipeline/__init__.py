@@ -1,0 +1,1 @@
+"""The agents and the crawl loop: they call `source` and `transform` and send to topics."""

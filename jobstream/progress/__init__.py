@@ -1,0 +1,1 @@
+"""Crawl progress: the Faust table, its SQLite mirror, and the rules that change it."""

@@ -1,0 +1,1 @@
+"""HTTP views served by the worker (Faust web, aiohttp underneath); every URL is in routes.py."""
