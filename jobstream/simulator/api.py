@@ -1,0 +1,97 @@
+"""The two OpenAPI endpoints the crawler uses: `POST /token` and `GET /data/all`."""
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from jobstream.simulator import replies
+from jobstream.simulator.state import SimulatorState
+
+STATE = web.AppKey("state", SimulatorState)
+
+MAX_SIZE = 1000
+
+
+async def _read_body(request: web.Request) -> dict[str, Any] | None:
+    # The current API takes JSON; the older generation posted a form. Accepting both is cheap.
+    if request.content_type == "application/x-www-form-urlencoded":
+        return dict(await request.post())
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def token(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    config = state.config
+    body = await _read_body(request)
+    if body is None:
+        return replies.error(400, "Invalid.Parameter", "request body must be a JSON object")
+    grant = body.get("grant_type")
+    state.stats.count_grant(str(grant))
+    if grant == "password":
+        if body.get("username") != config.username or body.get("password") != config.password:
+            return replies.error(400, "Invalid.Grant", "The user name or password is incorrect.")
+        issued = state.tokens.issue()
+    elif grant == "refresh_token":
+        refreshed = state.tokens.refresh(str(body.get("refresh_token", "")))
+        if refreshed is None:
+            return replies.error(400, "Invalid.Grant", "The refresh token is invalid or expired.")
+        issued = refreshed
+    else:
+        return replies.error(400, "Unsupported.GrantType", f"unsupported grant_type {grant!r}")
+    advertised = config.advertised_ttl if config.advertised_ttl is not None else config.token_ttl
+    return replies.token(issued, advertised, legacy=config.legacy_token_shape)
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _int_param(request: web.Request, name: str, low: int, high: int | None) -> int | str:
+    """The parameter's value, or the message explaining why it is unusable."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return f"{name} is required"
+    try:
+        value = int(raw)
+    except ValueError:
+        return f"{name} must be an integer, got {raw!r}"
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        return f"{name} must be {bound}, got {value}"
+    return value
+
+
+async def data_all(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.tick()
+    if not state.tokens.is_valid(_bearer(request)):
+        return replies.error(
+            401, "Invalid.Token", "The access token is missing, invalid or expired."
+        )
+    task_id = request.query.get("taskId", "")
+    if not task_id:
+        return replies.error(400, "Invalid.Parameter", "taskId is required")
+    offset = _int_param(request, "offset", 0, None)
+    size = _int_param(request, "size", 1, MAX_SIZE)
+    for value in (offset, size):
+        if isinstance(value, str):
+            return replies.error(400, "Invalid.Parameter", value)
+    assert isinstance(offset, int) and isinstance(size, int)
+    task = state.tasks.get(task_id)
+    if task is None:
+        return replies.error(400, "Task.NotFound", f"task {task_id} does not exist")
+
+    rows = task.rows(offset, size)
+    next_offset = offset + len(rows)
+    page: dict[str, Any] = {"total": task.total}
+    if state.config.include_offset:
+        page["offset"] = next_offset
+    page["restTotal"] = max(0, task.total - next_offset)
+    page[state.config.rows_key] = rows
+    return replies.ok(page)

@@ -1,0 +1,163 @@
+"""Deterministic job rows: row i is a pure function of (seed, task id, i, anchor).
+
+The anchor is the simulator clock reading when the row was appended; relative dates ("3天前")
+are written relative to it. The generator also knows what each row's dates mean (`truth`), which
+never appears in the HTTP response: tests compare the pipeline's parse against it.
+"""
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from jobstream.simulator import dates, vocab
+
+# Multiplying by a number coprime to 10**11 permutes 0..10**11-1, so ids are unique per row
+# yet do not look sequential.
+_ID_SPACE = 10**11
+_ID_MULTIPLIER = 48_271
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """What the generator is asked to produce; ratios are shares of rows (0 turns a feature off)."""
+
+    seed: int = 0
+    junk_ratio: float = 0.01
+    missing_url_ratio: float = 0.0
+    duplicate_url_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class RowTruth:
+    """What row `index` really says. A None date is deliberately unparseable junk."""
+
+    index: int
+    publish_date: date | None
+    collect_date: date | None
+    url: str | None
+    publish_format: str
+    collect_format: str
+    publish_prefix: str = ""
+
+
+def _stable_int(*parts: object) -> int:
+    # hash() is salted per process; rows must be identical across processes and runs.
+    text = ":".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+class RowGenerator:
+    """Rows of one task, all appended at `anchor` (an aware datetime, read in Asia/Shanghai)."""
+
+    def __init__(self, task_id: str, anchor: datetime, options: RowOptions | None = None) -> None:
+        if anchor.tzinfo is None:
+            anchor = anchor.replace(tzinfo=dates.SHANGHAI)
+        self.task_id = task_id
+        self.anchor = anchor.astimezone(dates.SHANGHAI)
+        self.options = options or RowOptions()
+        self._task_code = _stable_int(self.options.seed, task_id) % 10**9
+
+    def row(self, index: int) -> dict[str, Any]:
+        return self.generate(index)[0]
+
+    def truth(self, index: int) -> RowTruth:
+        return self.generate(index)[1]
+
+    def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        return [self.row(i) for i in range(start, stop)]
+
+    def generate(self, index: int) -> tuple[dict[str, Any], RowTruth]:
+        if index < 0:
+            raise ValueError(f"row index must be >= 0, got {index}")
+        opts = self.options
+        rng = random.Random(_stable_int(opts.seed, self.task_id, index))
+
+        fmt = dates.pick_publish_format(rng)
+        collected, age = dates.collect_moment(rng, self.anchor, fmt)
+        publish = (
+            dates.render_publish_junk(rng)
+            if rng.random() < opts.junk_ratio
+            else dates.render_publish(rng, fmt, collected, age)
+        )
+        collect = (
+            dates.render_collect_junk(rng)
+            if rng.random() < opts.junk_ratio
+            else dates.render_collect(rng, collected)
+        )
+        url = self._url(rng, index)
+
+        category = rng.choice(list(vocab.TITLES_BY_CATEGORY))
+        fields: dict[str, Any] = {
+            "Std_class": category,
+            "aca112": rng.choice(vocab.TITLES_BY_CATEGORY[category]),
+            "AAB004": rng.choice(vocab.COMPANY_PLACES)
+            + rng.choice(vocab.COMPANY_WORDS)
+            + rng.choice(vocab.COMPANY_KINDS),
+            "acb241": rng.choice(vocab.SALARIES),
+            "aab302": rng.choice(vocab.LOCATIONS),
+            "aae397": publish.value,
+            "Collect_time": collect.value,
+            "ACE760": url if url is not None else rng.choice(("", None, dates.MISSING)),
+            "acb22a": _description(rng),
+            "Experience": rng.choice(vocab.EXPERIENCE),
+            "aac011": rng.choice(vocab.EDUCATION),
+        }
+        _add_noise(rng, fields, index)
+        row = {k: v for k, v in fields.items() if v is not dates.MISSING}
+        truth = RowTruth(
+            index=index,
+            publish_date=publish.day,
+            collect_date=collect.day,
+            url=url,
+            publish_format=publish.fmt,
+            collect_format=collect.fmt,
+            publish_prefix=publish.prefix,
+        )
+        return row, truth
+
+    def base_url(self, index: int) -> str:
+        """The URL row `index` has unless it is a deliberate duplicate or has none."""
+        job_id = (index * _ID_MULTIPLIER + self._task_code) % _ID_SPACE
+        host = _stable_int(self.task_id, index) % 3
+        if host == 0:
+            return f"https://www.zhaopin.com/jobdetail/CC{self._task_code:09d}J{job_id:011d}.htm"
+        if host == 1:
+            return f"https://jobs.51job.com/qingdao/{self._task_code:09d}{job_id:011d}.html"
+        return f"https://www.liepin.com/job/{self._task_code:09d}{job_id:011d}.shtml"
+
+    def _url(self, rng: random.Random, index: int) -> str | None:
+        opts = self.options
+        draw = rng.random()
+        if draw < opts.missing_url_ratio:
+            return None
+        if index > 0 and draw < opts.missing_url_ratio + opts.duplicate_url_ratio:
+            # The same posting scraped again: an earlier, nearby row's URL.
+            return self.base_url(rng.randrange(max(0, index - 500), index))
+        return self.base_url(index)
+
+
+def _description(rng: random.Random) -> str:
+    duty_a, duty_b = rng.sample(vocab.DUTIES, 2)
+    benefit_a, benefit_b = rng.sample(vocab.BENEFITS, 2)
+    return (
+        f"岗位职责:1.{duty_a};2.{duty_b}。"
+        f"任职要求:{rng.choice(vocab.REQUIREMENTS)}。"
+        f"福利待遇:{benefit_a}、{benefit_b}。"
+    )
+
+
+def _add_noise(rng: random.Random, fields: dict[str, Any], index: int) -> None:
+    """Real task rows carry extra keys and lose or blank some: a few percent of rows do here."""
+    draw = rng.random()
+    optional = ("acb241", "Experience", "aac011", "acb22a")
+    if draw < 0.02:
+        fields[rng.choice(optional)] = dates.MISSING
+    elif draw < 0.04:
+        fields[rng.choice(optional)] = ""
+    elif draw < 0.05:
+        fields[rng.choice(optional)] = None
+    if rng.random() < 0.05:
+        key, template = rng.choice(vocab.EXTRA_KEYS)
+        fields[key] = template.format(n=index % 9 + 1)

@@ -1,0 +1,96 @@
+"""Everything a running simulator knows: each task's rows, issued tokens, faults and counters."""
+
+import bisect
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from jobstream.simulator.config import SimulatorConfig
+from jobstream.simulator.faults import Faults
+from jobstream.simulator.rows import RowGenerator, RowOptions, RowTruth
+from jobstream.simulator.stats import Stats
+from jobstream.simulator.tokens import TokenStore
+
+logger = logging.getLogger(__name__)
+
+
+class TaskRows:
+    """One task's rows. Rows are only ever appended; each batch keeps the clock reading it was
+    appended at, so an existing row never changes while later rows carry later dates."""
+
+    def __init__(self, task_id: str, anchor: datetime, total: int, options: RowOptions) -> None:
+        self.task_id = task_id
+        self.options = options
+        self.total = total
+        self._starts: list[int] = [0]
+        self._generators: list[RowGenerator] = [RowGenerator(task_id, anchor, options)]
+
+    def grow(self, n: int, anchor: datetime) -> None:
+        if n <= 0:
+            return
+        self._starts.append(self.total)
+        self._generators.append(RowGenerator(self.task_id, anchor, self.options))
+        self.total += n
+
+    def generator_for(self, index: int) -> RowGenerator:
+        return self._generators[bisect.bisect_right(self._starts, index) - 1]
+
+    def rows(self, offset: int, size: int) -> list[dict[str, Any]]:
+        stop = min(self.total, offset + size)
+        return [self.generator_for(i).row(i) for i in range(offset, stop)]
+
+    def truth(self, index: int) -> RowTruth:
+        if not 0 <= index < self.total:
+            raise IndexError(f"task {self.task_id} has no row {index} (total {self.total})")
+        return self.generator_for(index).truth(index)
+
+
+class SimulatorState:
+    def __init__(
+        self, config: SimulatorConfig, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self._grown_by_time = 0
+        anchor = config.clock()
+        self.tasks = {t: TaskRows(t, anchor, config.total, config.rows) for t in config.task_ids}
+        self.tokens = TokenStore(config.token_ttl, monotonic)
+        self.faults = Faults(random.Random(config.rows.seed))
+        self.faults.latency_ms = config.latency_ms
+        self.faults.latency_jitter_ms = config.latency_jitter_ms
+        self.faults.set_rate_limit(config.rate_limit, config.rate_burst_seconds)
+        self.stats = Stats()
+
+    def tick(self) -> None:
+        """Append the rows `grow_per_minute` says are due by now (called on each data request)."""
+        if self.config.grow_per_minute <= 0:
+            return
+        minutes = (self._monotonic() - self._started) / 60
+        due = int(minutes * self.config.grow_per_minute) - self._grown_by_time
+        if due > 0:
+            self._grown_by_time += due
+            self.grow(due)
+
+    def grow(self, n: int, task_id: str | None = None) -> None:
+        """Append n rows to one task, or to every task when task_id is None."""
+        anchor = self.config.clock()
+        targets = self.tasks.values() if task_id is None else [self.tasks[task_id]]
+        for task in targets:
+            task.grow(n, anchor)
+            logger.debug("task %s grew by %d rows to %d", task.task_id, n, task.total)
+
+    def total(self, task_id: str) -> int:
+        return self.tasks[task_id].total
+
+    def row(self, task_id: str, index: int) -> dict[str, Any]:
+        return self.tasks[task_id].generator_for(index).row(index)
+
+    def truth(self, task_id: str, index: int) -> RowTruth:
+        return self.tasks[task_id].truth(index)
+
+    def expire_tokens(self, *, refresh_too: bool = False) -> None:
+        self.tokens.expire_all(refresh_too=refresh_too)

@@ -1,0 +1,18 @@
+"""The Bazhuayu OpenAPI client: token, paging and retries. Knows nothing of Kafka or Faust."""
+
+from jobstream.source.client import ApiRequestError, BazhuayuClient
+from jobstream.source.envelope import MalformedResponse
+from jobstream.source.paging import Page, parse_page
+from jobstream.source.token import Token, parse_token
+from jobstream.source.transport import OnRequest
+
+__all__ = [
+    "ApiRequestError",
+    "BazhuayuClient",
+    "MalformedResponse",
+    "OnRequest",
+    "Page",
+    "Token",
+    "parse_page",
+    "parse_token",
+]

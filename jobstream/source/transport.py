@@ -1,0 +1,110 @@
+"""One aiohttp session to the API: sends a request, paces and times it, and reads the body."""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+OnRequest = Callable[[str, int | None, float], None]
+
+NOT_JSON = object()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # the parsed JSON, or NOT_JSON
+    snippet: str  # the body's start, for messages about bodies that are not JSON
+    retry_after: str | None
+
+    @property
+    def is_json(self) -> bool:
+        return self.body is not NOT_JSON
+
+
+class Transport:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        request_timeout: float,
+        min_interval: float = 0.0,
+        on_request: OnRequest | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.request_timeout = request_timeout
+        self.min_interval = min_interval
+        self._on_request = on_request
+        self._session: aiohttp.ClientSession | None = None
+        self._pace_lock = asyncio.Lock()
+        self._next_slot = 0.0
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def send(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """One HTTP exchange. Raises TimeoutError or aiohttp.ClientError when it fails."""
+        await self._pace()
+        if self._session is None or self._session.closed:
+            # Created on first use so that it belongs to the loop that uses it.
+            self._session = aiohttp.ClientSession()
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json_body,
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        finally:
+            self._report(endpoint, status, time.perf_counter() - started)
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:  # includes UnicodeDecodeError
+            body = NOT_JSON
+        return Reply(status, body, raw[:120].decode("utf-8", errors="replace"), retry_after)
+
+    async def _pace(self) -> None:
+        """Keep at least `min_interval` between request starts (the API allows ~20 per second)."""
+        if self.min_interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        async with self._pace_lock:
+            wait = self._next_slot - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_slot = max(loop.time(), self._next_slot) + self.min_interval
+
+    def _report(self, endpoint: str, status: int | None, seconds: float) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(endpoint, status, seconds)
+        except Exception:
+            # Metrics must never break a crawl.
+            logger.exception("on_request callback failed for %s", endpoint)
