@@ -17,14 +17,12 @@ from jobstream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# Tansu completes a group join only after about half the session timeout; Faust's default
-# (60 s) made a worker wait 30 s to become ready. Real Kafka joins after its own
-# group.initial.rebalance.delay, so it keeps Faust's defaults.
-EMBEDDED_TIMEOUTS = {
-    "broker_session_timeout": 6.0,
-    "broker_heartbeat_interval": 1.5,
-    "broker_rebalance_timeout": 10.0,
-}
+# Tansu completes a group join only after about half the session timeout: with Faust's
+# default of 60 s a worker waited 30 s to become ready. 10 s is Kafka's long-standing default
+# and safe for Faust, whose consumer heartbeats from its own thread; the embedded broker,
+# which only ever has local workers, gets 6 s.
+GROUP_TIMEOUTS = {"broker_session_timeout": 10.0, "broker_heartbeat_interval": 2.5}
+EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.5}
 
 
 class JobstreamApp(faust.App):
@@ -38,6 +36,11 @@ class JobstreamApp(faust.App):
             # One clear line instead of a traceback: the user's file is wrong, not the code.
             logger.error("configuration error: %s", exc)
             raise SystemExit(f"jobstream: configuration error: {exc}") from None
+
+    async def on_first_start(self) -> None:
+        # Faust creates its datadir without parents; the database directory may be new.
+        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
@@ -88,8 +91,7 @@ def faust_settings(config: Config) -> dict[str, Any]:
         # Pages are split below this on job_raw; see pipeline.crawl.split_page.
         "producer_max_request_size": 1_000_000,
     }
-    if config.kafka.is_embedded:
-        settings.update(EMBEDDED_TIMEOUTS)
+    settings.update(EMBEDDED_GROUP_TIMEOUTS if config.kafka.is_embedded else GROUP_TIMEOUTS)
     return settings
 
 

@@ -10,7 +10,13 @@ from jobstream.config import Config
 from jobstream.embedded.broker import EmbeddedBroker
 from jobstream.embedded.simulator import DEMO_PASSWORD, DEMO_USERNAME, EmbeddedSimulator
 
-__all__ = ["ApiEndpoint", "EmbeddedBroker", "EmbeddedSimulator", "api_endpoint", "embedded_services"]
+__all__ = [
+    "ApiEndpoint",
+    "EmbeddedBroker",
+    "EmbeddedSimulator",
+    "api_endpoint",
+    "embedded_services",
+]
 
 _simulator: EmbeddedSimulator | None = None
 

@@ -40,7 +40,7 @@ def broker_binary() -> str:
 
 
 class EmbeddedBroker(Service):
-    """Runs `tansu broker` on loopback for as long as the worker runs; its output goes to the log."""
+    """Runs `tansu broker` on loopback while the worker runs; its output goes to the log."""
 
     host = "127.0.0.1"
     start_timeout = 15.0
@@ -63,10 +63,14 @@ class EmbeddedBroker(Service):
             )
         url = f"tcp://{self.bootstrap}"
         self._process = await asyncio.create_subprocess_exec(
-            broker_binary(), "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

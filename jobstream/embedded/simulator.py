@@ -40,7 +40,7 @@ class EmbeddedSimulator(Service):
         await self.server.start()
         logger.warning(
             "api.base_url is 'demo': crawling the built-in simulator at %s; "
-            "every message is marked \"demo\": true",
+            'every message is marked "demo": true',
             self.url,
         )
 

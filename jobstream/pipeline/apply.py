@@ -9,6 +9,7 @@ from datetime import datetime
 
 from faust import StreamT
 
+from jobstream import metrics
 from jobstream.app import app
 from jobstream.progress import state, store
 from jobstream.records import RawPage
@@ -56,24 +57,45 @@ async def apply_page(page: RawPage) -> None:
             filtered += 1
         else:
             rejected += 1
-            logger.warning(
-                "task_id=%s offset=%d row rejected: %s", task_id, offset, outcome.reason
-            )
+            logger.warning("task_id=%s offset=%d row rejected: %s", task_id, offset, outcome.reason)
             reject = {
-                "task_id": task_id, "source_offset": offset, "field": outcome.field,
-                "reason": outcome.reason, "row": page.rows[index], "crawl_time": ctx.crawl_time,
+                "task_id": task_id,
+                "source_offset": offset,
+                "field": outcome.field,
+                "reason": outcome.reason,
+                "row": page.rows[index],
+                "crawl_time": ctx.crawl_time,
             }
             deliveries.append(await rejects_topic().send(key=f"{task_id}:{offset}", value=reject))
     # Progress (and the mirror) may only claim what the broker holds.
     await asyncio.gather(*deliveries)
     published = len(deliveries) - rejected
-    store.save(
-        state.advance(
-            store.current(task_id), page, published=published, filtered=filtered,
-            rejected=rejected, future_dated=future_dated, at=datetime.now(settings.tz),
-        )
+    progress = state.advance(
+        store.current(task_id),
+        page,
+        published=published,
+        filtered=filtered,
+        rejected=rejected,
+        future_dated=future_dated,
+        at=datetime.now(settings.tz),
+    )
+    store.save(progress)
+    _count(task_id, published=published, filtered=filtered, rejected=rejected)
+    metrics.PROGRESS.labels(task_id).set(
+        progress.current_offset / progress.total if progress.total else 0.0
     )
     logger.debug(
         "task_id=%s offset=%d applied %d rows: %d published, %d filtered, %d rejected",
-        task_id, page.offset, len(page.rows) - plan.first_row, published, filtered, rejected,
+        task_id,
+        page.offset,
+        len(page.rows) - plan.first_row,
+        published,
+        filtered,
+        rejected,
     )
+
+
+def _count(task_id: str, **outcomes: int) -> None:
+    for outcome, n in outcomes.items():
+        metrics.ROWS.labels(task_id, outcome).inc(n)
+    metrics.applied_rows_recent.add(sum(outcomes.values()))

@@ -21,7 +21,9 @@ wakeup = asyncio.Event()
 
 async def send_command(task_id: str, action: str, **fields: object) -> None:
     command = Command(
-        task_id=task_id, action=action, at=datetime.now(UTC).isoformat(timespec="seconds"),
+        task_id=task_id,
+        action=action,
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
         **fields,
     )
     await commands_topic.send(
@@ -37,7 +39,10 @@ async def apply_commands(commands: StreamT[Command]) -> None:
         store.save(after)
         if before.status != after.status:
             logger.info(
-                "task_id=%s status %s -> %s (%s)", command.task_id, before.status, after.status,
+                "task_id=%s status %s -> %s (%s)",
+                command.task_id,
+                before.status,
+                after.status,
                 command.action,
             )
         if command.action == "start":

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from faust.types import TP
 
+from jobstream import metrics
 from jobstream.app import app
 from jobstream.embedded import api_endpoint
 from jobstream.errors import AuthError, SourceError
@@ -74,7 +75,9 @@ def _slice(page: Page, start: int, end: int, fetched_at: datetime, demo: bool) -
 async def _wait_for_catch_up(task_id: str) -> None:
     target = _sent_until.get(task_id, 0)
     deadline = time.monotonic() + CATCH_UP_TIMEOUT
-    while store.current(task_id).current_offset < target and time.monotonic() < deadline:
+    # Polling: the agent that advances the offset may run on this worker or, after a
+    # rebalance, on another one.
+    while store.current(task_id).current_offset < target and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
 
 
@@ -99,11 +102,14 @@ async def crawl_task(client: BazhuayuClient, task_id: str, demo: bool) -> None:
             for raw in split_page(page, fetched_at, demo):
                 await raw_topic.send(key=task_id, value=raw, partition=partition)
             fetched[task_id] = fetched.get(task_id, 0) + len(page.rows)
+            metrics.ROWS.labels(task_id, "fetched").inc(len(page.rows))
             offset = _sent_until[task_id] = page.next_offset
             if page.is_last:
                 break
     except AuthError as exc:
-        logger.error("task_id=%s offset=%d the API refused the credentials: %s", task_id, offset, exc)
+        logger.error(
+            "task_id=%s offset=%d the API refused the credentials: %s", task_id, offset, exc
+        )
         await send_command(task_id, "report", status=state.ERROR, error=f"authentication: {exc}")
         return
     except SourceError as exc:
@@ -112,7 +118,10 @@ async def crawl_task(client: BazhuayuClient, task_id: str, demo: bool) -> None:
         return
     logger.info(
         "task_id=%s offset=%d crawl run done: %d rows fetched, source total %d",
-        task_id, offset, offset - start, page.total,
+        task_id,
+        offset,
+        offset - start,
+        page.total,
     )
     await send_command(task_id, "report", status=state.IDLE, total=page.total)
 
@@ -124,10 +133,13 @@ async def crawl_forever() -> None:
     endpoint = api_endpoint(settings)
     await declare_outputs()
     async with BazhuayuClient(
-        endpoint.base_url, endpoint.username, endpoint.password,
+        endpoint.base_url,
+        endpoint.username,
+        endpoint.password,
         request_timeout=settings.api.request_timeout,
         max_retries=settings.api.max_retries,
         min_interval=settings.api.min_interval,
+        on_request=metrics.observe_request,
     ) as client:
         while True:
             wakeup.clear()

@@ -31,8 +31,22 @@ CREATE TABLE IF NOT EXISTS crawl_progress (
 )
 """
 _COLUMNS = (
-    "task_id", "current_offset", "total", "last_update", "status", "last_error",
-    "published", "filtered", "rejected", "future_dated", "counted_from",
+    "task_id",
+    "current_offset",
+    "total",
+    "last_update",
+    "status",
+    "last_error",
+    "published",
+    "filtered",
+    "rejected",
+    "future_dated",
+    "counted_from",
+)
+
+_UPSERT = (
+    f"INSERT OR REPLACE INTO crawl_progress ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 
 
@@ -60,11 +74,7 @@ class ProgressMirror:
 
     def save(self, progress: Progress) -> None:
         values = [getattr(progress, column) for column in _COLUMNS]
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        self._db.execute(
-            f"INSERT OR REPLACE INTO crawl_progress ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-            values,
-        )
+        self._db.execute(_UPSERT, values)
 
     def close(self) -> None:
         self._db.close()

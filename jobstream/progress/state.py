@@ -57,8 +57,14 @@ def plan_page(progress: Progress, page: RawPage) -> PagePlan:
 
 
 def advance(
-    progress: Progress, page: RawPage, *, published: int, filtered: int, rejected: int,
-    future_dated: int, at: datetime,
+    progress: Progress,
+    page: RawPage,
+    *,
+    published: int,
+    filtered: int,
+    rejected: int,
+    future_dated: int,
+    at: datetime,
 ) -> Progress:
     """The progress after applying `page`; the status is left to the commands."""
     return progress.derive(

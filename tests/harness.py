@@ -1,0 +1,238 @@
+"""Real parts for end-to-end tests: a Tansu broker, the API simulator and the worker, each a
+subprocess on loopback, started and stopped by the fixtures in tests/conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobstream.embedded.broker import broker_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+         timeout: float = 10.0) -> tuple[int, Any]:
+    """One HTTP call; returns (status, parsed JSON or text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    text = raw.decode()
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+@dataclass
+class Broker:
+    """A Tansu broker that outlives worker restarts (the worker's own is stopped with it)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls) -> Broker:
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(port, 15, process)
+        return cls(port, process)
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+@dataclass
+class Simulator:
+    """`python -m jobstream.simulator` on a free port; ground truth over its admin endpoints."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    @classmethod
+    def start(cls, *args: str) -> Simulator:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobstream.simulator", "--port", "0", "--log-level", "WARNING",
+             *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        )
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http"):
+            _terminate(process)
+            raise RuntimeError(f"simulator did not start: {url!r}")
+        return cls(url, process)
+
+    def total(self, task_id: str = TASK_ID) -> int:
+        _, stats = http("GET", f"{self.url}/_sim/stats")
+        return int(stats["totals"][task_id])
+
+    def truth(self, task_id: str = TASK_ID, offset: int = 0, size: int | None = None) -> list[dict[str, Any]]:
+        size = self.total(task_id) - offset if size is None else size
+        _, body = http("GET", f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}")
+        return list(body["rows"])
+
+    def rows(self, task_id: str = TASK_ID) -> list[dict[str, Any]]:
+        """Every row as the API serves it (ground truth for the field mapping)."""
+        _, token = http("POST", f"{self.url}/token",
+                        {"username": "demo", "password": "demo", "grant_type": "password"})
+        auth = {"Authorization": f"Bearer {token['data']['access_token']}"}
+        rows: list[dict[str, Any]] = []
+        while True:
+            _, page = http("GET", f"{self.url}/data/all?taskId={task_id}&offset={len(rows)}&size=1000",
+                           headers=auth)
+            rows.extend(page["data"]["data"])
+            if page["data"]["restTotal"] == 0:
+                return rows
+
+    def grow(self, n: int) -> None:
+        http("POST", f"{self.url}/_sim/grow", {"n": n})
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+@dataclass
+class Worker:
+    """`faust -A jobstream worker` with a config file written for the test."""
+
+    config_path: Path
+    web_port: int
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    _log_file: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @classmethod
+    def configure(cls, tmp: Path, overrides: dict[str, dict[str, Any]]) -> Worker:
+        config = yaml.safe_load((ROOT / "config" / "config.yml").read_text())
+        config["app"]["web_port"] = free_port()
+        config["kafka"]["embedded_port"] = free_port()
+        config["database"]["path"] = str(tmp / "data" / "crawl_progress.db")
+        for section, values in overrides.items():
+            config.setdefault(section, {}).update(values)
+        path = tmp / "config.yml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+        return cls(path, config["app"]["web_port"], tmp / "worker.log")
+
+    def start(self, cmd: list[str] | None = None) -> Worker:
+        env = {**os.environ, "CONFIG_PATH": str(self.config_path), **self.env}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        log = self.log_path.open("ab")
+        self._log_file = log
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"],
+            cwd=self.config_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Seconds from start until /ready answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                status, _ = http("GET", f"{self.url}/ready", timeout=2)
+            except OSError:
+                status = 0
+            if status == 200:
+                return time.monotonic() - self.started_at
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-3000:]}")
+
+    def status(self, task_id: str = TASK_ID) -> dict[str, Any]:
+        code, body = http("GET", f"{self.url}/status?task_id={task_id}")
+        assert code == 200, body
+        return dict(body["data"])
+
+    def wait_status(self, predicate: Any, timeout: float = 60.0, task_id: str = TASK_ID) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status(task_id)
+            if predicate(status):
+                return status
+            time.sleep(0.25)
+        raise TimeoutError(f"status never matched; last: {status}\n{self.log()[-2000:]}")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        code = _terminate(self.process)
+        self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _terminate(process: subprocess.Popen[Any], timeout: float = 20.0) -> int:
+    if process.stdout is not None:
+        process.stdout.close()
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
