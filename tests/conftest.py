@@ -48,8 +48,14 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         worker.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, expect: int | None = None,
-                     idle: float = 3.0, timeout: float = 60.0) -> list[Any]:
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    idle: float = 3.0,
+    deadline_s: float = 60.0,
+) -> list[Any]:
     """Every message of `topic` from the beginning, as (key, value) pairs.
 
     Reads until `expect` messages arrived (and one more idle poll finds nothing), or until
@@ -60,13 +66,16 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int | None = None,
     import time
 
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     messages: list[Any] = []
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + deadline_s
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)

@@ -43,8 +43,13 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | No
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> tuple[int, Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any]:
     """One HTTP call; returns (status, parsed JSON or text)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -78,9 +83,18 @@ class Broker:
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
         process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(port, 15, process)
         return cls(port, process)
@@ -99,9 +113,20 @@ class Simulator:
     @classmethod
     def start(cls, *args: str) -> Simulator:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jobstream.simulator", "--port", "0", "--log-level", "WARNING",
-             *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "jobstream.simulator",
+                "--port",
+                "0",
+                "--log-level",
+                "WARNING",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
         )
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -114,20 +139,28 @@ class Simulator:
         _, stats = http("GET", f"{self.url}/_sim/stats")
         return int(stats["totals"][task_id])
 
-    def truth(self, task_id: str = TASK_ID, offset: int = 0, size: int | None = None) -> list[dict[str, Any]]:
+    def truth(
+        self, task_id: str = TASK_ID, offset: int = 0, size: int | None = None
+    ) -> list[dict[str, Any]]:
         size = self.total(task_id) - offset if size is None else size
         _, body = http("GET", f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}")
         return list(body["rows"])
 
     def rows(self, task_id: str = TASK_ID) -> list[dict[str, Any]]:
         """Every row as the API serves it (ground truth for the field mapping)."""
-        _, token = http("POST", f"{self.url}/token",
-                        {"username": "demo", "password": "demo", "grant_type": "password"})
+        _, token = http(
+            "POST",
+            f"{self.url}/token",
+            {"username": "demo", "password": "demo", "grant_type": "password"},
+        )
         auth = {"Authorization": f"Bearer {token['data']['access_token']}"}
         rows: list[dict[str, Any]] = []
         while True:
-            _, page = http("GET", f"{self.url}/data/all?taskId={task_id}&offset={len(rows)}&size=1000",
-                           headers=auth)
+            _, page = http(
+                "GET",
+                f"{self.url}/data/all?taskId={task_id}&offset={len(rows)}&size=1000",
+                headers=auth,
+            )
             rows.extend(page["data"]["data"])
             if page["data"]["restTotal"] == 0:
                 return rows
@@ -175,7 +208,10 @@ class Worker:
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
             cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"],
-            cwd=self.config_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.config_path.parent,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -186,7 +222,9 @@ class Worker:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 status, _ = http("GET", f"{self.url}/ready", timeout=2)
             except OSError:
@@ -201,7 +239,9 @@ class Worker:
         assert code == 200, body
         return dict(body["data"])
 
-    def wait_status(self, predicate: Any, timeout: float = 60.0, task_id: str = TASK_ID) -> dict[str, Any]:
+    def wait_status(
+        self, predicate: Any, timeout: float = 60.0, task_id: str = TASK_ID
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:

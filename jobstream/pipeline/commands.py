@@ -19,12 +19,21 @@ logger = logging.getLogger(__name__)
 wakeup = asyncio.Event()
 
 
-async def send_command(task_id: str, action: str, **fields: object) -> None:
+async def send_command(
+    task_id: str,
+    action: str,
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    total: int | None = None,
+) -> None:
     command = Command(
         task_id=task_id,
         action=action,
         at=datetime.now(UTC).isoformat(timespec="seconds"),
-        **fields,
+        status=status,
+        error=error,
+        total=total,
     )
     await commands_topic.send(
         key=task_id, value=command, partition=partition_for(task_id, app.settings.kafka.partitions)
