@@ -165,6 +165,10 @@ class Simulator:
             if page["data"]["restTotal"] == 0:
                 return rows
 
+    def stats(self) -> dict[str, Any]:
+        _, stats = http("GET", f"{self.url}/_sim/stats")
+        return dict(stats)
+
     def grow(self, n: int) -> None:
         http("POST", f"{self.url}/_sim/grow", {"n": n})
 

@@ -1,0 +1,77 @@
+"""The repo's defaults on a fresh machine: embedded broker, built-in simulator, nothing else."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.conftest import read_topic
+
+pytestmark = pytest.mark.slow
+
+JOB_FIELDS = {
+    "id",
+    "job_category",
+    "job_title",
+    "company",
+    "salary",
+    "location",
+    "publish_date",
+    "collect_time",
+    "url",
+    "description",
+    "experience",
+    "education",
+    "crawl_time",
+    "task_id",
+    "source_offset",
+    "demo",
+}
+
+
+async def test_embedded_defaults_publish_demo_jobs_within_a_minute(worker_factory):
+    worker = worker_factory()  # config/config.yml as shipped, on free ports
+    worker.start()
+    ready = worker.wait_ready(timeout=30)
+    port = worker.config_path.read_text().split("embedded_port: ")[1].split()[0]
+
+    jobs = await read_topic(f"127.0.0.1:{port}", "job_data", expect=500, deadline_s=60)
+    status = worker.wait_status(lambda s: s["progress"] == "100.00%", timeout=60)
+    elapsed = time.monotonic() - worker.started_at
+
+    assert ready < 15, f"worker took {ready:.1f}s to become ready"
+    assert len(jobs) >= 500
+    for key, job in jobs[:50]:
+        assert set(job) == JOB_FIELDS
+        assert key == job["id"] and job["demo"] is True
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", job["publish_date"])
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", job["collect_time"])
+        assert job["crawl_time"].endswith("+08:00")
+    assert status["status"] in ("idle", "running") and status["demo"] is True
+    print(f"ready {ready:.1f}s, {len(jobs)} jobs and 100% after {elapsed:.1f}s")
+    # Stopping the worker stops its broker too: nothing is left listening.
+    assert worker.stop() == 0
+
+
+def test_worker_invalid_credentials_reports_error_and_stays_up(
+    broker, simulator_factory, worker_factory
+):
+    sim = simulator_factory("--total", "200")
+    worker = worker_factory(
+        api={"base_url": sim.url, "username": "demo", "password": "wrong-secret-123"},
+        kafka={"bootstrap_servers": broker.bootstrap},
+        crawler={"interval": 1},
+    )
+    worker.start()
+    worker.wait_ready()
+    status = worker.wait_status(lambda s: s["status"] == "error")
+
+    assert "authentication" in status["last_error"]
+    assert status["current_offset"] == 0
+    time.sleep(2.5)  # a few ticks: retried, not crashed, and not in a hot loop
+    assert worker.process is not None and worker.process.poll() is None
+    token_calls = sim.stats()["requests"]["token"]
+    assert 2 <= token_calls <= 6, token_calls
+    assert "wrong-secret-123" not in worker.log()
