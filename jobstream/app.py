@@ -1,4 +1,10 @@
-"""The one Faust application, configured lazily from `jobstream.config` when the worker starts."""
+"""The one Faust application, configured from `jobstream.config`.
+
+The config is read when Faust first needs its settings. Faust compiles a topic's serializers
+from the settings when the topic is declared, so that moment is the import of
+`jobstream.topics`: `faust -A jobstream worker` loads and validates the file at start, and a bad
+file stops it there with one line naming the key.
+"""
 
 from __future__ import annotations
 
