@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+import yaml
 
 from tests.conftest import read_topic
 
@@ -35,7 +36,7 @@ async def test_embedded_defaults_publish_demo_jobs_within_a_minute(worker_factor
     worker = worker_factory()  # config/config.yml as shipped, on free ports
     worker.start()
     ready = worker.wait_ready(timeout=30)
-    port = worker.config_path.read_text().split("embedded_port: ")[1].split()[0]
+    port = yaml.safe_load(worker.config_path.read_text())["kafka"]["embedded_port"]
 
     jobs = await read_topic(f"127.0.0.1:{port}", "job_data", expect=500, deadline_s=60)
     status = worker.wait_status(lambda s: s["progress"] == "100.00%", timeout=60)

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from tests.conftest import read_topic
 from tests.harness import TASK_ID, Simulator
@@ -159,3 +160,28 @@ async def test_pipeline_growing_total_is_picked_up_on_next_tick(
 
     assert status["total"] == 550
     assert_jobs_match_truth(jobs, sim)
+
+
+async def test_pipeline_wiped_broker_resumes_from_sqlite_mirror(simulator_factory, worker_factory):
+    sim = simulator_factory("--total", "1000")
+    worker = worker_factory(api={"base_url": sim.url, "username": "demo", "password": "demo"})
+    worker.start()  # embedded broker: stopping the worker wipes every topic and the table
+    worker.wait_ready()
+    first = worker.wait_status(lambda s: s["current_offset"] == 1000 and s["status"] == "idle")
+    assert worker.stop() == 0
+
+    sim.grow(400)
+    worker.start()
+    worker.wait_ready()
+    status = worker.wait_status(lambda s: s["current_offset"] == 1400 and s["status"] == "idle")
+    port = yaml.safe_load(worker.config_path.read_text())["kafka"]["embedded_port"]
+    eligible, _, _ = expected_offsets(sim)
+    new_rows = {o for o in eligible if o >= 1000}
+    jobs = await read_topic(f"127.0.0.1:{port}", "job_data", expect=len(new_rows))
+
+    # Only the rows after the mirrored offset were crawled into the new broker.
+    assert {job["source_offset"] for _, job in jobs} == new_rows
+    assert f"task_id={TASK_ID} offset=1000 crawl run starts" in worker.log()
+    # The counters came back with the progress.
+    assert status["rows"]["published"] == len(eligible)
+    assert status["rows"]["published"] > first["rows"]["published"]
