@@ -9,6 +9,7 @@ file stops it there with one line naming the key.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -45,7 +46,7 @@ class JobstreamApp(faust.App):
 
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.
-        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
