@@ -94,6 +94,8 @@ async def crawl_task(client: BazhuayuClient, task_id: str, demo: bool) -> None:
     await send_command(task_id, "report", status=state.RUNNING)
     try:
         while True:
+            if app.should_stop:
+                return
             if store.current(task_id).status == state.STOPPED:
                 logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
                 return
@@ -141,7 +143,7 @@ async def crawl_forever() -> None:
         min_interval=settings.api.min_interval,
         on_request=metrics.observe_request,
     ) as client:
-        while True:
+        while not app.should_stop:
             wakeup.clear()
             for task_id in owned_tasks():
                 try:
@@ -149,6 +151,9 @@ async def crawl_forever() -> None:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    if app.should_stop:
+                        # The worker is shutting down under us (its producer is gone).
+                        return
                     # Kafka unreachable, or a bug: nothing was advanced, so the next run
                     # refetches from the stored offset. Keep the loop alive.
                     logger.exception("task_id=%s crawl run aborted", task_id)
