@@ -1,0 +1,137 @@
+"""Configuration: every mistake stops the worker with one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobstream import config
+from jobstream.errors import ConfigError
+from tests.harness import ROOT
+
+SHIPPED = ROOT / "config" / "config.yml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_with(tmp_path: Path, change: dict, env: dict | None = None) -> config.Config:
+    values = yaml.safe_load(SHIPPED.read_text())
+    for section, keys in change.items():
+        values.setdefault(section, {}).update(keys)
+    return config.load(write(tmp_path, yaml.safe_dump(values)), env=env or {})
+
+
+def test_config_shipped_file_loads_demo_and_embedded_defaults() -> None:
+    loaded = config.load(SHIPPED, env={})
+    assert loaded.api.is_demo and loaded.kafka.is_embedded
+    assert loaded.api.batch_size == 100 and loaded.crawler.filter_days == 7
+    assert loaded.crawler.timezone == "Asia/Shanghai" and loaded.app.web_port == 8000
+    assert loaded.kafka.topic == "job_data" and loaded.kafka.partitions == 3
+
+
+def test_config_missing_file_names_config_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^CONFIG_PATH: cannot read .*nope\.yml"):
+        config.load(tmp_path / "nope.yml", env={})
+
+
+def test_config_config_path_env_is_used(tmp_path: Path) -> None:
+    path = write(tmp_path, "crawler:\n  interval: 60\n")
+    assert config.load(env={"CONFIG_PATH": str(path)}).crawler.interval == 60
+
+
+def test_config_bad_yaml_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config\.yml: not valid YAML at line \d"):
+        config.load(write(tmp_path, "api:\n  batch_size: [1\n"), env={})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"api": {"bogus": 1}}, r"^api\.bogus: unknown key"),
+        ({"nonsense": {"a": 1}}, r"^nonsense: unknown section"),
+        ({"api": {"batch_size": "many"}}, r"^api\.batch_size: expected int"),
+        ({"api": {"batch_size": 0}}, r"^api\.batch_size: must be between 1 and 1000, got 0"),
+        ({"api": {"batch_size": 1001}}, r"^api\.batch_size: must be between 1 and 1000"),
+        ({"api": {"batch_size": True}}, r"^api\.batch_size: expected int"),
+        ({"crawler": {"interval": 0}}, r"^crawler\.interval:"),
+        ({"crawler": {"filter_days": -1}}, r"^crawler\.filter_days:"),
+        ({"crawler": {"timezone": "Mars/Olympus"}}, r"^crawler\.timezone: unknown time zone"),
+        ({"kafka": {"partitions": "x"}}, r"^kafka\.partitions: expected int"),
+        ({"app": {"debug": "maybe"}}, r"^app\.debug: expected bool"),
+        ({"api": {"task_id": []}}, r"^api\.task_id: expected str or a non-empty list"),
+        ({"api": {"base_url": "ftp://x"}}, r"^api\.base_url: expected 'demo' or an http"),
+    ],
+)
+def test_config_wrong_value_names_the_key(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_with(tmp_path, change)
+
+
+def test_config_real_api_without_credentials_refuses(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="API_USERNAME and API_PASSWORD"):
+        load_with(tmp_path, {"api": {"base_url": "https://openapi.bazhuayu.com"}})
+    with pytest.raises(ConfigError, match="API_USERNAME"):
+        load_with(
+            tmp_path,
+            {
+                "api": {
+                    "base_url": "https://openapi.bazhuayu.com",
+                    "username": "your_username",
+                    "password": "your_password",
+                }
+            },
+        )
+
+
+def test_config_environment_overrides_file(tmp_path: Path) -> None:
+    loaded = load_with(
+        tmp_path,
+        {"api": {"base_url": "https://openapi.bazhuayu.com"}},
+        env={
+            "API_USERNAME": "alice",
+            "API_PASSWORD": "s3cret-pw",
+            "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+            "ADMIN_TOKEN": "tok",
+        },
+    )
+    assert loaded.api.username == "alice" and loaded.api.password == "s3cret-pw"
+    assert loaded.kafka.bootstrap_servers == "k1:9092,k2:9092" and not loaded.kafka.is_embedded
+    assert loaded.app.admin_token == "tok"
+
+
+def test_config_secrets_never_in_repr_or_description(tmp_path: Path) -> None:
+    loaded = load_with(
+        tmp_path, {"api": {"password": "s3cret-pw"}, "app": {"admin_token": "adm1n-tok"}}
+    )
+    for text in (repr(loaded), repr(loaded.api), str(config.describe(loaded))):
+        assert "s3cret-pw" not in text and "adm1n-tok" not in text
+
+
+def test_config_task_id_list_gives_several_tasks(tmp_path: Path) -> None:
+    loaded = load_with(tmp_path, {"api": {"task_id": ["a", "b"]}})
+    assert loaded.api.task_ids == ("a", "b")
+
+
+def test_worker_bad_config_exits_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "api:\n  batch_size: 5000\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "jobstream", "worker"],
+        cwd=tmp_path,
+        env={"CONFIG_PATH": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "jobstream: configuration error: api.batch_size: must be between 1 and 1000, got 5000"
+    )
+    assert "Traceback" not in result.stderr
