@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -31,7 +32,7 @@ def test_split_page_large_rows_give_contiguous_slices_under_the_limit() -> None:
 
     assert len(events) > 1
     assert events[0].offset == 1000 and events[-1].next_offset == 1030
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert before.next_offset == after.offset
     assert [row["i"] for e in events for row in e.rows] == list(range(30))
     for event in events:
