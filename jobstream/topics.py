@@ -28,25 +28,21 @@ commands_topic = app.topic(COMMANDS_TOPIC, key_type=str, value_type=Command, int
 crawl_progress = app.Table("crawl_progress", key_type=str, value_type=Progress, default=None)
 
 
-@cache
 def data_topic() -> faust.TopicT:
     """job_data: the output, plain JSON keyed by job id (seed §5.3: 3 partitions)."""
-    return app.topic(
-        app.settings.kafka.topic,
-        key_type=str,
-        value_serializer="json",
-        partitions=app.settings.kafka.partitions,
-    )
+    return _output_topic(app.settings.kafka.topic)
+
+
+def rejects_topic() -> faust.TopicT:
+    """job_rejects: rows that could not be parsed, with the reason and the raw row."""
+    return _output_topic(app.settings.kafka.rejects_topic)
 
 
 @cache
-def rejects_topic() -> faust.TopicT:
-    """job_rejects: rows that could not be parsed, with the reason and the raw row."""
+def _output_topic(name: str) -> faust.TopicT:
+    # Send-only topics, so their names can come from the config, read when first used.
     return app.topic(
-        app.settings.kafka.rejects_topic,
-        key_type=str,
-        value_serializer="json",
-        partitions=app.settings.kafka.partitions,
+        name, key_type=str, value_serializer="json", partitions=app.settings.kafka.partitions
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from jobstream.embedded.broker import broker_binary
+from jobstream.embedded.broker import broker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
@@ -81,18 +81,8 @@ class Broker:
     @classmethod
     def start(cls) -> Broker:
         port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
         process = subprocess.Popen(
-            [
-                broker_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            broker_command("127.0.0.1", port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

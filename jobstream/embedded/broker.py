@@ -39,6 +39,17 @@ def broker_binary() -> str:
         raise BrokerError(f"the embedded broker binary is missing ({exc})") from None
 
 
+def broker_command(host: str, port: int) -> list[str]:
+    """The Tansu command line for a memory-only broker on host:port."""
+    url = f"tcp://{host}:{port}"
+    return [
+        broker_binary(), "broker",
+        "--listener-url", url,
+        "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/",
+    ]  # fmt: skip
+
+
 class EmbeddedBroker(Service):
     """Runs `tansu broker` on loopback while the worker runs; its output goes to the log."""
 
@@ -61,16 +72,8 @@ class EmbeddedBroker(Service):
                 "in use (set kafka.embedded_port to a free port, or kafka.bootstrap_servers "
                 "to a running Kafka)"
             )
-        url = f"tcp://{self.bootstrap}"
         self._process = await asyncio.create_subprocess_exec(
-            broker_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
+            *broker_command(self.host, self.port),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
