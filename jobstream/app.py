@@ -97,6 +97,9 @@ def faust_settings(config: Config) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         # Pages are split below this on job_raw; see pipeline.crawl.split_page.
         "producer_max_request_size": 1_000_000,
+        # An event on job_raw is a whole page (up to ~1 MB): Faust's default of 4096 buffered
+        # events per stream would let a crawl that runs ahead hold gigabytes in memory.
+        "stream_buffer_maxsize": 32,
     }
     settings.update(EMBEDDED_GROUP_TIMEOUTS if config.kafka.is_embedded else GROUP_TIMEOUTS)
     return settings
