@@ -35,6 +35,12 @@ class AppSection:
     web_port: int = 8000
     # Protects POST /crawl/start and /crawl/stop when set.
     admin_token: str = field(default="", repr=False)
+    # Open GET /consume/stream connections this worker serves at once; more get 503.
+    max_streams: int = 100
+    # Seconds between heartbeat comments on an idle SSE stream (at most 15).
+    sse_heartbeat: float = 15.0
+    # Distinct `group` values GET /consume keeps a consumer for; idle ones are closed.
+    max_consumer_groups: int = 16
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class KafkaSection:
     rejects_topic: str = "job_rejects"
     commands_topic: str = "job_commands"
     embedded_port: int = 9092
+    # Longest an HTTP request waits on the broker (group join, offsets) before a 503.
+    http_timeout: float = 10.0
 
     @property
     def is_embedded(self) -> bool:
@@ -111,7 +119,9 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Read, override from the environment, and validate. Raises ConfigError naming the key."""
     env = os.environ if env is None else env
     path = Path(path or env.get("CONFIG_PATH") or DEFAULT_PATH)
@@ -210,7 +220,9 @@ def _check(config: Config) -> None:
         raise ConfigError("api.task_id: must not be empty")
     if not api.is_demo:
         if not api.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"api.base_url: expected 'demo' or an http(s) URL, got {api.base_url!r}")
+            raise ConfigError(
+                f"api.base_url: expected 'demo' or an http(s) URL, got {api.base_url!r}"
+            )
         if api.username in _PLACEHOLDERS or api.password in _PLACEHOLDERS:
             raise ConfigError(
                 "api.username/api.password: required for the real API "
@@ -243,6 +255,14 @@ def _check(config: Config) -> None:
         raise ConfigError("database.path: must not be empty")
     if not 1 <= config.app.web_port <= 65535:
         raise ConfigError("app.web_port: must be a TCP port")
+    if not 1 <= config.app.max_streams <= 10_000:
+        raise ConfigError("app.max_streams: must be between 1 and 10000")
+    if not 1 <= config.app.sse_heartbeat <= 15:
+        raise ConfigError("app.sse_heartbeat: must be between 1 and 15 seconds")
+    if not 1 <= config.app.max_consumer_groups <= 1000:
+        raise ConfigError("app.max_consumer_groups: must be between 1 and 1000")
+    if not 0.5 <= kafka.http_timeout <= 120:
+        raise ConfigError("kafka.http_timeout: must be between 0.5 and 120 seconds")
 
 
 def describe(config: Config) -> dict[str, Any]:

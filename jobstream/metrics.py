@@ -1,4 +1,5 @@
-"""Prometheus metrics (seed §10): what the crawl, the agents and the API calls report."""
+"""Prometheus metrics (seed §10): what the crawl, the agents, the API calls and the HTTP views
+report, and the recent figures /status shows (rows per minute, API latency percentiles)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,38 @@ API_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 PROGRESS = Gauge("jobstream_crawl_progress_ratio", "current_offset / total", ["task_id"])
+CRAWL_STATUS = Gauge(
+    "jobstream_crawl_status",
+    "1 for the crawl status a task is in (idle, running, stopped, error), 0 for the others; "
+    "reported by the worker that owns the task",
+    ["task_id", "status"],
+)
 CONSUMER_LAG = Gauge(
     "jobstream_job_data_consumer_lag",
-    "Messages in job_data not yet consumed by the group",
+    "Messages in job_data not yet consumed by the group (true end offsets minus committed)",
     ["group"],
 )
+KAFKA_UP = Gauge("jobstream_kafka_up", "1 when the broker answered the last metadata probe")
 TOKEN_GRANTS = Counter("jobstream_api_token_grants_total", "Access tokens obtained")
+
+HTTP_REQUESTS = Counter(
+    "jobstream_http_requests_total",
+    "HTTP requests served by the worker, by route, method and status",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "jobstream_http_request_seconds",
+    "Time to answer an HTTP request (for SSE: until the response headers are sent)",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONSUMED = Counter(
+    "jobstream_consume_messages_total",
+    "job_data messages answered by GET /consume and committed, by consumer group",
+    ["group"],
+)
+STREAMS_OPEN = Gauge("jobstream_sse_streams_open", "GET /consume/stream connections open")
+STREAM_EVENTS = Counter("jobstream_sse_events_total", "job events sent on GET /consume/stream")
 
 
 def observe_request(endpoint: str, status: int | None, seconds: float) -> None:
@@ -65,3 +92,21 @@ class Recent:
 
 api_latency_recent = Recent()
 applied_rows_recent = Recent(size=5000)
+
+
+def rows_per_minute() -> float:
+    """Source rows this worker applied (published, filtered or rejected) in the last minute."""
+    return applied_rows_recent.sum_since(60.0)
+
+
+def api_latency_ms() -> dict[str, float | None]:
+    """p50 and p95 of the last data-page calls to the Bazhuayu API, in milliseconds."""
+    return {
+        name: None if (value := api_latency_recent.quantile(q)) is None else round(value * 1000, 1)
+        for name, q in (("p50", 0.50), ("p95", 0.95))
+    }
+
+
+def set_crawl_status(task_id: str, status: str, statuses: tuple[str, ...]) -> None:
+    for candidate in statuses:
+        CRAWL_STATUS.labels(task_id, candidate).set(1.0 if candidate == status else 0.0)

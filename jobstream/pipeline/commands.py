@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from faust import StreamT
 
@@ -30,7 +30,7 @@ async def send_command(
     command = Command(
         task_id=task_id,
         action=action,
-        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        at=datetime.now(app.settings.tz).isoformat(timespec="seconds"),
         status=status,
         error=error,
         total=total,

@@ -1,30 +1,43 @@
-"""GET /status: a task's crawl progress and counters (seed §5.4, §10)."""
+"""GET /status: a task's crawl progress, the consumer lag and the monitoring figures (seed §5.4,
+§10). The worker that owns the task answers; any other forwards the request to it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from faust import web
-from faust.exceptions import SameNode
+from aiohttp import web
 
+from jobstream import metrics
 from jobstream.app import app
 from jobstream.pipeline import crawl
 from jobstream.progress import state, store
 from jobstream.records import Progress
-from jobstream.topics import crawl_progress
-from jobstream.web.base import ApiError, JsonView
+from jobstream.web import gateway, owner, params
+from jobstream.web.base import JsonView
+from jobstream.web.lag import Lag
 
 
-def status_body(progress: Progress) -> dict[str, Any]:
+def status_body(progress: Progress, lag: Lag) -> dict[str, Any]:
     applied = progress.published + progress.filtered + progress.rejected
     return {
+        # Seed §5.4 first, in its order.
         "task_id": progress.task_id,
         "total": progress.total,
         "current_offset": progress.current_offset,
         "progress": state.percent(progress),
+        "kafka_lag": lag.total,
         "status": progress.status,
         "last_update": progress.last_update or None,
+        # Seed §10 and the rest.
         "last_error": progress.last_error or None,
+        "kafka": {
+            "consumer_group": app.settings.kafka.consumer_group,
+            "lag_by_partition": {str(p): n for p, n in sorted(lag.by_partition.items())},
+            "error": lag.error,
+        },
+        "rows_per_minute": round(metrics.rows_per_minute(), 1),
+        "kept_ratio": round(progress.published / applied, 4) if applied else None,
+        "api_latency_ms": metrics.api_latency_ms(),
         "rows": {
             "fetched": crawl.fetched.get(progress.task_id, 0),
             "applied": applied,
@@ -34,19 +47,23 @@ def status_body(progress: Progress) -> dict[str, Any]:
             "future_dated": progress.future_dated,
             "counted_from": progress.counted_from,
         },
-        "kept_ratio": round(progress.published / applied, 4) if applied else None,
         "demo": app.settings.api.is_demo,
     }
 
 
+async def task_status(task_id: str) -> dict[str, Any]:
+    """The status as this worker, the task's owner, sees it."""
+    gw = gateway.running()
+    lag = await gw.lag() if gw is not None else Lag(None, error="the worker is starting")
+    return status_body(store.current(task_id), lag)
+
+
 class StatusView(JsonView):
+    params = frozenset({"task_id"})
+
     async def get(self, request: web.Request) -> web.Response:
-        task_ids = app.settings.api.task_ids
-        task_id = request.query.get("task_id", task_ids[0])
-        if task_id not in task_ids:
-            raise ApiError(404, f"unknown task_id {task_id!r:.80}; configured: {', '.join(task_ids)}")
-        try:
-            # The worker that owns the task's partition holds its progress.
-            return await app.router.route_req(crawl_progress.name, task_id, self.web, request)
-        except SameNode:
-            return self.ok(status_body(store.current(task_id)))
+        task_id = params.task_id(request, app.settings.api.task_ids)
+        forwarded = await owner.forward(request, task_id)
+        if forwarded is not None:
+            return forwarded
+        return self.ok(await task_status(task_id))

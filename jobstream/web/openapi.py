@@ -1,0 +1,378 @@
+"""The OpenAPI 3.1 description of every endpoint, built from the running configuration (the
+configured task ids, whether a bearer token is required)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobstream.config import Config
+from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
+
+JSON = "application/json"
+GROUP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+EVENT_ID_PATTERN = "^[0-9]{1,5}:[0-9]{1,19}(,[0-9]{1,5}:[0-9]{1,19})*$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _retry_later(description: str) -> dict[str, Any]:
+    return _error(description) | {
+        "headers": {
+            "Retry-After": {
+                "description": "建议的重试间隔（秒）",
+                "schema": {"type": "string"},
+            }
+        }
+    }
+
+
+def _ok(data: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["code", "data", *extra],
+        "properties": {"code": {"const": 0}, "data": data, **extra},
+    }
+
+
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_NUM = {"type": ["number", "null"]}
+
+JOB_FIELDS = {
+    "id": "稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）",
+    "job_category": "岗位类别",
+    "job_title": "岗位名称",
+    "company": "公司名称",
+    "salary": "薪资",
+    "location": "工作地点",
+    "publish_date": "发布日期 YYYY-MM-DD",
+    "collect_time": "采集日期 YYYY-MM-DD",
+    "url": "岗位链接",
+    "description": "岗位描述",
+    "experience": "经验要求",
+    "education": "学历要求",
+    "crawl_time": "本服务抓取时间（ISO 8601，带时区）",
+    "task_id": "八爪鱼任务 ID",
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "integer", "not": {"const": 0}, "description": "HTTP 状态码"},
+            "message": {"type": "string", "description": "出错原因"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "description": "job_data 中的一条岗位消息（seed §6.2）",
+        "required": [*JOB_FIELDS],
+        "properties": {
+            **{name: {"type": "string", "description": text} for name, text in JOB_FIELDS.items()},
+            "source_offset": {"type": "integer", "description": "该行在八爪鱼任务中的偏移量"},
+            "demo": {"type": "boolean", "description": "true 表示来自内置模拟器的演示数据"},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": [
+            "task_id",
+            "total",
+            "current_offset",
+            "progress",
+            "kafka_lag",
+            "status",
+            "last_update",
+            "last_error",
+            "rows_per_minute",
+            "kept_ratio",
+            "api_latency_ms",
+            "rows",
+        ],
+        "properties": {
+            "task_id": {"type": "string"},
+            "total": {"type": "integer", "description": "数据源总行数"},
+            "current_offset": {"type": "integer", "description": "下一条待处理的源偏移量"},
+            "progress": {"type": "string", "examples": ["60.87%"]},
+            "kafka_lag": _NULLABLE_INT
+            | {"description": "消费组在 job_data 上的积压条数；无法测量时为 null"},
+            "status": {"enum": ["idle", "running", "stopped", "error"]},
+            "last_update": _NULLABLE_STR,
+            "last_error": _NULLABLE_STR,
+            "kafka": {
+                "type": "object",
+                "properties": {
+                    "consumer_group": {"type": "string"},
+                    "lag_by_partition": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer"},
+                    },
+                    "error": _NULLABLE_STR,
+                },
+            },
+            "rows_per_minute": {"type": "number", "description": "近 60 秒处理的源行数"},
+            "kept_ratio": _NULLABLE_NUM | {"description": "通过 7 天过滤的行占比"},
+            "api_latency_ms": {
+                "type": "object",
+                "properties": {"p50": _NULLABLE_NUM, "p95": _NULLABLE_NUM},
+            },
+            "rows": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "fetched / applied / published / filtered / rejected 等计数",
+            },
+            "demo": {"type": "boolean"},
+        },
+    },
+}
+
+
+def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`reserved_groups`: group names /consume refuses (the worker's own Faust group)."""
+    task_ids = list(config.api.task_ids)
+    protected = bool(config.app.admin_token)
+    task_param = {
+        "name": "task_id",
+        "in": "query",
+        "required": False,
+        "description": f"任务 ID，默认 {task_ids[0]}",
+        "schema": {"type": "string", "enum": task_ids},
+    }
+    status_ok = _json(_ok(_ref("Status")), "任务状态")
+
+    def command(summary: str, description: str) -> dict[str, Any]:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "description": description,
+            "tags": ["采集控制"],
+            "parameters": [task_param],
+            "responses": {
+                "200": _json(_ok(_ref("Status")), "命令已生效，返回新的状态"),
+                "202": _json(_ok(_ref("Status")), "命令已发送、尚未生效，返回当前状态"),
+                "404": _error("未配置的 task_id"),
+                "503": _retry_later("Kafka 不可用，或任务分区正在分配"),
+            },
+        }
+        if protected:
+            operation["security"] = [{"bearerAuth": []}]
+            operation["responses"]["401"] = _error("缺少或错误的 Bearer token")
+        return operation
+
+    group_schema: dict[str, Any] = {"type": "string", "pattern": GROUP_PATTERN}
+    if reserved_groups:
+        group_schema["not"] = {"enum": list(reserved_groups)}
+    low, high, default = BATCH_SIZE
+    t_low, t_high, t_default = TIMEOUT_MS
+    paths: dict[str, Any] = {
+        "/consume": {
+            "get": {
+                "summary": "批量消费 job_data",
+                "description": (
+                    "用消费组读取最多 batch_size 条岗位消息。应答成功写出后才提交偏移量；"
+                    "同组的并发调用互不重复，调用失败不会丢消息（至少一次）。"
+                ),
+                "tags": ["消费"],
+                "parameters": [
+                    {
+                        "name": "batch_size",
+                        "in": "query",
+                        "required": False,
+                        "description": "本次最多返回的条数",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": low,
+                            "maximum": high,
+                            "default": default,
+                        },
+                    },
+                    {
+                        "name": "timeout_ms",
+                        "in": "query",
+                        "required": False,
+                        "description": "没有就绪数据时最多等待的毫秒数，到时返回已有的（可能为空）",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": t_low,
+                            "maximum": t_high,
+                            "default": t_default,
+                        },
+                    },
+                    {
+                        "name": "group",
+                        "in": "query",
+                        "required": False,
+                        "description": (
+                            f"消费组，默认 {config.kafka.consumer_group}；不同组各自记录位置"
+                        ),
+                        "schema": group_schema,
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        _ok(
+                            {"type": "array", "items": _ref("Job")},
+                            count={"type": "integer", "minimum": 0},
+                        ),
+                        "岗位列表与条数",
+                    ),
+                    "400": _error("参数不合法"),
+                    "503": _retry_later("Kafka 不可用、消费组正在加入或消费组数已达上限"),
+                },
+            }
+        },
+        "/consume/stream": {
+            "get": {
+                "summary": "SSE 流式消费 job_data",
+                "description": (
+                    "text/event-stream：每条消息一个 `event: job`，`data:` 为岗位 JSON，"
+                    "`id:` 为各分区的位置（如 `0:15,1:9,2:12`）。断线后带 `Last-Event-ID` "
+                    "重连即从下一条继续，不丢不重。空闲时每隔不超过 15 秒发送心跳注释。"
+                    "不影响 /consume 消费组的位置。"
+                ),
+                "tags": ["消费"],
+                "parameters": [
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "required": False,
+                        "description": "没有 Last-Event-ID 时从哪里开始",
+                        "schema": {"enum": ["latest", "earliest"], "default": "latest"},
+                    },
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "上次收到的事件 id，用于断点续传",
+                        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "事件流（连接保持，直到客户端断开或服务停止）",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("参数或 Last-Event-ID 不合法"),
+                    "503": _retry_later("Kafka 不可用，或同时打开的流已达上限"),
+                },
+            }
+        },
+        "/status": {
+            "get": {
+                "summary": "采集进度、Kafka 积压与监控指标",
+                "tags": ["状态"],
+                "parameters": [task_param],
+                "responses": {
+                    "200": status_ok,
+                    "404": _error("未配置的 task_id"),
+                    "503": _retry_later("任务分区正在分配，或其所属 worker 无应答"),
+                },
+            }
+        },
+        "/crawl/start": {
+            "post": command(
+                "立即开始采集",
+                "解除停止状态并立即开始一轮采集（此后按周期继续）。",
+            )
+        },
+        "/crawl/stop": {
+            "post": command(
+                "停止采集",
+                "在下一个分页边界停止采集并暂停周期调度；停止状态在重启后保持，直到 /crawl/start。",
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus 指标",
+                "tags": ["运维"],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus 文本格式",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "存活检查",
+                "tags": ["运维"],
+                "responses": {
+                    "200": _json(
+                        _ok({"type": "object", "properties": {"alive": {"const": True}}}),
+                        "进程存活",
+                    )
+                },
+            }
+        },
+        "/ready": {
+            "get": {
+                "summary": "就绪检查",
+                "description": "Kafka 可达、分区已分配、agent 在运行时返回 200，否则 503。",
+                "tags": ["运维"],
+                "responses": {
+                    "200": _json(
+                        _ok({"type": "object", "additionalProperties": {"type": "boolean"}}),
+                        "就绪",
+                    ),
+                    "503": _retry_later("未就绪，message 列出未通过的检查"),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "本文档（OpenAPI 3.1）",
+                "tags": ["文档"],
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 文档")},
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "交互式 API 文档（Swagger UI，资源随程序包发布，不依赖 CDN）",
+                "tags": ["文档"],
+                "responses": {
+                    "200": {
+                        "description": "HTML 页面",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            # Every endpoint refuses query parameters it does not know.
+            operation["responses"].setdefault("400", _error("参数不合法，或有未知的查询参数"))
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jobstream HTTP API",
+            "version": config.app.version,
+            "description": (
+                '招聘数据增量采集服务的 HTTP 接口。成功应答为 `{"code": 0, "data": ...}`，'
+                '错误为 `{"code": <HTTP 状态码>, "message": "..."}`。'
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }
+    if protected:
+        document["components"]["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "app.admin_token（或环境变量 ADMIN_TOKEN）",
+            }
+        }
+    return document

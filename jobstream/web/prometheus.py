@@ -1,0 +1,26 @@
+"""GET /metrics: every jobstream metric in the Prometheus text format (or OpenMetrics when the
+scraper asks for it). Gauges that are read rather than pushed are refreshed per scrape."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+
+from jobstream import metrics
+from jobstream.pipeline import crawl
+from jobstream.progress import state, store
+from jobstream.web import gateway
+from jobstream.web.base import JsonView
+
+
+class MetricsView(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        gw = gateway.running()
+        if gw is not None:
+            await gw.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
+        for task_id in crawl.owned_tasks():
+            progress = store.current(task_id)
+            metrics.set_crawl_status(task_id, progress.status, state.STATUSES)
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})
