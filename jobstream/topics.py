@@ -11,13 +11,30 @@ agents bind to them at import; the names of the send-only topics come from the c
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.serializers import codecs
 
 from jobstream.app import app
 from jobstream.records import Command, Progress, RawPage
+
+
+class Utf8Json(codecs.Codec):
+    """Compact JSON in UTF-8: Chinese text stays readable to any Kafka consumer, at 3 bytes a
+    character where Faust's json codec writes 6-byte \\u escapes."""
+
+    def _loads(self, s: bytes) -> Any:
+        return json.loads(s)
+
+    def _dumps(self, s: Any) -> bytes:
+        return json.dumps(s, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+codecs.register("utf8json", Utf8Json())
 
 RAW_TOPIC = "job_raw"
 COMMANDS_TOPIC = "job_commands"
@@ -42,7 +59,7 @@ def rejects_topic() -> faust.TopicT:
 def _output_topic(name: str) -> faust.TopicT:
     # Send-only topics, so their names can come from the config, read when first used.
     return app.topic(
-        name, key_type=str, value_serializer="json", partitions=app.settings.kafka.partitions
+        name, key_type=str, value_serializer="utf8json", partitions=app.settings.kafka.partitions
     )
 
 

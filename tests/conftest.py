@@ -55,6 +55,7 @@ async def read_topic(
     expect: int | None = None,
     idle: float = 3.0,
     deadline_s: float = 60.0,
+    raw: bool = False,
 ) -> list[Any]:
     """Every message of `topic` from the beginning, as (key, value) pairs.
 
@@ -90,4 +91,6 @@ async def read_topic(
             await asyncio.sleep(0)
     finally:
         await consumer.stop()
+    if raw:
+        return [(m.key, m.value) for m in messages]
     return [(m.key.decode() if m.key else None, json.loads(m.value)) for m in messages]
