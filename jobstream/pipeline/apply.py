@@ -14,7 +14,7 @@ from jobstream.app import app
 from jobstream.progress import state, store
 from jobstream.records import RawPage
 from jobstream.topics import data_topic, declare_outputs, raw_topic, rejects_topic
-from jobstream.transform.rows import Filtered, Kept, RowContext, classify_row
+from jobstream.transform.rows import Filtered, Kept, RowContext, classify_row, reject_message
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,7 @@ async def apply_page(page: RawPage) -> None:
         else:
             rejected += 1
             logger.warning("task_id=%s offset=%d row rejected: %s", task_id, offset, outcome.reason)
-            reject = {
-                "task_id": task_id,
-                "source_offset": offset,
-                "field": outcome.field,
-                "reason": outcome.reason,
-                "row": page.rows[index],
-                "crawl_time": ctx.crawl_time,
-            }
+            reject = reject_message(page.rows[index], offset, outcome, ctx)
             deliveries.append(await rejects_topic().send(key=f"{task_id}:{offset}", value=reject))
     # Progress (and the mirror) may only claim what the broker holds.
     await asyncio.gather(*deliveries)

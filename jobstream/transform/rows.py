@@ -20,7 +20,15 @@ from jobstream.transform.window import (
     within_window,
 )
 
-__all__ = ["Filtered", "Kept", "Outcome", "Rejected", "RowContext", "classify_row"]
+__all__ = [
+    "Filtered",
+    "Kept",
+    "Outcome",
+    "Rejected",
+    "RowContext",
+    "classify_row",
+    "reject_message",
+]
 
 
 @dataclass(frozen=True)
@@ -109,3 +117,17 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     )
     future = is_suspicious_future(publish, ctx.today) or is_suspicious_future(collect, ctx.today)
     return Kept(job, future)
+
+
+def reject_message(
+    row: object, source_offset: int, rejected: Rejected, ctx: RowContext
+) -> dict[str, Any]:
+    """The message for `job_rejects`: why, where, and the row exactly as the API sent it."""
+    return {
+        "task_id": ctx.task_id,
+        "source_offset": source_offset,
+        "field": rejected.field,
+        "reason": rejected.reason,
+        "row": row,
+        "crawl_time": ctx.crawl_time,
+    }

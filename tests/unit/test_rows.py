@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.transform.ids import job_id
-from jobstream.transform.rows import Filtered, Kept, Rejected, RowContext, classify_row
+from jobstream.transform.rows import (
+    Filtered,
+    Kept,
+    Rejected,
+    RowContext,
+    classify_row,
+    reject_message,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 1, 15, 10, 30, 0, 123456, tzinfo=SHANGHAI)
@@ -212,3 +219,18 @@ def test_classify_row_any_json_row_property_exactly_one_outcome(
 @given(row=JSON)
 def test_classify_row_any_json_value_property_never_raises(row: object) -> None:
     assert isinstance(classify_row(row, 0, CTX), Kept | Filtered | Rejected)
+
+
+def test_reject_message_keeps_the_raw_row_and_says_why() -> None:
+    row = {"aae397": "面议", "Collect_time": "2026-01-15 10:30:00", "aca112": "司机"}
+    outcome = classify_row(row, 42, CTX)
+    assert isinstance(outcome, Rejected)
+    assert reject_message(row, 42, outcome, CTX) == {
+        "task_id": "task-1",
+        "source_offset": 42,
+        "field": "aae397",
+        "reason": outcome.reason,
+        "row": row,
+        "crawl_time": CTX.crawl_time,
+    }
+    assert "面议" in outcome.reason
