@@ -47,6 +47,3 @@ class Progress(faust.Record, serializer="json"):
     filtered: int = 0
     rejected: int = 0
     future_dated: int = 0
-    # Counters count rows applied from here on; non-zero after a resume from the mirror
-    # of a broker whose counters were lost.
-    counted_from: int = 0

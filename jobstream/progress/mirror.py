@@ -26,8 +26,7 @@ CREATE TABLE IF NOT EXISTS crawl_progress (
     published INTEGER NOT NULL DEFAULT 0,
     filtered INTEGER NOT NULL DEFAULT 0,
     rejected INTEGER NOT NULL DEFAULT 0,
-    future_dated INTEGER NOT NULL DEFAULT 0,
-    counted_from INTEGER NOT NULL DEFAULT 0
+    future_dated INTEGER NOT NULL DEFAULT 0
 )
 """
 _COLUMNS = (
@@ -41,7 +40,6 @@ _COLUMNS = (
     "filtered",
     "rejected",
     "future_dated",
-    "counted_from",
 )
 
 _UPSERT = (

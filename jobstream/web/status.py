@@ -45,7 +45,6 @@ def status_body(progress: Progress, lag: Lag) -> dict[str, Any]:
             "filtered": progress.filtered,
             "rejected": progress.rejected,
             "future_dated": progress.future_dated,
-            "counted_from": progress.counted_from,
         },
         "demo": app.settings.api.is_demo,
     }
