@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -82,3 +83,17 @@ def test_worker_invalid_credentials_reports_error_and_stays_up(
     token_calls = sim.stats()["requests"]["token"]
     assert 2 <= token_calls <= 6, token_calls
     assert "wrong-secret-123" not in worker.log()
+
+
+def test_embedded_broker_port_taken_stops_worker_with_clear_message(worker_factory):
+    worker = worker_factory()
+    port = yaml.safe_load(worker.config_path.read_text())["kafka"]["embedded_port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        worker.start()
+        assert worker.process is not None
+        code = worker.process.wait(timeout=60)
+
+    assert code != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in worker.log()
