@@ -57,7 +57,8 @@ async def read_topic(
     deadline_s: float = 60.0,
     raw: bool = False,
 ) -> list[Any]:
-    """Every message of `topic` from the beginning, as (key, value) pairs.
+    """Every message of `topic` from the beginning, as (key, value) pairs, or as aiokafka's
+    ConsumerRecords (partition, offset, raw bytes) with `raw=True`.
 
     Reads until `expect` messages arrived (and one more idle poll finds nothing), or until
     nothing new arrives for `idle` seconds: the embedded broker reports end offsets short,
@@ -92,5 +93,5 @@ async def read_topic(
     finally:
         await consumer.stop()
     if raw:
-        return [(m.key, m.value) for m in messages]
+        return messages
     return [(m.key.decode() if m.key else None, json.loads(m.value)) for m in messages]

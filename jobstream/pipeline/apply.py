@@ -44,6 +44,7 @@ async def apply_page(page: RawPage) -> None:
     ctx = RowContext(
         task_id=task_id, now=fetched_at, filter_days=settings.crawler.filter_days, demo=page.demo
     )
+    jobs, rejects = data_topic(), rejects_topic()
     deliveries = []
     filtered = rejected = future_dated = 0
     for index in range(plan.first_row, len(page.rows)):
@@ -51,7 +52,7 @@ async def apply_page(page: RawPage) -> None:
         outcome = classify_row(page.rows[index], offset, ctx)
         if isinstance(outcome, Kept):
             job = outcome.job
-            deliveries.append(await data_topic().send(key=job["id"], value=job))
+            deliveries.append(await jobs.send(key=job["id"], value=job))
             future_dated += outcome.suspicious_future
         elif isinstance(outcome, Filtered):
             filtered += 1
@@ -59,7 +60,7 @@ async def apply_page(page: RawPage) -> None:
             rejected += 1
             logger.warning("task_id=%s offset=%d row rejected: %s", task_id, offset, outcome.reason)
             reject = reject_message(page.rows[index], offset, outcome, ctx)
-            deliveries.append(await rejects_topic().send(key=f"{task_id}:{offset}", value=reject))
+            deliveries.append(await rejects.send(key=f"{task_id}:{offset}", value=reject))
     # Progress (and the mirror) may only claim what the broker holds.
     await asyncio.gather(*deliveries)
     published = len(deliveries) - rejected

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ import yaml
 
 from jobstream import config as jobstream_config
 from jobstream.embedded.broker import broker_binary
+from tests.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _image() -> tuple[list[str], dict[str, str]]:
@@ -79,7 +73,7 @@ def test_image_cmd_demo_embedded_ready_then_sigterm_exits_cleanly(tmp_path: Path
     config = yaml.safe_load((REPO / "config" / "config.yml.docker").read_text(encoding="utf-8"))
     config["api"]["base_url"] = "demo"
     config["kafka"]["bootstrap_servers"] = "embedded"
-    config["kafka"]["embedded_port"] = _free_port()
+    config["kafka"]["embedded_port"] = free_port()
     config["database"]["path"] = str(tmp_path / "data" / "crawl_progress.db")
     config_path = tmp_path / "config" / "config.yml"
     config_path.parent.mkdir()
@@ -88,7 +82,7 @@ def test_image_cmd_demo_embedded_ready_then_sigterm_exits_cleanly(tmp_path: Path
     workdir = tmp_path / "app"
     workdir.mkdir()
 
-    web_port = _free_port()
+    web_port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

@@ -55,7 +55,7 @@ async def test_embedded_defaults_publish_demo_jobs_within_a_minute(worker_factor
     assert status["status"] in ("idle", "running") and status["demo"] is True
     # Plain UTF-8 JSON on the wire: readable Chinese, no \u escapes.
     raw = await read_topic(f"127.0.0.1:{port}", "job_data", expect=1, raw=True)
-    value = raw[0][1].decode("utf-8")
+    value = raw[0].value.decode("utf-8")
     assert "\\u" not in value and re.search("[\u4e00-\u9fff]", value)
     assert json.loads(value)["demo"] is True
     print(f"ready {ready:.1f}s, {len(jobs)} jobs and 100% after {elapsed:.1f}s")

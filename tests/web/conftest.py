@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.conftest import read_topic
 from tests.harness import Simulator, Worker, http
 
 DATASET_TOTAL = 600
@@ -113,28 +113,8 @@ class Dataset:
 
 async def read_messages(bootstrap: str, topic: str, expect: int) -> list[Message]:
     """Every message of `topic` from the beginning, read until `expect` arrived (30 s at most)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(3)])
-        messages: list[Message] = []
-        deadline = time.monotonic() + 30
-        while len(messages) < expect and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                messages += [Message(r.partition, r.offset, json.loads(r.value)) for r in records]
-        # One more poll: nothing beyond `expect`.
-        batch = await consumer.getmany(timeout_ms=300)
-        for records in batch.values():
-            messages += [Message(r.partition, r.offset, json.loads(r.value)) for r in records]
-        return messages
-    finally:
-        await consumer.stop()
+    records = await read_topic(bootstrap, topic, expect=expect, deadline_s=30, raw=True)
+    return [Message(r.partition, r.offset, json.loads(r.value)) for r in records]
 
 
 async def append_one_batch(bootstrap: str, topic: str, count: int) -> None:
