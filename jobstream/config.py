@@ -76,6 +76,9 @@ class KafkaSection:
     embedded_port: int = 9092
     # Longest an HTTP request waits on the broker (group join, offsets) before a 503.
     http_timeout: float = 10.0
+    # Largest message jobstream sends (a job, a reject, a slice of an API page on job_raw);
+    # keep it at or below the broker's message.max.bytes (Kafka's default is about 1 MB).
+    max_message_bytes: int = 1_000_000
 
     @property
     def is_embedded(self) -> bool:
@@ -261,6 +264,8 @@ def _check(config: Config) -> None:
         raise ConfigError("app.sse_heartbeat: must be between 1 and 15 seconds")
     if not 1 <= config.app.max_consumer_groups <= 1000:
         raise ConfigError("app.max_consumer_groups: must be between 1 and 1000")
+    if not 100_000 <= kafka.max_message_bytes <= 100_000_000:
+        raise ConfigError("kafka.max_message_bytes: must be between 100000 and 100000000")
     if not 0.5 <= kafka.http_timeout <= 120:
         raise ConfigError("kafka.http_timeout: must be between 0.5 and 120 seconds")
 
