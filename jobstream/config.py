@@ -1,21 +1,23 @@
-"""Configuration: the YAML file (seed §8), environment overrides, and validation that names the key.
+"""Configuration: the YAML file (seed §8), environment overrides, and one typed schema.
 
-Loading does I/O, so nothing here runs at import: `load()` is called when the Faust app is
-first configured (see `jobstream.app`).
+Each section is declared once, as a msgspec Struct with its constraints on the fields; `load()`
+converts the file to it and turns msgspec's complaint into one line that names the key. Loading
+does I/O, so nothing here runs at import: `load()` is called when the Faust app is first
+configured (see `jobstream.app`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
+import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+import msgspec.inspect as mi
 import yaml
 
 from jobstream.errors import ConfigError
@@ -24,36 +26,67 @@ DEFAULT_PATH = Path("config/config.yml")
 EMBEDDED = "embedded"
 DEMO = "demo"
 # Values copied from the seed's example file mean "not filled in", not real credentials.
-_PLACEHOLDERS = {"", "your_username", "your_password"}
+PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
+
+# Field types with their constraints; the error message for a bad value is derived from them.
+Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
+NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S")]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+TaskIds = Annotated[list[NonBlank], msgspec.Meta(min_length=1)]
 
 
-@dataclass(frozen=True)
-class AppSection:
+def _between(low: float, high: float) -> Any:
+    return msgspec.Meta(ge=low, le=high)
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A config section: immutable, unknown keys refused, secrets kept out of its repr."""
+
+    def __repr__(self) -> str:
+        secret = _secret_fields(type(self))
+        shown = (
+            f"{name}={'***' if name in secret else repr(getattr(self, name))}"
+            for name in self.__struct_fields__
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class AppSection(Section, frozen=True):
     name: str = "jobstream"
     version: str = "1.0.0"
     debug: bool = False
-    web_port: int = 8000
+    web_port: Port = 8000
     # Protects POST /crawl/start and /crawl/stop when set.
-    admin_token: str = field(default="", repr=False)
+    admin_token: Secret = ""
     # Open GET /consume/stream connections this worker serves at once; more get 503.
-    max_streams: int = 100
+    max_streams: Annotated[int, _between(1, 10_000)] = 100
     # Seconds between heartbeat comments on an idle SSE stream (at most 15).
-    sse_heartbeat: float = 15.0
+    sse_heartbeat: Annotated[float, _between(1, 15)] = 15.0
     # Distinct `group` values GET /consume keeps a consumer for; idle ones are closed.
-    max_consumer_groups: int = 16
+    max_consumer_groups: Annotated[int, _between(1, 1000)] = 16
 
 
-@dataclass(frozen=True)
-class ApiSection:
+class ApiSection(Section, frozen=True):
     base_url: str = DEMO
-    task_id: str | list[str] = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+    task_id: NonBlank | TaskIds = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
     username: str = ""
-    password: str = field(default="", repr=False)
-    batch_size: int = 100
-    request_timeout: float = 30.0
-    max_retries: int = 3
+    password: Secret = ""
+    batch_size: Annotated[int, _between(1, 1000)] = 100
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_retries: Annotated[int, _between(0, 10)] = 3
     # Pause between page requests; the API allows about 20 requests/s.
-    min_interval: float = 0.05
+    min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.05
+
+    def __post_init__(self) -> None:
+        if self.is_demo:
+            return
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: expected 'demo' or an http(s) URL, got {self.base_url!r}")
+        if self.username in PLACEHOLDERS or self.password in PLACEHOLDERS:
+            raise ValueError(
+                "username/api.password: required for the real API "
+                "(set API_USERNAME and API_PASSWORD, or use api.base_url: demo)"
+            )
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -63,47 +96,54 @@ class ApiSection:
     def is_demo(self) -> bool:
         return self.base_url == DEMO
 
+    @property
+    def source(self) -> str:
+        """The API that task offsets refer to: "demo" or the base URL."""
+        return self.base_url.rstrip("/")
 
-@dataclass(frozen=True)
-class KafkaSection:
-    bootstrap_servers: str = EMBEDDED
-    topic: str = "job_data"
-    consumer_group: str = "job_consumer_group"
-    partitions: int = 3
-    raw_topic: str = "job_raw"
-    rejects_topic: str = "job_rejects"
-    commands_topic: str = "job_commands"
-    embedded_port: int = 9092
+
+class KafkaSection(Section, frozen=True):
+    bootstrap_servers: NonBlank = EMBEDDED
+    topic: NonBlank = "job_data"
+    consumer_group: NonBlank = "job_consumer_group"
+    partitions: Annotated[int, _between(1, 256)] = 3
+    raw_topic: NonBlank = "job_raw"
+    rejects_topic: NonBlank = "job_rejects"
+    commands_topic: NonBlank = "job_commands"
+    embedded_port: Port = 9092
     # Longest an HTTP request waits on the broker (group join, offsets) before a 503.
-    http_timeout: float = 10.0
+    http_timeout: Annotated[float, _between(0.5, 120)] = 10.0
     # Largest message jobstream sends (a job, a reject, a slice of an API page on job_raw);
     # keep it at or below the broker's message.max.bytes (Kafka's default is about 1 MB).
-    max_message_bytes: int = 1_000_000
+    max_message_bytes: Annotated[int, _between(100_000, 100_000_000)] = 1_000_000
 
     @property
     def is_embedded(self) -> bool:
         return self.bootstrap_servers == EMBEDDED
 
 
-@dataclass(frozen=True)
-class CrawlerSection:
-    interval: float = 300.0
-    filter_days: int = 7
+class CrawlerSection(Section, frozen=True):
+    interval: Annotated[float, msgspec.Meta(ge=1)] = 300.0
+    filter_days: Annotated[int, _between(1, 3650)] = 7
     timezone: str = "Asia/Shanghai"
 
+    def __post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
 
-@dataclass(frozen=True)
-class DatabaseSection:
-    path: str = "data/crawl_progress.db"
+
+class DatabaseSection(Section, frozen=True):
+    path: NonBlank = "data/crawl_progress.db"
 
 
-@dataclass(frozen=True)
-class Config:
-    app: AppSection = field(default_factory=AppSection)
-    api: ApiSection = field(default_factory=ApiSection)
-    kafka: KafkaSection = field(default_factory=KafkaSection)
-    crawler: CrawlerSection = field(default_factory=CrawlerSection)
-    database: DatabaseSection = field(default_factory=DatabaseSection)
+class Config(Section, frozen=True):
+    app: AppSection = msgspec.field(default_factory=AppSection)
+    api: ApiSection = msgspec.field(default_factory=ApiSection)
+    kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
+    crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
+    database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -153,127 +193,117 @@ def load(
 
 
 def from_mapping(raw: Mapping[str, Any]) -> Config:
-    sections = {}
-    hints = typing.get_type_hints(Config)
-    for name, value in raw.items():
-        if name not in hints:
-            raise ConfigError(f"{name}: unknown section (expected one of {', '.join(hints)})")
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name}: must be a mapping")
-        sections[name] = _build_section(name, hints[name], value)
-    config = Config(**sections)
-    _check(config)
-    return config
-
-
-def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise ConfigError(f"{section}.{key}: unknown key")
-        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
-    return cls(**kwargs)
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    """Accept a value of the declared type; strings from the environment are converted."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in options:
-        if typing.get_origin(option) is list:
-            if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-                return value
-            continue
-        if option is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in {"true", "false"}:
-                return value.lower() == "true"
-            continue
-        if option in (int, float):
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int) or (option is float and isinstance(value, float)):
-                return option(value)
-            if isinstance(value, str):
-                try:
-                    return option(value)
-                except ValueError:
-                    continue
-            continue
-        if option is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-    expected = " or ".join(_type_name(o) for o in options)
-    raise ConfigError(f"{key}: expected {expected}, got {value!r:.60}")
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is list:
-        return "a non-empty list of strings"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _check(config: Config) -> None:
-    api, kafka, crawler = config.api, config.kafka, config.crawler
-    if not 1 <= api.batch_size <= 1000:
-        raise ConfigError(f"api.batch_size: must be between 1 and 1000, got {api.batch_size}")
-    if not api.task_ids or any(not t.strip() for t in api.task_ids):
-        raise ConfigError("api.task_id: must not be empty")
-    if not api.is_demo:
-        if not api.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"api.base_url: expected 'demo' or an http(s) URL, got {api.base_url!r}"
-            )
-        if api.username in _PLACEHOLDERS or api.password in _PLACEHOLDERS:
-            raise ConfigError(
-                "api.username/api.password: required for the real API "
-                "(set API_USERNAME and API_PASSWORD, or use api.base_url: demo)"
-            )
-    if api.request_timeout <= 0:
-        raise ConfigError("api.request_timeout: must be positive")
-    if not 0 <= api.max_retries <= 10:
-        raise ConfigError("api.max_retries: must be between 0 and 10")
-    if api.min_interval < 0:
-        raise ConfigError("api.min_interval: must not be negative")
-    if not kafka.bootstrap_servers.strip():
-        raise ConfigError("kafka.bootstrap_servers: must be 'embedded' or host:port[,host:port]")
-    if not 1 <= kafka.partitions <= 256:
-        raise ConfigError("kafka.partitions: must be between 1 and 256")
-    if not 1 <= kafka.embedded_port <= 65535:
-        raise ConfigError("kafka.embedded_port: must be a TCP port")
-    for key in ("topic", "consumer_group", "raw_topic", "rejects_topic", "commands_topic"):
-        if not getattr(kafka, key).strip():
-            raise ConfigError(f"kafka.{key}: must not be empty")
-    if crawler.interval < 1:
-        raise ConfigError("crawler.interval: must be at least 1 second")
-    if not 1 <= crawler.filter_days <= 3650:
-        raise ConfigError("crawler.filter_days: must be between 1 and 3650")
+    """The config the sections in `raw` describe (missing ones take their defaults)."""
+    # An empty section in YAML is null; a number where text is expected is taken as written
+    # (YAML reads an unquoted password 123456 as an int).
+    sections = {
+        name: _numbers_as_text(name, {} if values is None else values)
+        for name, values in raw.items()
+    }
     try:
-        zoneinfo.ZoneInfo(crawler.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"crawler.timezone: unknown time zone {crawler.timezone!r}") from None
-    if not config.database.path.strip():
-        raise ConfigError("database.path: must not be empty")
-    if not 1 <= config.app.web_port <= 65535:
-        raise ConfigError("app.web_port: must be a TCP port")
-    if not 1 <= config.app.max_streams <= 10_000:
-        raise ConfigError("app.max_streams: must be between 1 and 10000")
-    if not 1 <= config.app.sse_heartbeat <= 15:
-        raise ConfigError("app.sse_heartbeat: must be between 1 and 15 seconds")
-    if not 1 <= config.app.max_consumer_groups <= 1000:
-        raise ConfigError("app.max_consumer_groups: must be between 1 and 1000")
-    if not 100_000 <= kafka.max_message_bytes <= 100_000_000:
-        raise ConfigError("kafka.max_message_bytes: must be between 100000 and 100000000")
-    if not 0.5 <= kafka.http_timeout <= 120:
-        raise ConfigError("kafka.http_timeout: must be between 0.5 and 120 seconds")
+        # Lax: the environment gives every value as a string ("8000", "true").
+        return msgspec.convert(sections, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_problem(str(exc), sections)) from None
 
 
-def describe(config: Config) -> dict[str, Any]:
-    """The configuration as a dict with secrets masked, for logs and /status."""
-    out = dataclasses.asdict(config)
-    for section, key in (("api", "password"), ("app", "admin_token")):
-        if out[section][key]:
-            out[section][key] = "***"
-    return out
+# -- from msgspec's complaint to one line naming the key ------------------------------------
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>.+)`")
+
+
+def _problem(message: str, raw: Mapping[str, Any]) -> str:
+    """`Expected `int` <= 1000 - at `$.api.batch_size`` -> `api.batch_size: must be between 1
+    and 1000, got 5000`."""
+    what, _, where = message.partition(" - at `$")
+    path = re.sub(r"\[\d+\]", "", where.rstrip("`").lstrip("."))
+    if unknown := _UNKNOWN.fullmatch(what):
+        if not path:
+            sections = ", ".join(Config.__struct_fields__)
+            return f"{unknown['name']}: unknown section (expected one of {sections})"
+        return f"{path}.{unknown['name']}: unknown key"
+    section, _, key = path.partition(".")
+    fields = _section_fields(section)
+    if fields is None or (not key and what.startswith("Expected `object`")):
+        return f"{section}: must be a mapping"
+    if not key:
+        # Raised by a section's own check (__post_init__), which starts with the key.
+        return f"{section}.{what}"
+    value = raw[section].get(key)
+    return f"{path}: {_rule(fields[key].type, type_error=', got `' in what)}, got {value!r:.60}"
+
+
+def _rule(info: mi.Type, *, type_error: bool) -> str:
+    """What a field accepts, in words, from its declaration."""
+    if isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return "expected " + " or ".join(_rule(t, type_error=True)[9:] for t in info.types)
+    if isinstance(info, mi.ListType):
+        return "expected a non-empty list of strings"
+    if type_error:
+        return f"expected {_type_name(info)}"
+    if isinstance(info, mi.StrType) and info.pattern:
+        return "must not be empty"
+    low = getattr(info, "ge", None)
+    high = getattr(info, "le", None)
+    if low is not None and high is not None:
+        return f"must be between {_number(low)} and {_number(high)}"
+    if low is not None:
+        return f"must be at least {_number(low)}"
+    if getattr(info, "gt", None) == 0:
+        return "must be positive"
+    return f"expected {_type_name(info)}"
+
+
+def _type_name(info: mi.Type) -> str:
+    names = {mi.IntType: "int", mi.FloatType: "float", mi.BoolType: "bool", mi.StrType: "str"}
+    return names.get(type(info), type(info).__name__)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _numbers_as_text(section: str, values: Any) -> Any:
+    fields = _section_fields(section)
+    if not isinstance(values, Mapping) or fields is None:
+        return values
+    return {
+        key: str(value)
+        if key in fields
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _takes_text(fields[key].type)
+        else value
+        for key, value in values.items()
+    }
+
+
+def _takes_text(info: mi.Type) -> bool:
+    if isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return any(_takes_text(t) for t in info.types)
+    return isinstance(info, mi.StrType)
+
+
+@cache
+def _fields(struct: type) -> dict[str, mi.Field]:
+    info = mi.type_info(struct)
+    assert isinstance(info, mi.StructType)
+    return {field.name: field for field in info.fields}
+
+
+def _section_fields(section: str) -> dict[str, mi.Field] | None:
+    field = _fields(Config).get(section)
+    return None if field is None else _fields(field.type.cls)  # type: ignore[attr-defined]
+
+
+@cache
+def _secret_fields(struct: type) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in _fields(struct).items()
+        if isinstance(field.type, mi.Metadata) and (field.type.extra or {}).get("secret")
+    )

@@ -68,6 +68,12 @@ def test_config_bad_yaml_names_the_line(tmp_path: Path) -> None:
         ({"app": {"debug": "maybe"}}, r"^app\.debug: expected bool"),
         ({"api": {"task_id": []}}, r"^api\.task_id: expected str or a non-empty list"),
         ({"api": {"base_url": "ftp://x"}}, r"^api\.base_url: expected 'demo' or an http"),
+        ({"api": {"task_id": ["a", " "]}}, r"^api\.task_id: expected str or a non-empty list"),
+        ({"api": {"request_timeout": 0}}, r"^api\.request_timeout: must be positive, got 0$"),
+        ({"kafka": {"bootstrap_servers": " "}}, r"^kafka\.bootstrap_servers: must not be empty"),
+        ({"kafka": {"http_timeout": 200}}, r"^kafka\.http_timeout: must be between 0\.5 and 120"),
+        ({"app": {"web_port": 70000}}, r"^app\.web_port: must be between 1 and 65535, got 70000$"),
+        ({"database": {"path": ""}}, r"^database\.path: must not be empty, got ''$"),
     ],
 )
 def test_config_wrong_value_names_the_key(tmp_path: Path, change: dict, message: str) -> None:
@@ -107,12 +113,25 @@ def test_config_environment_overrides_file(tmp_path: Path) -> None:
     assert loaded.app.admin_token == "tok"
 
 
-def test_config_secrets_never_in_repr_or_description(tmp_path: Path) -> None:
+def test_config_secrets_never_in_repr(tmp_path: Path) -> None:
     loaded = load_with(
         tmp_path, {"api": {"password": "s3cret-pw"}, "app": {"admin_token": "adm1n-tok"}}
     )
-    for text in (repr(loaded), repr(loaded.api), str(config.describe(loaded))):
+    for text in (repr(loaded), repr(loaded.api), repr(loaded.app), str(loaded)):
         assert "s3cret-pw" not in text and "adm1n-tok" not in text
+    assert "password=***" in repr(loaded.api) and "username=''" in repr(loaded.api)
+
+
+def test_config_environment_strings_become_numbers_and_numbers_text(tmp_path: Path) -> None:
+    """The environment gives strings; YAML reads an unquoted password 123456 as a number."""
+    loaded = config.from_mapping(
+        {"app": {"web_port": "8080", "debug": "true", "admin_token": 123456, "version": 1.5}}
+    )
+    assert (loaded.app.web_port, loaded.app.debug) == (8080, True)
+    assert (loaded.app.admin_token, loaded.app.version) == ("123456", "1.5")
+    assert config.from_mapping({"crawler": None}).crawler == config.CrawlerSection()
+    with pytest.raises(ConfigError, match=r"^api: must be a mapping$"):
+        config.from_mapping({"api": "x"})
 
 
 def test_config_task_id_list_gives_several_tasks(tmp_path: Path) -> None:
