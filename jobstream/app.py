@@ -20,6 +20,7 @@ from mode import ServiceT
 
 from jobstream import config as config_module
 from jobstream.config import Config
+from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -33,16 +34,32 @@ EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_inte
 
 
 class JobstreamApp(faust.App):
-    """faust.App that reads jobstream's config and starts the embedded services first."""
+    """faust.App that reads jobstream's config and starts the embedded services first.
+
+    `config` is for a second app in one process (the in-process tests); the worker's app reads
+    the file named by CONFIG_PATH when Faust first needs its settings.
+    """
+
+    def __init__(self, *args: Any, config: Config | None = None, **kwargs: Any) -> None:
+        self._given_config = config
+        super().__init__(*args, **kwargs)
+        self.config_from_object(_FaustSettings(self))
 
     @cached_property
     def settings(self) -> Config:
+        if self._given_config is not None:
+            return self._given_config
         try:
             return config_module.load()
         except ConfigError as exc:
             # One clear line instead of a traceback: the user's file is wrong, not the code.
             logger.error("configuration error: %s", exc)
             raise SystemExit(f"jobstream: configuration error: {exc}") from None
+
+    @cached_property
+    def embedded(self) -> EmbeddedServices:
+        """The broker and the simulator this worker starts for itself, if the config asks."""
+        return EmbeddedServices(self.settings)
 
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.
@@ -52,9 +69,7 @@ class JobstreamApp(faust.App):
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
         # producer and consumers connect.
-        from jobstream.embedded import embedded_services
-
-        return [*embedded_services(self.settings), *super().on_init_dependencies()]
+        return [self.embedded, *super().on_init_dependencies()]
 
 
 class _FaustSettings(Mapping[str, Any]):
@@ -106,4 +121,3 @@ def faust_settings(config: Config) -> dict[str, Any]:
 
 
 app = JobstreamApp("jobstream", autodiscover=False, origin="jobstream")
-app.config_from_object(_FaustSettings(app))

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from jobstream.embedded.broker import broker_command
+from jobstream.embedded.tansu import broker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"

@@ -15,7 +15,6 @@ from faust.types import TP
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.embedded import api_endpoint
 from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.commands import send_command, wakeup
 from jobstream.progress import state, store
@@ -132,7 +131,7 @@ async def crawl_task(client: BazhuayuClient, task_id: str, demo: bool) -> None:
 async def crawl_forever() -> None:
     """First run at worker start, then every `crawler.interval` seconds or on a start command."""
     settings = app.settings
-    endpoint = api_endpoint(settings)
+    endpoint = app.embedded.api_endpoint()
     await declare_outputs()
     async with BazhuayuClient(
         endpoint.base_url,

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from jobstream import config as jobstream_config
-from jobstream.embedded.broker import broker_binary
+from jobstream.embedded.tansu import broker_binary
 from tests.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
