@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from jobstream.config import Config
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
+from jobstream.web.envelope import ErrorBody
+from jobstream.web.status import Status
 
 JSON = "application/json"
 GROUP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -22,7 +26,7 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
 
 
 def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+    return _json(_ref("ErrorBody"), description)
 
 
 def _retry_later(description: str) -> dict[str, Any]:
@@ -44,10 +48,6 @@ def _ok(data: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_NULLABLE_STR = {"type": ["string", "null"]}
-_NULLABLE_NUM = {"type": ["number", "null"]}
-
 JOB_FIELDS = {
     "id": "稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）",
     "job_category": "岗位类别",
@@ -64,79 +64,24 @@ JOB_FIELDS = {
     "crawl_time": "本服务抓取时间（ISO 8601，带时区）",
     "task_id": "八爪鱼任务 ID",
 }
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["code", "message"],
-        "additionalProperties": False,
-        "properties": {
-            "code": {"type": "integer", "not": {"const": 0}, "description": "HTTP 状态码"},
-            "message": {"type": "string", "description": "出错原因"},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "description": "job_data 中的一条岗位消息（seed §6.2）",
-        "required": [*JOB_FIELDS],
-        "properties": {
-            **{name: {"type": "string", "description": text} for name, text in JOB_FIELDS.items()},
-            "source_offset": {"type": "integer", "description": "该行在八爪鱼任务中的偏移量"},
-            "demo": {"type": "boolean", "description": "true 表示来自内置模拟器的演示数据"},
-        },
-    },
-    "Status": {
-        "type": "object",
-        "required": [
-            "task_id",
-            "total",
-            "current_offset",
-            "progress",
-            "kafka_lag",
-            "status",
-            "last_update",
-            "last_error",
-            "rows_per_minute",
-            "kept_ratio",
-            "api_latency_ms",
-            "rows",
-        ],
-        "properties": {
-            "task_id": {"type": "string"},
-            "total": {"type": "integer", "description": "数据源总行数"},
-            "current_offset": {"type": "integer", "description": "下一条待处理的源偏移量"},
-            "progress": {"type": "string", "examples": ["60.87%"]},
-            "kafka_lag": _NULLABLE_INT
-            | {"description": "消费组在 job_data 上的积压条数；无法测量时为 null"},
-            "status": {"enum": ["idle", "running", "stopped", "error"]},
-            "last_update": _NULLABLE_STR,
-            "last_error": _NULLABLE_STR,
-            "kafka": {
-                "type": "object",
-                "properties": {
-                    "consumer_group": {"type": "string"},
-                    "lag_by_partition": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer"},
-                    },
-                    "error": _NULLABLE_STR,
-                },
-            },
-            "rows_per_minute": {"type": "number", "description": "近 60 秒处理的源行数"},
-            "kept_ratio": _NULLABLE_NUM | {"description": "通过 7 天过滤的行占比"},
-            "api_latency_ms": {
-                "type": "object",
-                "properties": {"p50": _NULLABLE_NUM, "p95": _NULLABLE_NUM},
-            },
-            "rows": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-                "description": "fetched / applied / published / filtered / rejected 等计数",
-            },
-            "demo": {"type": "boolean"},
-        },
+JOB = {
+    "type": "object",
+    "description": "job_data 中的一条岗位消息（seed §6.2）",
+    "required": [*JOB_FIELDS],
+    "properties": {
+        **{name: {"type": "string", "description": text} for name, text in JOB_FIELDS.items()},
+        "source_offset": {"type": "integer", "description": "该行在八爪鱼任务中的偏移量"},
+        "demo": {"type": "boolean", "description": "true 表示来自内置模拟器的演示数据"},
     },
 }
+
+
+def schemas() -> dict[str, Any]:
+    """The JSON Schema of every body, from the declarations the views encode."""
+    _, components = msgspec.json.schema_components(
+        [ErrorBody, Status], ref_template="#/components/schemas/{name}"
+    )
+    return {**components, "Job": JOB}
 
 
 def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -365,7 +310,7 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
             ),
         },
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": schemas()},
     }
     if protected:
         document["components"]["securitySchemes"] = {

@@ -8,19 +8,19 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
-from jobstream.pipeline import crawl
-from jobstream.progress import state, store
-from jobstream.web import gateway
-from jobstream.web.base import JsonView
+from jobstream.progress import state
+from jobstream.web import crawl_state
+from jobstream.web.endpoint import Endpoint
+from jobstream.web.probe import PROBE
 
 
-class MetricsView(JsonView):
+class MetricsView(Endpoint):
     async def get(self, request: web.Request) -> web.Response:
-        gw = gateway.running()
-        if gw is not None:
-            await gw.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
-        for task_id in crawl.owned_tasks():
-            progress = store.current(task_id)
+        probe = request.app[PROBE]
+        if probe.started and not probe.should_stop:
+            await probe.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
+        for task_id in crawl_state.owned_tasks(self.app):
+            progress = crawl_state.progress(self.app, task_id)
             metrics.set_crawl_status(task_id, progress.status, state.STATUSES)
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})
