@@ -65,7 +65,7 @@ def observe_request(endpoint: str, status: int | None, seconds: float) -> None:
     API_REQUESTS.labels(endpoint, str(status) if status is not None else "error").inc()
     API_LATENCY.labels(endpoint).observe(seconds)
     if endpoint == "data":
-        api_latency_recent.add(seconds)
+        API_LATENCY_RECENT.add(seconds)
     if endpoint == "token" and status == 200:
         TOKEN_GRANTS.inc()
 
@@ -90,19 +90,20 @@ class Recent:
         return sum(v for t, v in self._values if t >= since)
 
 
-api_latency_recent = Recent()
-applied_rows_recent = Recent(size=5000)
+# Process-wide instruments, like the Prometheus metrics above: what /status shows as recent.
+API_LATENCY_RECENT = Recent()
+APPLIED_ROWS_RECENT = Recent(size=5000)
 
 
 def rows_per_minute() -> float:
     """Source rows this worker applied (published, filtered or rejected) in the last minute."""
-    return applied_rows_recent.sum_since(60.0)
+    return APPLIED_ROWS_RECENT.sum_since(60.0)
 
 
 def api_latency_ms() -> dict[str, float | None]:
     """p50 and p95 of the last data-page calls to the Bazhuayu API, in milliseconds."""
     return {
-        name: None if (value := api_latency_recent.quantile(q)) is None else round(value * 1000, 1)
+        name: None if (value := API_LATENCY_RECENT.quantile(q)) is None else round(value * 1000, 1)
         for name, q in (("p50", 0.50), ("p95", 0.95))
     }
 

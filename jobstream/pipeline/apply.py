@@ -92,4 +92,4 @@ async def apply_page(page: RawPage) -> None:
 def _count(task_id: str, **outcomes: int) -> None:
     for outcome, n in outcomes.items():
         metrics.ROWS.labels(task_id, outcome).inc(n)
-    metrics.applied_rows_recent.add(sum(outcomes.values()))
+    metrics.APPLIED_ROWS_RECENT.add(sum(outcomes.values()))
