@@ -37,12 +37,14 @@ class JobstreamApp(faust.App):
     """faust.App that reads jobstream's config and starts the embedded services first.
 
     `config` is for a second app in one process (the in-process tests); the worker's app reads
-    the file named by CONFIG_PATH when Faust first needs its settings.
+    the file named by CONFIG_PATH when Faust first needs its settings. Faust settings given
+    here win over those derived from the config.
     """
 
-    def __init__(self, *args: Any, config: Config | None = None, **kwargs: Any) -> None:
+    def __init__(self, id: str, *, config: Config | None = None, **options: Any) -> None:
         self._given_config = config
-        super().__init__(*args, **kwargs)
+        self._given_options = options
+        super().__init__(id, **options)
         self.config_from_object(_FaustSettings(self))
 
     @cached_property
@@ -80,7 +82,7 @@ class _FaustSettings(Mapping[str, Any]):
 
     @cached_property
     def _values(self) -> dict[str, Any]:
-        return faust_settings(self._app.settings)
+        return {**faust_settings(self._app.settings), **self._app._given_options}
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
