@@ -5,7 +5,7 @@ event's `id` is the stream's position in all partitions (`jobstream.web.position
 reconnecting with it as `Last-Event-ID` continues with the next message, no gap, no repeat.
 The stream opens with `retry:` and an id-only block carrying the start position, so even a
 client that saw no job yet resumes where it connected. aiohttp-sse sends the heartbeat
-comments; the stream ends when the client leaves (checked at least once a second) or the
+comments; the stream ends when the client leaves (checked four times a second) or the
 worker stops, and its consumer goes with it.
 """
 
@@ -32,7 +32,8 @@ from jobstream.web.stream_registry import STREAMS, OpenStream
 logger = logging.getLogger(__name__)
 
 RETRY_MS = 3000
-POLL_MS = 1000
+# How long the pump waits for messages before it looks again whether the client is still there.
+POLL_MS = 250
 MAX_EVENTS_PER_POLL = 500
 # A client that takes longer than this to accept a write is cut off (aiohttp-sse's guard).
 SEND_TIMEOUT = 60.0
