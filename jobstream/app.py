@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from mode import ServiceT
@@ -21,6 +21,10 @@ from mode import ServiceT
 from jobstream import config as config_module
 from jobstream.config import Config
 from jobstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobstream.pipeline.crawl import Crawler
+    from jobstream.progress.store import ProgressStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,21 @@ class JobstreamApp(faust.App):
             # One clear line instead of a traceback: the user's file is wrong, not the code.
             logger.error("configuration error: %s", exc)
             raise SystemExit(f"jobstream: configuration error: {exc}") from None
+
+    @cached_property
+    def crawler(self) -> Crawler:
+        """This worker's crawl loop and what it knows (created on first use)."""
+        from jobstream.pipeline.crawl import Crawler
+
+        return Crawler(self)
+
+    @cached_property
+    def progress_store(self) -> ProgressStore:
+        """Every task's progress: the `crawl_progress` table backed by the SQLite mirror."""
+        from jobstream.progress.store import ProgressStore
+        from jobstream.topics import crawl_progress
+
+        return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
 
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.

@@ -63,6 +63,11 @@ class ApiSection:
     def is_demo(self) -> bool:
         return self.base_url == DEMO
 
+    @property
+    def source(self) -> str:
+        """The API that task offsets refer to: "demo" or the base URL."""
+        return self.base_url.rstrip("/")
+
 
 @dataclass(frozen=True)
 class KafkaSection:

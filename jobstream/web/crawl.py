@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
 from jobstream.app import app
 from jobstream.pipeline.commands import send_command
-from jobstream.progress import state, store
 from jobstream.records import Progress
 from jobstream.web import gateway, owner, params
 from jobstream.web.base import ApiError, JsonView
@@ -48,7 +47,7 @@ class CrawlCommandView(JsonView):
 
     methods_allowed = frozenset({"POST"})
     params = frozenset({"task_id"})
-    action: ClassVar[str]
+    action: ClassVar[Literal["start", "stop"]]
 
     def applied(self, progress: Progress) -> bool:
         raise NotImplementedError
@@ -78,7 +77,7 @@ class CrawlCommandView(JsonView):
         except TimeoutError:
             raise ApiError(503, "Kafka did not take the command in time; retry") from None
         deadline = time.monotonic() + timeout
-        while not self.applied(store.current(task_id)):
+        while not self.applied(app.progress_store.current(task_id)):
             if time.monotonic() > deadline:
                 # Sent, not yet applied: 202 and the status as it stands.
                 return self.ok(await task_status(task_id), status=202)
@@ -90,11 +89,11 @@ class CrawlStartView(CrawlCommandView):
     action = "start"
 
     def applied(self, progress: Progress) -> bool:
-        return progress.status in (state.IDLE, state.RUNNING)
+        return progress.status in ("idle", "running")
 
 
 class CrawlStopView(CrawlCommandView):
     action = "stop"
 
     def applied(self, progress: Progress) -> bool:
-        return progress.status == state.STOPPED
+        return progress.status == "stopped"

@@ -8,8 +8,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
-from jobstream.pipeline import crawl
-from jobstream.progress import state, store
+from jobstream.app import app
 from jobstream.web import gateway
 from jobstream.web.base import JsonView
 
@@ -19,8 +18,9 @@ class MetricsView(JsonView):
         gw = gateway.running()
         if gw is not None:
             await gw.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
-        for task_id in crawl.owned_tasks():
-            progress = store.current(task_id)
-            metrics.set_crawl_status(task_id, progress.status, state.STATUSES)
+        for task_id in app.crawler.owned_tasks():
+            progress = app.progress_store.current(task_id)
+            metrics.set_crawl_status(task_id, progress.status)
+            metrics.CONSECUTIVE_FAILURES.labels(task_id).set(progress.consecutive_failures)
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})
