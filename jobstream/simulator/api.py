@@ -94,4 +94,4 @@ async def data_all(request: web.Request) -> web.Response:
         page["offset"] = next_offset
     page["restTotal"] = max(0, task.total - next_offset)
     page[state.config.rows_key] = rows
-    return replies.ok(page)
+    return replies.page(page, state.config.rows_key)
