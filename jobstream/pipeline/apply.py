@@ -66,8 +66,19 @@ async def apply_page(page: RawPage) -> None:
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
     await _publish(out)
+    # Read again: the commands agent may have changed the task (a stop, a report) meanwhile.
+    latest = store.current(task_id)
+    if latest.current_offset != progress.current_offset:
+        logger.warning(
+            "task_id=%s offset=%d page not counted: the task moved to offset %d meanwhile "
+            "(a source reset); its messages were sent and carry their stable ids",
+            task_id,
+            page.offset,
+            latest.current_offset,
+        )
+        return
     after = rules.advance(
-        progress, page, out.counts, datetime.now(settings.tz).isoformat(timespec="seconds")
+        latest, page, out.counts, datetime.now(settings.tz).isoformat(timespec="seconds")
     )
     store.save(after)
     _observe(task_id, page, out, after)

@@ -203,10 +203,13 @@ class Crawler:
         return self.app.progress_store.current(task_id)
 
     async def _report_anomalies(self, task_id: str, page: Page) -> None:
-        for note in page.anomalies:
-            logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
-            metrics.CURSOR_ANOMALIES.labels(task_id).inc()
-            await send_command(task_id, "anomaly", offset=page.offset, error=note)
+        """One warning, one count and one command for a page whose cursor was odd."""
+        if not page.anomalies:
+            return
+        note = "; ".join(page.anomalies)
+        logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
+        metrics.CURSOR_ANOMALIES.labels(task_id).inc()
+        await send_command(task_id, "anomaly", offset=page.offset, error=note)
 
     async def _restart_after_reset(self, task_id: str, source: str, page: Page) -> None:
         """The source holds fewer rows than were applied: its data was cleared and collected
