@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from mode import ServiceT
@@ -22,6 +22,10 @@ from jobstream import config as config_module
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobstream.pipeline.crawl import Crawler
+    from jobstream.progress.store import ProgressStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,21 @@ class JobstreamApp(faust.App):
     def embedded(self) -> EmbeddedServices:
         """The broker and the simulator this worker starts for itself, if the config asks."""
         return EmbeddedServices(self.settings)
+
+    @cached_property
+    def crawler(self) -> Crawler:
+        """This worker's crawl loop and what it knows (created on first use)."""
+        from jobstream.pipeline.crawl import Crawler
+
+        return Crawler(self)
+
+    @cached_property
+    def progress_store(self) -> ProgressStore:
+        """Every task's progress: the `crawl_progress` table backed by the SQLite mirror."""
+        from jobstream.progress.store import ProgressStore
+        from jobstream.topics import crawl_progress
+
+        return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
 
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.

@@ -4,9 +4,12 @@ report, and the recent figures /status shows (rows per minute, API latency perce
 from __future__ import annotations
 
 import time
+import typing
 from collections import deque
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from jobstream.records import TaskStatus
 
 ROWS = Counter(
     "jobstream_rows_total",
@@ -24,6 +27,25 @@ API_LATENCY = Histogram(
     "Bazhuayu API call latency",
     ["endpoint"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CURSOR_ANOMALIES = Counter(
+    "jobstream_cursor_anomalies_total",
+    "Pages whose API cursor was not offset + rows (a jump, a long page, a cursor back or "
+    "standing still, an empty page with rows left); each is recovered and logged",
+    ["task_id"],
+)
+SOURCE_RESETS = Counter(
+    "jobstream_source_resets_total",
+    "Times a task's source total fell below the rows applied, and the crawl started over",
+    ["task_id"],
+)
+RUN_FAILURES = Counter(
+    "jobstream_crawl_run_failures_total", "Crawl runs that ended in error", ["task_id"]
+)
+CONSECUTIVE_FAILURES = Gauge(
+    "jobstream_crawl_consecutive_failures",
+    "Failed crawl runs since the task's last successful one (0 when healthy)",
+    ["task_id"],
 )
 PROGRESS = Gauge("jobstream_crawl_progress_ratio", "current_offset / total", ["task_id"])
 CRAWL_STATUS = Gauge(
@@ -108,6 +130,6 @@ def api_latency_ms() -> dict[str, float | None]:
     }
 
 
-def set_crawl_status(task_id: str, status: str, statuses: tuple[str, ...]) -> None:
-    for candidate in statuses:
+def set_crawl_status(task_id: str, status: str) -> None:
+    for candidate in typing.get_args(TaskStatus):
         CRAWL_STATUS.labels(task_id, candidate).set(1.0 if candidate == status else 0.0)

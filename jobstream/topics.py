@@ -1,48 +1,35 @@
 """Every topic and table jobstream uses, declared once: the data flow on one screen.
 
-    Bazhuayu API --crawl--> raw_topic (pages, key task_id)
-    raw_topic --apply_pages--> job_data (key job id) + job_rejects, and crawl_progress[task_id]
-    commands_topic (start/stop/report, key task_id) --apply_commands--> crawl_progress[task_id]
+    Bazhuayu API --crawl--> job_raw (page slices, key task_id)
+    job_raw --apply_pages--> job_data (key job id) + job_rejects, and crawl_progress[task_id]
+    job_commands (start/stop/report, key task_id) --apply_commands--> crawl_progress[task_id]
 
-raw_topic, commands_topic and the table's changelog are co-partitioned by task_id, so one
-worker owns a task's crawl, its progress and its control. Their names are fixed here because
-agents bind to them at import; the names of the send-only topics come from the config.
+job_raw, job_commands and the table's changelog are co-partitioned by task_id, so one worker
+owns a task's crawl, its progress and its control. Values are the msgspec-encoded records of
+`jobstream.records` (compact UTF-8 JSON), sent and read as bytes: the records module is the one
+schema, and the hot path never pays for Faust's per-message model machinery.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.serializers import codecs
 
 from jobstream.app import app
-from jobstream.records import Command, Progress, RawPage
 
+_KAFKA = app.settings.kafka
 
-class Utf8Json(codecs.Codec):
-    """Compact JSON in UTF-8: Chinese text stays readable to any Kafka consumer, at 3 bytes a
-    character where Faust's json codec writes 6-byte \\u escapes."""
-
-    def _loads(self, s: bytes) -> Any:
-        return json.loads(s)
-
-    def _dumps(self, s: Any) -> bytes:
-        return json.dumps(s, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-codecs.register("utf8json", Utf8Json())
-
-RAW_TOPIC = "job_raw"
-COMMANDS_TOPIC = "job_commands"
-
-# internal=True: Faust creates them at start with `topic_partitions` partitions.
-raw_topic = app.topic(RAW_TOPIC, key_type=str, value_type=RawPage, internal=True)
-commands_topic = app.topic(COMMANDS_TOPIC, key_type=str, value_type=Command, internal=True)
-crawl_progress = app.Table("crawl_progress", key_type=str, value_type=Progress, default=None)
+# internal=True: Faust creates them at start with `topic_partitions` partitions. Agents bind to
+# them at import, so their names are read from the config then.
+raw_topic = app.topic(
+    _KAFKA.raw_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
+)
+commands_topic = app.topic(
+    _KAFKA.commands_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
+)
+crawl_progress = app.Table("crawl_progress", key_type=str, value_type=bytes, default=None)
 
 
 def data_topic() -> faust.TopicT:
@@ -51,15 +38,19 @@ def data_topic() -> faust.TopicT:
 
 
 def rejects_topic() -> faust.TopicT:
-    """job_rejects: rows that could not be parsed, with the reason and the raw row."""
+    """job_rejects: rows that could not become jobs, with the reason and the raw row."""
     return _output_topic(app.settings.kafka.rejects_topic)
 
 
 @cache
 def _output_topic(name: str) -> faust.TopicT:
-    # Send-only topics, so their names can come from the config, read when first used.
     return app.topic(
-        name, key_type=str, value_serializer="utf8json", partitions=app.settings.kafka.partitions
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=app.settings.kafka.partitions,
     )
 
 

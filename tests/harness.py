@@ -193,6 +193,43 @@ class Simulator:
     def grow(self, n: int) -> None:
         http("POST", f"{self.url}/_sim/grow", {"n": n})
 
+    def page_bytes(self, offset: int, size: int, task_id: str = TASK_ID) -> bytes:
+        """One /data/all body as served: hostile rows may make it invalid UTF-8 or unparseable."""
+        _, token = http(
+            "POST",
+            f"{self.url}/token",
+            {"username": "demo", "password": "demo", "grant_type": "password"},
+        )
+        request = urllib.request.Request(
+            f"{self.url}/data/all?taskId={task_id}&offset={offset}&size={size}",
+            headers={"Authorization": f"Bearer {token['data']['access_token']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bytes(response.read())
+
+    def cursor_fault(
+        self, kind: str, at_offset: int, task_id: str = TASK_ID, **params: Any
+    ) -> dict[str, Any]:
+        """Arm a cursor anomaly (kind: jump, long_page, backwards, empty; params: skip, extra,
+        cursor, back, times); returns what is armed and what has fired."""
+        spec = {"kind": kind, "at_offset": at_offset, "taskId": task_id, **params}
+        status, body = http("POST", f"{self.url}/_sim/cursor", spec)
+        assert status == 200, body
+        return dict(body)
+
+    def cursor(self) -> dict[str, Any]:
+        _, body = http("GET", f"{self.url}/_sim/cursor")
+        return dict(body)
+
+    def reset(self, total: int, seed: int | None = None, task_id: str = TASK_ID) -> dict[str, Any]:
+        """Clear the task's data and collect `total` rows again (another seed: other content)."""
+        spec: dict[str, Any] = {"taskId": task_id, "total": total}
+        if seed is not None:
+            spec["seed"] = seed
+        status, body = http("POST", f"{self.url}/_sim/reset", spec)
+        assert status == 200, body
+        return dict(body)
+
     def stop(self) -> None:
         _terminate(self.process)
 

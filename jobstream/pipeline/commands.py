@@ -2,49 +2,50 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
+from typing import Any
 
+import msgspec
 from faust import StreamT
 
 from jobstream.app import app
-from jobstream.progress import state, store
-from jobstream.records import Command
+from jobstream.progress import rules
+from jobstream.records import Command, CommandAction
 from jobstream.topics import commands_topic, partition_for
 
 logger = logging.getLogger(__name__)
 
-# Set by a start command; the crawl loop on this worker waits on it between ticks.
-wakeup = asyncio.Event()
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Command)
 
 
-async def send_command(
-    task_id: str,
-    action: str,
-    *,
-    status: str | None = None,
-    error: str | None = None,
-    total: int | None = None,
-) -> None:
+async def send_command(task_id: str, action: CommandAction, **fields: Any) -> None:
+    """Send a command for the task (fields as in `Command`); the agent applies it."""
     command = Command(
         task_id=task_id,
         action=action,
         at=datetime.now(app.settings.tz).isoformat(timespec="seconds"),
-        status=status,
-        error=error,
-        total=total,
+        **fields,
     )
     await commands_topic.send(
-        key=task_id, value=command, partition=partition_for(task_id, app.settings.kafka.partitions)
+        key=task_id,
+        value=_ENCODER.encode(command),
+        partition=partition_for(task_id, app.settings.kafka.partitions),
     )
 
 
 @app.agent(commands_topic)
-async def apply_commands(commands: StreamT[Command]) -> None:
-    async for command in commands:
+async def apply_commands(events: StreamT[bytes]) -> None:
+    store = app.progress_store
+    async for value in events:
+        try:
+            command = _DECODER.decode(value)
+        except msgspec.DecodeError as exc:
+            logger.error("an event on %s is not a command and was skipped: %s", commands_topic, exc)
+            continue
         before = store.current(command.task_id)
-        after = state.apply_command(before, command)
+        after = rules.apply_command(before, command)
         store.save(after)
         if before.status != after.status:
             logger.info(
@@ -52,7 +53,7 @@ async def apply_commands(commands: StreamT[Command]) -> None:
                 command.task_id,
                 before.status,
                 after.status,
-                command.action,
+                command.action if command.run is None else f"run {command.run}",
             )
         if command.action == "start":
-            wakeup.set()
+            app.crawler.wakeup.set()

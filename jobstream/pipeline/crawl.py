@@ -1,162 +1,255 @@
 """The crawl loop: for every task this worker owns, follow the API cursor from the task's
 `current_offset` and send the pages to job_raw. It never advances progress itself: the
-`apply_pages` agent does, once the page's jobs are in job_data."""
+`apply_pages` agent does, once a page's jobs are in job_data. A run succeeds only when every
+page it sent has been applied; any other end is a failed run, reported with its reason."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Iterator
+from collections import deque
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+import msgspec
 from faust.types import TP
 
 from jobstream import metrics
 from jobstream.app import app
 from jobstream.errors import AuthError, SourceError
-from jobstream.pipeline.commands import send_command, wakeup
-from jobstream.progress import state, store
-from jobstream.records import RawPage
-from jobstream.source import BazhuayuClient, Page
-from jobstream.topics import RAW_TOPIC, declare_outputs, partition_for, raw_topic
+from jobstream.pipeline.commands import send_command
+from jobstream.pipeline.pages import slice_page, unreadable_row
+from jobstream.records import Progress
+from jobstream.source import BazhuayuClient, Page, UnreadableAnswer
+from jobstream.topics import declare_outputs, partition_for, raw_topic
+
+if TYPE_CHECKING:
+    from jobstream.app import JobstreamApp
 
 logger = logging.getLogger(__name__)
 
-# A raw event stays under the embedded broker's ~1 MB message limit (and Kafka's default).
-MAX_EVENT_BYTES = 900_000
-# How long a new run waits for the previous run's pages to be applied before refetching.
-CATCH_UP_TIMEOUT = 60.0
+# How long a run waits for the pages it sent to be applied before it counts as failed.
+APPLY_TIMEOUT = 60.0
+# Pages sent but not yet applied before the loop waits: bounds what a crawl holds in flight.
+MAX_PAGES_UNAPPLIED = 8
 
-# Rows fetched by this worker since it started, per task (the table counts applied rows).
-fetched: dict[str, int] = {}
-# Where this worker's last run stopped sending, per task.
-_sent_until: dict[str, int] = {}
+_ENCODER = msgspec.json.Encoder()
 
 
-def owned_tasks() -> list[str]:
-    """The tasks whose job_raw partition is assigned to this worker."""
-    partitions = app.settings.kafka.partitions
-    assigned = app.assignor.assigned_actives()
-    return [
-        task_id
-        for task_id in app.settings.api.task_ids
-        if TP(RAW_TOPIC, partition_for(task_id, partitions)) in assigned
-    ]
+class RunFailed(Exception):
+    """A crawl run ended before it reached the end of the source; the message says why."""
 
 
-def split_page(page: Page, fetched_at: datetime, demo: bool) -> Iterator[RawPage]:
-    """One API page as raw events of at most MAX_EVENT_BYTES, each a contiguous slice."""
-    start, size = 0, 0
-    for i, row in enumerate(page.rows):
-        row_bytes = len(json.dumps(row, ensure_ascii=False).encode())
-        if i > start and size + row_bytes > MAX_EVENT_BYTES:
-            yield _slice(page, start, i, fetched_at, demo)
-            start, size = i, 0
-        size += row_bytes
-    yield _slice(page, start, len(page.rows), fetched_at, demo)
+class Crawler:
+    """This worker's crawl: the loop, its wake-up event and what it has fetched."""
 
+    def __init__(self, app: JobstreamApp) -> None:
+        self.app = app
+        self.wakeup = asyncio.Event()
+        # Rows fetched by this worker since it started, per task (the table counts applied).
+        self.fetched: dict[str, int] = {}
+        # The offset each task's last run sent pages up to.
+        self._sent_until: dict[str, int] = {}
 
-def _slice(page: Page, start: int, end: int, fetched_at: datetime, demo: bool) -> RawPage:
-    last = end == len(page.rows)
-    return RawPage(
-        task_id=page.task_id,
-        offset=page.offset + start,
-        next_offset=page.next_offset if last else page.offset + end,
-        total=page.total,
-        rows=page.rows[start:end],
-        fetched_at=fetched_at.isoformat(),
-        demo=demo,
-    )
+    def owned_tasks(self) -> list[str]:
+        """The tasks whose job_raw partition is assigned to this worker."""
+        settings = self.app.settings
+        assigned = self.app.assignor.assigned_actives()
+        return [
+            task_id
+            for task_id in settings.api.task_ids
+            if TP(raw_topic.get_topic_name(), partition_for(task_id, settings.kafka.partitions))
+            in assigned
+        ]
 
+    async def run_forever(self) -> None:
+        """First run at worker start, then every `crawler.interval` seconds or on a start
+        command."""
+        settings = self.app.settings
+        endpoint = self.app.embedded.api_endpoint()
+        await declare_outputs()
+        async with BazhuayuClient(
+            endpoint.base_url,
+            endpoint.username,
+            endpoint.password,
+            request_timeout=settings.api.request_timeout,
+            max_retries=settings.api.max_retries,
+            min_interval=settings.api.min_interval,
+            on_request=metrics.observe_request,
+        ) as client:
+            while not self.app.should_stop:
+                self.wakeup.clear()
+                for task_id in self.owned_tasks():
+                    await self.run_once(client, task_id, endpoint.demo)
+                    if self.app.should_stop:
+                        return
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=settings.crawler.interval)
+                except TimeoutError:
+                    pass
 
-async def _wait_for_catch_up(task_id: str) -> None:
-    target = _sent_until.get(task_id, 0)
-    deadline = time.monotonic() + CATCH_UP_TIMEOUT
-    # Polling: the agent that advances the offset may run on this worker or, after a
-    # rebalance, on another one.
-    while store.current(task_id).current_offset < target and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.2)
+    async def run_once(self, client: BazhuayuClient, task_id: str, demo: bool) -> None:
+        """One run of one task; whatever happens is reported, never raised (but cancellation)."""
+        progress = await self._caught_up(task_id)
+        if progress.status == "stopped":
+            return
+        offset = progress.current_offset
+        logger.info("task_id=%s offset=%d crawl run starts", task_id, offset)
+        try:
+            await send_command(task_id, "report", run="running")
+            total = await self._crawl(client, progress, demo)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.app.should_stop:
+                return  # the worker is shutting down under the run (its producer is gone)
+            await self._report_failure(task_id, exc)
+            return
+        if total is not None:
+            await send_command(task_id, "report", run="succeeded", total=total)
 
-
-async def crawl_task(client: BazhuayuClient, task_id: str, demo: bool) -> None:
-    """One run: from current_offset until restTotal is 0, or until the task is stopped."""
-    await _wait_for_catch_up(task_id)
-    progress = store.current(task_id)
-    if progress.status == state.STOPPED:
-        return
-    settings = app.settings
-    partition = partition_for(task_id, settings.kafka.partitions)
-    offset = start = progress.current_offset
-    logger.info("task_id=%s offset=%d crawl run starts", task_id, offset)
-    await send_command(task_id, "report", status=state.RUNNING)
-    try:
+    async def _crawl(self, client: BazhuayuClient, progress: Progress, demo: bool) -> int | None:
+        """Fetch from `progress.current_offset` to the end; the source total, or None when the
+        run was stopped. Raises RunFailed (or what the source raised) when it cannot finish."""
+        settings = self.app.settings
+        task_id, source = progress.task_id, progress.source
+        partition = partition_for(task_id, settings.kafka.partitions)
+        batch_size = settings.api.batch_size
+        offset, size = progress.current_offset, batch_size
+        in_flight: deque[int] = deque()
+        first = True
         while True:
-            if app.should_stop:
-                return
-            if store.current(task_id).status == state.STOPPED:
+            if self.app.should_stop:
+                return None
+            if self.app.progress_store.current(task_id).status == "stopped":
                 logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
-                return
-            page = await client.fetch_page(task_id, offset, settings.api.batch_size)
-            fetched_at = datetime.now(settings.tz)
-            for raw in split_page(page, fetched_at, demo):
-                await raw_topic.send(key=task_id, value=raw, partition=partition)
-            fetched[task_id] = fetched.get(task_id, 0) + len(page.rows)
-            metrics.ROWS.labels(task_id, "fetched").inc(len(page.rows))
-            offset = _sent_until[task_id] = page.next_offset
-            if page.is_last:
-                break
-    except AuthError as exc:
-        logger.error(
-            "task_id=%s offset=%d the API refused the credentials: %s", task_id, offset, exc
+                return None
+            fetched_at = datetime.now(settings.tz).isoformat()
+            try:
+                page = await client.fetch_page(task_id, offset, size)
+            except UnreadableAnswer as exc:
+                if size > 1:
+                    # The answer's content cannot be parsed: narrow down to the row that holds it.
+                    size = max(1, size // 2)
+                    logger.warning(
+                        "task_id=%s offset=%d %s; asking for %d rows to find the row",
+                        task_id, offset, exc, size,
+                    )  # fmt: skip
+                    continue
+                events = [
+                    unreadable_row(
+                        task_id, offset, self._last_total(progress),
+                        why=f"the API's answer for this row cannot be parsed: {exc}",
+                        excerpt_text=exc.excerpt, source=source, fetched_at=fetched_at, demo=demo,
+                    )
+                ]  # fmt: skip
+                next_offset, is_last = offset + 1, False
+            else:
+                if first and page.offset > 0 and page.total < page.offset and not page.rows:
+                    await self._restart_after_reset(task_id, source, page)
+                    offset, first = 0, False
+                    continue
+                await self._report_anomalies(task_id, page)
+                events = slice_page(
+                    page,
+                    source=source,
+                    fetched_at=fetched_at,
+                    demo=demo,
+                    max_event_bytes=settings.kafka.max_message_bytes,
+                )
+                next_offset, is_last = page.next_offset, page.is_last
+                size = batch_size
+            first = False
+            for event in events:
+                await raw_topic.send(key=task_id, value=_ENCODER.encode(event), partition=partition)
+            rows = sum(len(e.rows) for e in events)
+            self.fetched[task_id] = self.fetched.get(task_id, 0) + rows
+            metrics.ROWS.labels(task_id, "fetched").inc(rows)
+            offset = self._sent_until[task_id] = next_offset
+            in_flight.append(offset)
+            if is_last:
+                await self._applied(task_id, offset)
+                return events[-1].total
+            if len(in_flight) > MAX_PAGES_UNAPPLIED:
+                await self._applied(task_id, in_flight.popleft())
+
+    def _last_total(self, progress: Progress) -> int:
+        return max(progress.total, self._sent_until.get(progress.task_id, 0))
+
+    async def _applied(self, task_id: str, offset: int) -> None:
+        """Wait until the task's pages are applied up to `offset`; RunFailed if they are not."""
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        store = self.app.progress_store
+        # Polling: the agent that advances the offset may run on this worker or, after a
+        # rebalance, on another one.
+        while (current := store.current(task_id)).current_offset < offset:
+            if time.monotonic() > deadline:
+                raise RunFailed(
+                    f"pages up to offset {offset} were sent but not applied within "
+                    f"{APPLY_TIMEOUT:.0f}s (applied up to {current.current_offset}); "
+                    "see the worker log for why"
+                )
+            await asyncio.sleep(0.05)
+
+    async def _caught_up(self, task_id: str) -> Progress:
+        """The task's progress once the pages this worker sent before have been applied (or
+        after APPLY_TIMEOUT: then the run refetches from where the progress stands)."""
+        try:
+            await self._applied(task_id, self._sent_until.get(task_id, 0))
+        except RunFailed as exc:
+            logger.warning("task_id=%s %s; refetching from the stored offset", task_id, exc)
+        return self.app.progress_store.current(task_id)
+
+    async def _report_anomalies(self, task_id: str, page: Page) -> None:
+        """One warning, one count and one command for a page whose cursor was odd."""
+        if not page.anomalies:
+            return
+        note = "; ".join(page.anomalies)
+        logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
+        metrics.CURSOR_ANOMALIES.labels(task_id).inc()
+        await send_command(task_id, "anomaly", offset=page.offset, error=note)
+
+    async def _restart_after_reset(self, task_id: str, source: str, page: Page) -> None:
+        """The source holds fewer rows than were applied: its data was cleared and collected
+        again. Start over from 0; ids are deterministic, so rows seen before keep theirs."""
+        note = (
+            f"source reset: the API's total is {page.total}, below the {page.offset} rows "
+            "applied; crawling again from offset 0"
         )
-        await send_command(task_id, "report", status=state.ERROR, error=f"authentication: {exc}")
-        return
-    except SourceError as exc:
-        logger.error("task_id=%s offset=%d crawl run failed: %s", task_id, offset, exc)
-        await send_command(task_id, "report", status=state.ERROR, error=str(exc))
-        return
-    logger.info(
-        "task_id=%s offset=%d crawl run done: %d rows fetched, source total %d",
-        task_id,
-        offset,
-        offset - start,
-        page.total,
-    )
-    await send_command(task_id, "report", status=state.IDLE, total=page.total)
+        logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
+        metrics.SOURCE_RESETS.labels(task_id).inc()
+        await send_command(task_id, "reset", total=page.total, error=note, source=source)
+        self._sent_until[task_id] = 0
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        while self.app.progress_store.current(task_id).current_offset != 0:
+            if time.monotonic() > deadline:
+                raise RunFailed("the source reset was not applied in time")
+            await asyncio.sleep(0.05)
+
+    async def _report_failure(self, task_id: str, exc: Exception) -> None:
+        offset = self.app.progress_store.current(task_id).current_offset
+        if isinstance(exc, AuthError):
+            error = f"authentication: {exc}"
+        elif isinstance(exc, RunFailed | SourceError):
+            error = str(exc)
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+        # One line per failed run, at ERROR; the traceback only for what is not ours.
+        logger.error(
+            "task_id=%s offset=%d crawl run failed: %s",
+            task_id,
+            offset,
+            error,
+            exc_info=not isinstance(exc, RunFailed | SourceError),
+        )
+        metrics.RUN_FAILURES.labels(task_id).inc()
+        try:
+            await send_command(task_id, "report", run="failed", offset=offset, error=error)
+        except Exception as report_exc:  # Kafka is down: the log line above is what remains
+            logger.error("task_id=%s the failure could not be reported: %r", task_id, report_exc)
 
 
 @app.task
 async def crawl_forever() -> None:
-    """First run at worker start, then every `crawler.interval` seconds or on a start command."""
-    settings = app.settings
-    endpoint = app.embedded.api_endpoint()
-    await declare_outputs()
-    async with BazhuayuClient(
-        endpoint.base_url,
-        endpoint.username,
-        endpoint.password,
-        request_timeout=settings.api.request_timeout,
-        max_retries=settings.api.max_retries,
-        min_interval=settings.api.min_interval,
-        on_request=metrics.observe_request,
-    ) as client:
-        while not app.should_stop:
-            wakeup.clear()
-            for task_id in owned_tasks():
-                try:
-                    await crawl_task(client, task_id, endpoint.demo)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    if app.should_stop:
-                        # The worker is shutting down under us (its producer is gone).
-                        return
-                    # Kafka unreachable, or a bug: nothing was advanced, so the next run
-                    # refetches from the stored offset. Keep the loop alive.
-                    logger.exception("task_id=%s crawl run aborted", task_id)
-            try:
-                await asyncio.wait_for(wakeup.wait(), timeout=settings.crawler.interval)
-            except TimeoutError:
-                pass
+    await app.crawler.run_forever()

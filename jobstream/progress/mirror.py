@@ -1,4 +1,4 @@
-"""The SQLite mirror of crawl progress (seed §5.1 schema plus the counters and status).
+"""The SQLite mirror of crawl progress (seed §5.1 schema plus the counters, status and source).
 
 Written after every applied page, once the page's messages are acknowledged, so it never claims
 more than the broker holds. It is read when the table has no entry for a task (a new or wiped
@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from jobstream.records import Progress
 
@@ -20,59 +23,79 @@ CREATE TABLE IF NOT EXISTS crawl_progress (
     task_id TEXT PRIMARY KEY,
     current_offset INTEGER,
     total INTEGER,
-    last_update TIMESTAMP,
-    status TEXT NOT NULL DEFAULT 'idle',
-    last_error TEXT NOT NULL DEFAULT '',
-    published INTEGER NOT NULL DEFAULT 0,
-    filtered INTEGER NOT NULL DEFAULT 0,
-    rejected INTEGER NOT NULL DEFAULT 0,
-    future_dated INTEGER NOT NULL DEFAULT 0
+    last_update TIMESTAMP
 )
 """
-_COLUMNS = (
-    "task_id",
-    "current_offset",
-    "total",
-    "last_update",
-    "status",
-    "last_error",
-    "published",
-    "filtered",
-    "rejected",
-    "future_dated",
-)
-
-_UPSERT = (
-    f"INSERT OR REPLACE INTO crawl_progress ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
+# Columns beyond the seed's, added to a table of any earlier version.
+_EXTRA_COLUMNS = {
+    "status": "TEXT NOT NULL DEFAULT 'idle'",
+    "last_error": "TEXT NOT NULL DEFAULT ''",
+    "published": "INTEGER NOT NULL DEFAULT 0",
+    "filtered": "INTEGER NOT NULL DEFAULT 0",
+    "rejected": "INTEGER NOT NULL DEFAULT 0",
+    "future_dated": "INTEGER NOT NULL DEFAULT 0",
+    # The API the offset refers to; '' in databases written before it was recorded.
+    "source": "TEXT NOT NULL DEFAULT ''",
+    "skipped": "INTEGER NOT NULL DEFAULT 0",
+    "consecutive_failures": "INTEGER NOT NULL DEFAULT 0",
+    "stuck_since": "TEXT NOT NULL DEFAULT ''",
+    "failing_offset": "INTEGER",
+    "cursor_anomalies": "INTEGER NOT NULL DEFAULT 0",
+    "last_anomaly": "TEXT NOT NULL DEFAULT ''",
+    "source_resets": "INTEGER NOT NULL DEFAULT 0",
+}
+_COLUMNS = Progress.__struct_fields__
 
 
 class ProgressMirror:
+    """One SQLite file, opened on first use, written from the event loop thread only."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection used from the event loop thread only; writes are a single small row.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(crawl_progress)")}
+            for column, declaration in _EXTRA_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE crawl_progress ADD COLUMN {column} {declaration}")
+            self._db = db
+        return self._db
 
     def load(self, task_id: str) -> Progress | None:
-        row = self._db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM crawl_progress WHERE task_id = ?", (task_id,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM crawl_progress WHERE task_id = ?", (task_id,)
+            )
+            .fetchone()
+        )
         if row is None:
             return None
-        values = dict(zip(_COLUMNS, row, strict=True))
-        values["last_update"] = values["last_update"] or ""
-        values["total"] = values["total"] or 0
-        values["current_offset"] = values["current_offset"] or 0
-        return Progress(**values)
+        values: dict[str, Any] = {
+            column: value for column, value in zip(_COLUMNS, row, strict=True) if value is not None
+        }
+        try:
+            return msgspec.convert(values, Progress)
+        except msgspec.ValidationError as exc:
+            logger.warning("task_id=%s the SQLite mirror row is unusable: %s", task_id, exc)
+            return None
 
     def save(self, progress: Progress) -> None:
         values = [getattr(progress, column) for column in _COLUMNS]
-        self._db.execute(_UPSERT, values)
+        self._connection().execute(
+            f"INSERT OR REPLACE INTO crawl_progress ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+            values,
+        )
 
     def close(self) -> None:
-        self._db.close()
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()

@@ -35,6 +35,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--junk-ratio", type=float, default=0.01)
     p.add_argument("--missing-url-ratio", type=float, default=0.0)
     p.add_argument("--duplicate-url-ratio", type=float, default=0.0)
+    p.add_argument(
+        "--hostile-ratio",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="share of rows replaced by hostile kinds (see /_sim/truth for what each expects)",
+    )
+    p.add_argument(
+        "--description-chars",
+        type=int,
+        default=0,
+        metavar="N",
+        help="long Chinese descriptions of about N characters (0: short ones)",
+    )
     p.add_argument("--rows-key", choices=("data", "dataList"), default="data")
     p.add_argument("--no-offset", action="store_true", help="leave `offset` out of data pages")
     p.add_argument(
@@ -62,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             junk_ratio=args.junk_ratio,
             missing_url_ratio=args.missing_url_ratio,
             duplicate_url_ratio=args.duplicate_url_ratio,
+            hostile_ratio=args.hostile_ratio,
+            description_chars=args.description_chars,
         ),
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,

@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from jobstream.simulator.api import STATE
+from jobstream.simulator.cursor import CursorFault
+from jobstream.simulator.state import SimulatorState
 
 
 class _BadRequest(ValueError):
@@ -115,6 +117,68 @@ async def expire_tokens(request: web.Request) -> web.Response:
         return _bad(str(exc))
     request.app[STATE].expire_tokens(refresh_too=bool(body.get("refresh", False)))
     return web.json_response({"ok": True})
+
+
+def _task_id(state: SimulatorState, body: dict[str, Any]) -> str:
+    """The body's `taskId`, or the first task when it names none."""
+    task_id = body.get("taskId", state.config.task_ids[0])
+    if task_id not in state.tasks:
+        raise _BadRequest(f"unknown taskId {task_id!r}")
+    return str(task_id)
+
+
+def _cursor_json(state: SimulatorState) -> dict[str, Any]:
+    return {"armed": state.cursor.to_json(), "fired": dict(state.stats.cursor)}
+
+
+_CURSOR_PARAMS = ("times", "skip", "extra", "cursor", "back")
+
+
+def _cursor_fault(state: SimulatorState, body: dict[str, Any]) -> CursorFault:
+    unknown = set(body) - {"kind", "taskId", "at_offset", "clear", *_CURSOR_PARAMS}
+    if unknown:
+        raise _BadRequest(f"unknown keys {sorted(unknown)}")
+    if "at_offset" not in body:
+        raise _BadRequest("at_offset is required")
+    return CursorFault(
+        kind=body["kind"],
+        task_id=_task_id(state, body),
+        at_offset=body["at_offset"],
+        **{key: body[key] for key in _CURSOR_PARAMS if key in body},
+    )
+
+
+async def get_cursor(request: web.Request) -> web.Response:
+    return web.json_response(_cursor_json(request.app[STATE]))
+
+
+async def set_cursor(request: web.Request) -> web.Response:
+    """Arm one cursor anomaly (`cursor.CursorFault`), or disarm all with `{"clear": true}`."""
+    state = request.app[STATE]
+    try:
+        body = await _json_body(request)
+        if body.get("clear"):
+            state.cursor.clear()
+        if "kind" in body:
+            state.cursor.arm(_cursor_fault(state, body))
+    except (_BadRequest, ValueError, TypeError) as exc:
+        return _bad(str(exc))
+    return web.json_response(_cursor_json(state))
+
+
+async def reset_task(request: web.Request) -> web.Response:
+    """Clear a task's data and collect it again: `{"taskId", "total", "seed"}`."""
+    state = request.app[STATE]
+    try:
+        body = await _json_body(request)
+        task_id = _task_id(state, body)
+        total = _count(body, "total")
+        seed = _count(body, "seed") if "seed" in body else None
+    except _BadRequest as exc:
+        return _bad(str(exc))
+    seed = state.reset(task_id, total, seed)
+    totals = {t: task.total for t, task in state.tasks.items()}
+    return web.json_response({"taskId": task_id, "total": total, "seed": seed, "totals": totals})
 
 
 async def truth(request: web.Request) -> web.Response:

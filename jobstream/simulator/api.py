@@ -1,12 +1,15 @@
 """The two OpenAPI endpoints the crawler uses: `POST /token` and `GET /data/all`."""
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
-from jobstream.simulator import replies
+from jobstream.simulator import cursor, replies
 from jobstream.simulator.state import SimulatorState
+
+logger = logging.getLogger(__name__)
 
 STATE = web.AppKey("state", SimulatorState)
 
@@ -87,11 +90,16 @@ async def data_all(request: web.Request) -> web.Response:
     if task is None:
         return replies.error(400, "Task.NotFound", f"task {task_id} does not exist")
 
-    rows = task.rows(offset, size)
-    next_offset = offset + len(rows)
+    fault = state.cursor.take(task_id, offset)
+    if fault is not None:
+        state.stats.count_cursor(fault.kind)
+        logger.info("cursor anomaly %s fires for task %s at offset %d", fault.kind, task_id, offset)
+    plan = cursor.plan_page(offset, size, task.total, fault)
+    rows = task.rows(plan.first_row, plan.row_count)
+    state.stats.count_page(task_id, len(rows))
     page: dict[str, Any] = {"total": task.total}
     if state.config.include_offset:
-        page["offset"] = next_offset
-    page["restTotal"] = max(0, task.total - next_offset)
+        page["offset"] = plan.next_offset
+    page["restTotal"] = plan.rest_total
     page[state.config.rows_key] = rows
-    return replies.ok(page)
+    return replies.page(page, state.config.rows_key)

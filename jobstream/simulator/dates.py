@@ -161,3 +161,15 @@ def render_collect_junk(rng: random.Random) -> Rendered:
     fmt = rng.choice(COLLECT_JUNK)
     value = {"junk_empty": "", "junk_null": None}.get(fmt, MISSING)
     return Rendered(value, None, fmt)
+
+
+def render_recent(rng: random.Random, anchor: datetime) -> tuple[Rendered, Rendered, datetime]:
+    """Dates inside any window of two days or more: published `今天` or `昨天`, collected on the
+    anchor day (`%Y-%m-%d %H:%M:%S`). Returns (publish, collect, the moment collected)."""
+    fmt = rng.choice(("today", "yesterday"))
+    collected, age = collect_moment(rng, anchor, fmt)
+    collected = collected.replace(microsecond=0)
+    text, fmt = _publish_text(rng, fmt, collected, age)
+    publish = Rendered(text, collected.date() - timedelta(days=age), fmt)
+    collect = Rendered(_collect_value("datetime", collected), collected.date(), "datetime")
+    return publish, collect, collected

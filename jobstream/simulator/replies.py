@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from jobstream.simulator import body
 from jobstream.simulator.faults import Failure
 from jobstream.simulator.tokens import IssuedToken
 
@@ -23,6 +24,18 @@ def _request_id() -> str:
 
 def ok(data: dict[str, Any]) -> web.Response:
     return web.json_response({"data": data, "requestId": _request_id()})
+
+
+def page(data: dict[str, Any], rows_key: str) -> web.Response:
+    """A data page; `data[rows_key]` may hold `RawRow`s, which are served byte for byte."""
+    if not body.has_raw_rows(data[rows_key]):
+        return ok(data)
+    envelope = {"data": data, "requestId": _request_id()}
+    return web.Response(
+        body=body.spliced(envelope, rows_key, data[rows_key]),
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def error(

@@ -5,13 +5,13 @@ are written relative to it. The generator also knows what each row's dates mean 
 never appears in the HTTP response: tests compare the pipeline's parse against it.
 """
 
-import hashlib
 import random
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from jobstream.simulator import dates, vocab
+from jobstream.simulator import dates, descriptions, hostile, policy, vocab
+from jobstream.simulator.seeding import stable_int
 
 # Multiplying by a number coprime to 10**11 permutes 0..10**11-1, so ids are unique per row
 # yet do not look sequential.
@@ -21,17 +21,37 @@ _ID_MULTIPLIER = 48_271
 
 @dataclass(frozen=True)
 class RowOptions:
-    """What the generator is asked to produce; ratios are shares of rows (0 turns a feature off)."""
+    """What the generator is asked to produce; ratios are shares of rows (0 turns a feature off).
+
+    `hostile_ratio`: the share of rows replaced by a hostile kind (`hostile.KINDS`).
+    `description_chars`: when > 0, every normal row's description is a realistic posting of about
+    this many characters instead of a short one (the other fields do not change).
+    """
 
     seed: int = 0
     junk_ratio: float = 0.01
     missing_url_ratio: float = 0.0
     duplicate_url_ratio: float = 0.0
+    hostile_ratio: float = 0.0
+    description_chars: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hostile_ratio <= 1:
+            raise ValueError(f"hostile_ratio must be between 0 and 1, got {self.hostile_ratio}")
+        if self.description_chars < 0:
+            raise ValueError(f"description_chars must be >= 0, got {self.description_chars}")
 
 
 @dataclass(frozen=True)
 class RowTruth:
-    """What row `index` really says. A None date is deliberately unparseable junk."""
+    """What row `index` really says. A None date is deliberately unparseable junk.
+
+    `hostile` names the row's hostile kind ("" for a normal row). `expect` is what the pipeline
+    must do with a hostile row ("published", "filtered", "rejected"); None for a normal row, whose
+    fate follows from its dates and the window. `expect_field` is a reject's field at fault
+    ("aae397", "Collect_time" or "row"). `expect_text` is the text the pipeline publishes for the
+    row under the output names; None for a row that must be rejected.
+    """
 
     index: int
     publish_date: date | None
@@ -40,12 +60,10 @@ class RowTruth:
     publish_format: str
     collect_format: str
     publish_prefix: str = ""
-
-
-def _stable_int(*parts: object) -> int:
-    # hash() is salted per process; rows must be identical across processes and runs.
-    text = ":".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    hostile: str = ""
+    expect: policy.Expect | None = None
+    expect_field: str | None = None
+    expect_text: dict[str, str] | None = None
 
 
 class RowGenerator:
@@ -57,22 +75,23 @@ class RowGenerator:
         self.task_id = task_id
         self.anchor = anchor.astimezone(dates.SHANGHAI)
         self.options = options or RowOptions()
-        self._task_code = _stable_int(self.options.seed, task_id) % 10**9
+        self._task_code = stable_int(self.options.seed, task_id) % 10**9
 
-    def row(self, index: int) -> dict[str, Any]:
+    def row(self, index: int) -> Any:
+        """Row `index` as served: a dict, or a `RawRow` (JSON bytes) for a hostile row."""
         return self.generate(index)[0]
 
     def truth(self, index: int) -> RowTruth:
         return self.generate(index)[1]
 
-    def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+    def rows(self, start: int, stop: int) -> list[Any]:
         return [self.row(i) for i in range(start, stop)]
 
-    def generate(self, index: int) -> tuple[dict[str, Any], RowTruth]:
+    def generate(self, index: int) -> tuple[Any, RowTruth]:
         if index < 0:
             raise ValueError(f"row index must be >= 0, got {index}")
         opts = self.options
-        rng = random.Random(_stable_int(opts.seed, self.task_id, index))
+        rng = random.Random(stable_int(opts.seed, self.task_id, index))
 
         fmt = dates.pick_publish_format(rng)
         collected, age = dates.collect_moment(rng, self.anchor, fmt)
@@ -100,12 +119,19 @@ class RowGenerator:
             "aae397": publish.value,
             "Collect_time": collect.value,
             "ACE760": url if url is not None else rng.choice(("", None, dates.MISSING)),
-            "acb22a": _description(rng),
+            "acb22a": descriptions.short(rng),
             "Experience": rng.choice(vocab.EXPERIENCE),
             "aac011": rng.choice(vocab.EDUCATION),
         }
+        if opts.description_chars > 0:
+            # Its own generator, so the draws after it (and so every other field) stay the same.
+            own = random.Random(stable_int(opts.seed, self.task_id, index, "description"))
+            fields["acb22a"] = descriptions.long(own, opts.description_chars)
         _add_noise(rng, fields, index)
         row = {k: v for k, v in fields.items() if v is not dates.MISSING}
+        spot = hostile.spot(opts.hostile_ratio, opts.seed, self.task_id, index)
+        if spot is not None:
+            return self._hostile(index, spot, row)
         truth = RowTruth(
             index=index,
             publish_date=publish.day,
@@ -114,13 +140,43 @@ class RowGenerator:
             publish_format=publish.fmt,
             collect_format=collect.fmt,
             publish_prefix=publish.prefix,
+            expect_text=policy.published_text(row),
         )
         return row, truth
+
+    def _hostile(self, index: int, spot: hostile.Spot, row: dict[str, Any]) -> tuple[Any, RowTruth]:
+        """Row `index` (normal in every other respect) with recent dates, spoiled by its kind."""
+        rng = random.Random(stable_int(self.options.seed, self.task_id, index, spot.kind))
+        publish, collect, collected = dates.render_recent(rng, self.anchor)
+        fields = {**row, "aae397": publish.value, "Collect_time": collect.value}
+        base = hostile.Base(fields, publish, collect, collected, spot.occurrence, rng)
+        spoiled = hostile.spoil(spot.kind, base)
+        publish = spoiled.publish or publish
+        collect = spoiled.collect or collect
+        meaning = spoiled.meaning
+        url = meaning.get("ACE760") if meaning is not None else None
+        truth = RowTruth(
+            index=index,
+            publish_date=publish.day,
+            collect_date=collect.day,
+            url=url if isinstance(url, str) and url else None,
+            publish_format=publish.fmt,
+            collect_format=collect.fmt,
+            hostile=spot.kind,
+            expect=spoiled.expect,
+            expect_field=spoiled.field,
+            expect_text=(
+                None
+                if spoiled.expect == policy.REJECTED or meaning is None
+                else policy.published_text(meaning)
+            ),
+        )
+        return spoiled.row, truth
 
     def base_url(self, index: int) -> str:
         """The URL row `index` has unless it is a deliberate duplicate or has none."""
         job_id = (index * _ID_MULTIPLIER + self._task_code) % _ID_SPACE
-        host = _stable_int(self.task_id, index) % 3
+        host = stable_int(self.task_id, index) % 3
         if host == 0:
             return f"https://www.zhaopin.com/jobdetail/CC{self._task_code:09d}J{job_id:011d}.htm"
         if host == 1:
@@ -136,16 +192,6 @@ class RowGenerator:
             # The same posting scraped again: an earlier, nearby row's URL.
             return self.base_url(rng.randrange(max(0, index - 500), index))
         return self.base_url(index)
-
-
-def _description(rng: random.Random) -> str:
-    duty_a, duty_b = rng.sample(vocab.DUTIES, 2)
-    benefit_a, benefit_b = rng.sample(vocab.BENEFITS, 2)
-    return (
-        f"岗位职责:1.{duty_a};2.{duty_b}。"
-        f"任职要求:{rng.choice(vocab.REQUIREMENTS)}。"
-        f"福利待遇:{benefit_a}、{benefit_b}。"
-    )
 
 
 def _add_noise(rng: random.Random, fields: dict[str, Any], index: int) -> None:

@@ -1,6 +1,7 @@
 """Everything a running simulator knows: each task's rows, issued tokens, faults and counters."""
 
 import bisect
+import dataclasses
 import logging
 import random
 import time
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from jobstream.simulator.config import SimulatorConfig
+from jobstream.simulator.cursor import CursorFaults
 from jobstream.simulator.faults import Faults
 from jobstream.simulator.rows import RowGenerator, RowOptions, RowTruth
 from jobstream.simulator.stats import Stats
@@ -38,7 +40,8 @@ class TaskRows:
     def generator_for(self, index: int) -> RowGenerator:
         return self._generators[bisect.bisect_right(self._starts, index) - 1]
 
-    def rows(self, offset: int, size: int) -> list[dict[str, Any]]:
+    def rows(self, offset: int, size: int) -> list[Any]:
+        """Rows offset..offset+size-1 that exist: dicts, and `RawRow`s for hostile rows."""
         stop = min(self.total, offset + size)
         return [self.generator_for(i).row(i) for i in range(offset, stop)]
 
@@ -63,6 +66,7 @@ class SimulatorState:
         self.faults.latency_ms = config.latency_ms
         self.faults.latency_jitter_ms = config.latency_jitter_ms
         self.faults.set_rate_limit(config.rate_limit, config.rate_burst_seconds)
+        self.cursor = CursorFaults()
         self.stats = Stats()
 
     def tick(self) -> None:
@@ -83,10 +87,22 @@ class SimulatorState:
             task.grow(n, anchor)
             logger.debug("task %s grew by %d rows to %d", task.task_id, n, task.total)
 
+    def reset(self, task_id: str, total: int, seed: int | None = None) -> int:
+        """Clear a task's data and collect it again: `total` rows from `seed` (default: the next
+        seed), anchored now. Rows grown later continue from the new data. Returns the seed."""
+        if total < 0:
+            raise ValueError(f"total must be >= 0, got {total}")
+        old = self.tasks[task_id]
+        seed = old.options.seed + 1 if seed is None else seed
+        options = dataclasses.replace(old.options, seed=seed)
+        self.tasks[task_id] = TaskRows(task_id, self.config.clock(), total, options)
+        logger.info("task %s reset to %d rows (seed %d)", task_id, total, seed)
+        return seed
+
     def total(self, task_id: str) -> int:
         return self.tasks[task_id].total
 
-    def row(self, task_id: str, index: int) -> dict[str, Any]:
+    def row(self, task_id: str, index: int) -> Any:
         return self.tasks[task_id].generator_for(index).row(index)
 
     def truth(self, task_id: str, index: int) -> RowTruth:

@@ -9,6 +9,9 @@ class Stats:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[tuple[str, int]] = Counter()
         self.grants: Counter[str] = Counter()
+        self.cursor: Counter[str] = Counter()
+        self.task_requests: Counter[str] = Counter()
+        self.task_rows: Counter[str] = Counter()
 
     def count_request(self, endpoint: str) -> None:
         self.requests[endpoint] += 1
@@ -19,13 +22,29 @@ class Stats:
     def count_grant(self, grant_type: str) -> None:
         self.grants[grant_type] += 1
 
+    def count_task_request(self, task_id: str) -> None:
+        """A data request naming `task_id`, whatever it was answered (faults included)."""
+        self.task_requests[task_id] += 1
+
+    def count_page(self, task_id: str, rows: int) -> None:
+        self.task_rows[task_id] += rows
+
+    def count_cursor(self, kind: str) -> None:
+        self.cursor[kind] += 1
+
     def status_count(self, endpoint: str, status: int) -> int:
         return self.responses[(endpoint, status)]
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.responses.clear()
-        self.grants.clear()
+        for counter in (
+            self.requests,
+            self.responses,
+            self.grants,
+            self.cursor,
+            self.task_requests,
+            self.task_rows,
+        ):
+            counter.clear()
 
     def to_json(self) -> dict[str, Any]:
         statuses: dict[str, dict[str, int]] = {}
@@ -35,4 +54,9 @@ class Stats:
             "requests": dict(self.requests),
             "statuses": statuses,
             "grants": dict(self.grants),
+            "cursor": dict(self.cursor),
+            "tasks": {
+                task: {"requests": self.task_requests[task], "rows": self.task_rows[task]}
+                for task in sorted(self.task_requests.keys() | self.task_rows.keys())
+            },
         }

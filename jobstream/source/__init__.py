@@ -1,7 +1,7 @@
 """The Bazhuayu OpenAPI client: token, paging and retries. Knows nothing of Kafka or Faust."""
 
 from jobstream.source.client import ApiRequestError, BazhuayuClient
-from jobstream.source.envelope import MalformedResponse
+from jobstream.source.envelope import MalformedResponse, UnreadableAnswer
 from jobstream.source.paging import Page, parse_page
 from jobstream.source.token import Token, parse_token
 from jobstream.source.transport import OnRequest
@@ -13,6 +13,7 @@ __all__ = [
     "OnRequest",
     "Page",
     "Token",
+    "UnreadableAnswer",
     "parse_page",
     "parse_token",
 ]

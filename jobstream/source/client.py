@@ -13,7 +13,7 @@ import aiohttp
 
 from jobstream.errors import AuthError, SourceError
 from jobstream.source.backoff import full_jitter, retry_after
-from jobstream.source.envelope import MalformedResponse, error_of
+from jobstream.source.envelope import MalformedResponse, UnreadableAnswer, error_of
 from jobstream.source.paging import Page, parse_page
 from jobstream.source.token import REFRESH_MARGIN, Token, parse_token
 from jobstream.source.transport import OnRequest, Reply, Transport
@@ -26,6 +26,8 @@ INVALID_TOKEN = "Invalid.Token"
 INVALID_GRANT = "Invalid.Grant"
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT_4XX = frozenset({408})
+# How much of an unreadable answer is kept for job_rejects.
+EXCERPT_BYTES = 4096
 
 
 class ApiRequestError(SourceError):
@@ -101,10 +103,6 @@ class BazhuayuClient:
     async def close(self) -> None:
         await self._transport.close()
 
-    async def authenticate(self) -> None:
-        """Get a token now: raises AuthError at start rather than at the first page."""
-        await self._valid_token()
-
     async def fetch_page(self, task_id: str, offset: int, size: int) -> Page:
         """`GET /data/all` once (with retries). The caller follows `next_offset` until `is_last`."""
         return await self._call(
@@ -113,7 +111,7 @@ class BazhuayuClient:
             "/data/all",
             params={"taskId": task_id, "offset": str(offset), "size": str(size)},
             auth=True,
-            parse=lambda body: parse_page(body, task_id, offset),
+            parse=lambda body: parse_page(body, task_id, offset, size),
             context=f"task_id={task_id} offset={offset}",
         )
 
@@ -250,8 +248,13 @@ class BazhuayuClient:
 
     def _accepted(self, reply: Reply, token: Token | None) -> Any:
         """The body of a reply worth parsing. Raises _TokenRejected, MalformedResponse for what
-        is worth retrying, and ApiRequestError for answers that retrying will not change."""
+        is worth retrying, and ApiRequestError or UnreadableAnswer for answers that retrying
+        will not change."""
         status = reply.status
+        if status < 400 and reply.unreadable:
+            raise UnreadableAnswer(
+                reply.unreadable, reply.raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            )
         error = error_of(reply.body)
         if token is not None and (status == 401 or (error and error[0] == INVALID_TOKEN)):
             raise _TokenRejected

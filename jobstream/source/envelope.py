@@ -3,9 +3,21 @@ raised for a body of the wrong shape (retried like a gateway error: it is usuall
 
 from typing import Any
 
+from jobstream.errors import SourceError
+
 
 class MalformedResponse(ValueError):
     """A body that parsed as JSON but is not the shape bazhuayu-api.md describes."""
+
+
+class UnreadableAnswer(SourceError):
+    """A successful answer whose JSON content no parser can take (nesting too deep, invalid
+    escapes): asking again returns the same bytes, so it is not retried. `excerpt` is the start
+    of the body, kept for job_rejects when the answer held a single row."""
+
+    def __init__(self, message: str, excerpt: str) -> None:
+        super().__init__(message)
+        self.excerpt = excerpt
 
 
 def error_of(body: Any) -> tuple[str, str] | None:

@@ -1,32 +1,38 @@
 """One aiohttp session to the API: sends a request, paces and times it, and reads the body."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from jobstream.source.body import NOT_JSON, decode_body
+
 logger = logging.getLogger(__name__)
 
 OnRequest = Callable[[str, int | None, float], None]
-
-NOT_JSON = object()
 
 
 @dataclass(frozen=True)
 class Reply:
     status: int
     body: Any  # the parsed JSON, or NOT_JSON
-    snippet: str  # the body's start, for messages about bodies that are not JSON
+    raw: bytes = field(repr=False)
     retry_after: str | None
+    # Why a JSON body's content cannot be parsed (asking again returns the same bytes).
+    unreadable: str | None = None
 
     @property
     def is_json(self) -> bool:
         return self.body is not NOT_JSON
+
+    @property
+    def snippet(self) -> str:
+        """The body's start, for messages about bodies that are not JSON."""
+        return self.raw[:120].decode("utf-8", errors="replace")
 
 
 class Transport:
@@ -83,11 +89,8 @@ class Transport:
                 retry_after = response.headers.get("Retry-After")
         finally:
             self._report(endpoint, status, time.perf_counter() - started)
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:  # includes UnicodeDecodeError
-            body = NOT_JSON
-        return Reply(status, body, raw[:120].decode("utf-8", errors="replace"), retry_after)
+        body, unreadable = decode_body(raw)
+        return Reply(status, body, raw, retry_after, unreadable)
 
     async def _pace(self) -> None:
         """Keep at least `min_interval` between request starts (the API allows ~20 per second)."""

@@ -6,7 +6,7 @@ No I/O, no Kafka, no Faust: the pipeline calls `classify_row` once per row and s
 from jobstream.transform.dates import parse_collect_date, parse_publish_date
 from jobstream.transform.ids import job_id, normalize_url
 from jobstream.transform.mapping import FIELD_MAP
-from jobstream.transform.rows import Filtered, Kept, Outcome, Rejected, RowContext, classify_row
+from jobstream.transform.outcome import Filtered, Kept, Outcome, Rejected, RowContext, classify_row
 from jobstream.transform.window import cutoff, is_suspicious_future, within_window
 
 __all__ = [

@@ -6,10 +6,13 @@ inner whitespace (line breaks in a description) is kept.
 """
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import date
 from types import MappingProxyType
 from typing import Any, Final
+
+from jobstream.records import Job
 
 __all__ = ["DATE_FIELDS", "FIELD_MAP", "TEXT_FIELDS", "build_job", "map_text_fields", "text_value"]
 
@@ -37,7 +40,8 @@ TEXT_FIELDS: Final = tuple((src, out) for src, out in FIELD_MAP.items() if src n
 def text_value(value: object) -> str:
     """One source value as output text: None -> "", strings stripped, other scalars via str().
 
-    A list or object (not seen so far) is kept as compact JSON rather than Python's repr.
+    NaN and infinities (Python's json reads them; JSON has no such numbers) count as null. A
+    list or object is kept as compact JSON rather than Python's repr.
     """
     if type(value) is str:
         return value.strip()
@@ -45,6 +49,8 @@ def text_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
     if isinstance(value, int | float | str):
         return str(value).strip()
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
@@ -69,26 +75,26 @@ def build_job(
     task_id: str,
     source_offset: int,
     demo: bool,
-) -> dict[str, Any]:
+) -> Job:
     """The job message of seed §6.2 plus `task_id`, `source_offset` and `demo`.
 
     `text` comes from `map_text_fields`; `crawl_time` is already ISO 8601 with its offset.
     """
-    return {
-        "id": job_id,
-        "job_category": text["job_category"],
-        "job_title": text["job_title"],
-        "company": text["company"],
-        "salary": text["salary"],
-        "location": text["location"],
-        "publish_date": publish.isoformat(),
-        "collect_time": collect.isoformat(),
-        "url": text["url"],
-        "description": text["description"],
-        "experience": text["experience"],
-        "education": text["education"],
-        "crawl_time": crawl_time,
-        "task_id": task_id,
-        "source_offset": source_offset,
-        "demo": demo,
-    }
+    return Job(
+        id=job_id,
+        job_category=text["job_category"],
+        job_title=text["job_title"],
+        company=text["company"],
+        salary=text["salary"],
+        location=text["location"],
+        publish_date=publish.isoformat(),
+        collect_time=collect.isoformat(),
+        url=text["url"],
+        description=text["description"],
+        experience=text["experience"],
+        education=text["education"],
+        crawl_time=crawl_time,
+        task_id=task_id,
+        source_offset=source_offset,
+        demo=demo,
+    )

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from aiohttp import web
 
 from jobstream.config import Config
 from jobstream.pipeline.commands import send_command
-from jobstream.progress import state
 from jobstream.records import Progress
-from jobstream.web import crawl_state, forwarding, params
+from jobstream.web import forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.envelope import require_running, unavailable
 from jobstream.web.probe import PROBE
@@ -43,7 +42,7 @@ class CrawlControlView(JsonView):
     methods_allowed = frozenset({"POST"})
     params = frozenset({"task_id"})
     requires_token = True
-    action: ClassVar[str]
+    action: ClassVar[Literal["start", "stop"]]
 
     def applied(self, progress: Progress) -> bool:
         raise NotImplementedError
@@ -64,7 +63,7 @@ class CrawlControlView(JsonView):
         except TimeoutError:
             raise unavailable("Kafka did not take the command in time; retry") from None
         deadline = time.monotonic() + timeout
-        while not self.applied(crawl_state.progress(self.app, task_id)):
+        while not self.applied(self.app.progress_store.current(task_id)):
             if time.monotonic() > deadline:
                 # Sent, not yet applied: 202 and the status as it stands.
                 return self.ok(await task_status(self.app, probe, task_id), status=202)
@@ -76,11 +75,11 @@ class CrawlStartView(CrawlControlView):
     action = "start"
 
     def applied(self, progress: Progress) -> bool:
-        return progress.status in (state.IDLE, state.RUNNING)
+        return progress.status in ("idle", "running")
 
 
 class CrawlStopView(CrawlControlView):
     action = "stop"
 
     def applied(self, progress: Progress) -> bool:
-        return progress.status == state.STOPPED
+        return progress.status == "stopped"

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from jobstream.config import Config
+from jobstream.records import Job, Reject
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
 from jobstream.web.envelope import ErrorBody
 from jobstream.web.status import Status
@@ -48,40 +49,13 @@ def _ok(data: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-JOB_FIELDS = {
-    "id": "稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）",
-    "job_category": "岗位类别",
-    "job_title": "岗位名称",
-    "company": "公司名称",
-    "salary": "薪资",
-    "location": "工作地点",
-    "publish_date": "发布日期 YYYY-MM-DD",
-    "collect_time": "采集日期 YYYY-MM-DD",
-    "url": "岗位链接",
-    "description": "岗位描述",
-    "experience": "经验要求",
-    "education": "学历要求",
-    "crawl_time": "本服务抓取时间（ISO 8601，带时区）",
-    "task_id": "八爪鱼任务 ID",
-}
-JOB = {
-    "type": "object",
-    "description": "job_data 中的一条岗位消息（seed §6.2）",
-    "required": [*JOB_FIELDS],
-    "properties": {
-        **{name: {"type": "string", "description": text} for name, text in JOB_FIELDS.items()},
-        "source_offset": {"type": "integer", "description": "该行在八爪鱼任务中的偏移量"},
-        "demo": {"type": "boolean", "description": "true 表示来自内置模拟器的演示数据"},
-    },
-}
-
-
 def schemas() -> dict[str, Any]:
-    """The JSON Schema of every body, from the declarations the views encode."""
+    """The JSON Schema of every body, from the declarations that encode it: the records on
+    job_data and job_rejects, the /status body and the error body."""
     _, components = msgspec.json.schema_components(
-        [ErrorBody, Status], ref_template="#/components/schemas/{name}"
+        [Job, Reject, Status, ErrorBody], ref_template="#/components/schemas/{name}"
     )
-    return {**components, "Job": JOB}
+    return components
 
 
 def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
-from jobstream.progress import state
-from jobstream.web import crawl_state
 from jobstream.web.endpoint import Endpoint
 from jobstream.web.probe import PROBE
 
@@ -19,8 +17,9 @@ class MetricsView(Endpoint):
         probe = request.app[PROBE]
         if probe.started and not probe.should_stop:
             await probe.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
-        for task_id in crawl_state.owned_tasks(self.app):
-            progress = crawl_state.progress(self.app, task_id)
-            metrics.set_crawl_status(task_id, progress.status, state.STATUSES)
+        for task_id in self.app.crawler.owned_tasks():
+            progress = self.app.progress_store.current(task_id)
+            metrics.set_crawl_status(task_id, progress.status)
+            metrics.CONSECUTIVE_FAILURES.labels(task_id).set(progress.consecutive_failures)
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})

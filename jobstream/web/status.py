@@ -7,7 +7,7 @@ JSON Schema. Seed §5.4's keys come first, in the seed's order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -15,15 +15,12 @@ from aiohttp import web
 from jobstream import metrics
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
-from jobstream.progress import state
-from jobstream.records import Progress
-from jobstream.web import crawl_state, forwarding, params
+from jobstream.progress import rules
+from jobstream.records import Progress, TaskStatus
+from jobstream.web import forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.lag import Lag
 from jobstream.web.probe import PROBE, BrokerProbe
-
-# The crawl states of a task (moves to jobstream.records with the pipeline's records).
-TaskStatus = Literal["idle", "running", "stopped", "error"]
 
 
 def _about(text: str) -> msgspec.Meta:
@@ -44,26 +41,15 @@ class ApiLatency(msgspec.Struct, frozen=True):
 
 
 class RowCounts(msgspec.Struct, frozen=True):
-    """源行计数：applied = published + filtered + rejected + skipped = current_offset"""
+    """源行计数：published + filtered + rejected + skipped = applied = current_offset"""
 
     fetched: Annotated[int, _about("本 worker 启动以来从 API 取到的行数")]
     applied: int
     published: Annotated[int, _about("发布到 job_data 的行数")]
     filtered: Annotated[int, _about("被 7 天规则过滤的行数")]
-    rejected: Annotated[int, _about("无法解析、进入 job_rejects 的行数")]
-    skipped: Annotated[int, _about("API 游标跳过的偏移量（源数据已删除）")]
+    rejected: Annotated[int, _about("无法使用、进入 job_rejects 的行数")]
+    skipped: Annotated[int, _about("被数据源游标跳过的 offset 数")]
     future_dated: Annotated[int, _about("日期晚于今天一天以上的行数")]
-
-
-class Health(msgspec.Struct, frozen=True):
-    """采集是否卡住：连续失败、游标异常、数据源重置"""
-
-    consecutive_failures: Annotated[int, _about("上次成功以来连续失败的采集轮数")]
-    stuck_since: Annotated[str | None, _about("开始在 failing_offset 处失败的时间")]
-    failing_offset: int | None
-    cursor_anomalies: Annotated[int, _about("API 游标异常（跳跃、回退、停滞）的次数")]
-    last_anomaly: str | None
-    source_resets: Annotated[int, _about("数据源总数低于已处理行数、从 0 重新采集的次数")]
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -76,29 +62,41 @@ class Status(msgspec.Struct, frozen=True):
     kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
     status: TaskStatus
     last_update: str | None
-    last_error: str | None
+    last_error: Annotated[str | None, _about("上一轮采集失败的原因；成功后清除")]
+    consecutive_failures: Annotated[int, _about("上次成功以来连续失败的采集轮数")]
+    stuck_since: Annotated[str | None, _about("开始在 failing_offset 处失败的时间")]
+    failing_offset: Annotated[int | None, _about("失败时的位置")]
+    cursor_anomalies: Annotated[int, _about("API 游标异常（跳跃、回退、停滞等）的次数")]
+    last_anomaly: str | None
+    source_resets: Annotated[int, _about("数据源被清空后从 0 重新采集的次数")]
+    source: Annotated[str, _about("进度所属的 API：demo 或其地址")]
     kafka: KafkaLag
     rows_per_minute: Annotated[float, _about("近 60 秒处理的源行数")]
     kept_ratio: Annotated[float | None, _about("通过 7 天过滤的行占比")]
     api_latency_ms: ApiLatency
     rows: RowCounts
     demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
-    health: Health
 
 
 def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
-    skipped: int = getattr(progress, "skipped", 0)  # until the pipeline's Progress lands
     judged = progress.published + progress.filtered + progress.rejected
     return Status(
         task_id=progress.task_id,
         total=progress.total,
         current_offset=progress.current_offset,
-        progress=state.percent(progress),
+        progress=rules.percent(progress),
         kafka_lag=lag.total,
-        status=progress.status,  # type: ignore[arg-type]
+        status=progress.status,
         last_update=progress.last_update or None,
         last_error=progress.last_error or None,
+        consecutive_failures=progress.consecutive_failures,
+        stuck_since=progress.stuck_since or None,
+        failing_offset=progress.failing_offset,
+        cursor_anomalies=progress.cursor_anomalies,
+        last_anomaly=progress.last_anomaly or None,
+        source_resets=progress.source_resets,
+        source=progress.source,
         kafka=KafkaLag(
             consumer_group=config.kafka.consumer_group,
             lag_by_partition={str(p): n for p, n in sorted(lag.by_partition.items())},
@@ -109,30 +107,22 @@ def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -
         api_latency_ms=ApiLatency(**metrics.api_latency_ms()),
         rows=RowCounts(
             fetched=rows_fetched,
-            applied=judged + skipped,
+            applied=judged + progress.skipped,
             published=progress.published,
             filtered=progress.filtered,
             rejected=progress.rejected,
-            skipped=skipped,
+            skipped=progress.skipped,
             future_dated=progress.future_dated,
         ),
         demo=config.api.is_demo,
-        health=Health(
-            consecutive_failures=getattr(progress, "consecutive_failures", 0),
-            stuck_since=getattr(progress, "stuck_since", "") or None,
-            failing_offset=getattr(progress, "failing_offset", None),
-            cursor_anomalies=getattr(progress, "cursor_anomalies", 0),
-            last_anomaly=getattr(progress, "last_anomaly", "") or None,
-            source_resets=getattr(progress, "source_resets", 0),
-        ),
     )
 
 
 async def task_status(app: JobstreamApp, probe: BrokerProbe, task_id: str) -> Status:
     """The status as this worker, the task's owner, sees it."""
     lag = await probe.lag() if probe.started else Lag(None, error="the worker is starting")
-    progress = crawl_state.progress(app, task_id)
-    return status_of(progress, lag, crawl_state.rows_fetched(app, task_id), app.settings)
+    progress = app.progress_store.current(task_id)
+    return status_of(progress, lag, app.crawler.fetched.get(task_id, 0), app.settings)
 
 
 class StatusView(JsonView):

@@ -1,10 +1,12 @@
 """Factories for the simulator on loopback and for clients pointed at it (no mocks: real HTTP)."""
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import pytest
 
 from jobstream.simulator import SimulatorConfig, SimulatorServer
@@ -23,6 +25,7 @@ BASE_CONFIG = SimulatorConfig(
 )
 
 MakeSim = Callable[..., Awaitable[SimulatorServer]]
+DEMO = {"grant_type": "password", "username": "demo", "password": "demo"}
 MakeClient = Callable[..., BazhuayuClient]
 Crawl = Callable[..., Awaitable[tuple[list[dict[str, Any]], list[Page]]]]
 
@@ -106,3 +109,43 @@ def task_id() -> str:
 @pytest.fixture
 def fixed_now() -> datetime:
     return FIXED_NOW
+
+
+class SimApi:
+    """Plain HTTP to a simulator, pages kept as bytes: hostile rows need not be UTF-8 or JSON."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url
+        self._token: str | None = None
+
+    async def page(self, offset: int, size: int, task_id: str = TASK_ID) -> bytes:
+        if self._token is None:
+            async with self.session.post(f"{self.url}/token", json=DEMO) as resp:
+                self._token = (await resp.json())["data"]["access_token"]
+        params = {"taskId": task_id, "offset": str(offset), "size": str(size)}
+        headers = {"Authorization": f"Bearer {self._token}"}
+        async with self.session.get(f"{self.url}/data/all", params=params, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.read()
+
+    async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """An admin call; its answer must be strict UTF-8 JSON."""
+        async with self.session.request(method, f"{self.url}{path}", json=body) as resp:
+            return resp.status, json.loads((await resp.read()).decode("utf-8"))
+
+    async def truth(self, offset: int = 0, size: int = 1000, task_id: str = TASK_ID) -> list[Any]:
+        query = f"/_sim/truth?taskId={task_id}&offset={offset}&size={size}"
+        status, body = await self.admin("GET", query)
+        assert status == 200, body
+        return list(body["rows"])
+
+
+MakeApi = Callable[[SimulatorServer], SimApi]
+
+
+@pytest.fixture
+async def make_api() -> AsyncIterator[MakeApi]:
+    """`make_api(sim)`: a `SimApi` on a session closed after the test."""
+    async with aiohttp.ClientSession() as session:
+        yield lambda sim: SimApi(session, sim.url)

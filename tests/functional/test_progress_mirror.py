@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from msgspec.structs import replace
+
 from jobstream.progress.mirror import ProgressMirror
 from jobstream.records import Progress
 
@@ -13,6 +15,7 @@ def test_mirror_save_then_reopen_returns_the_same_progress(tmp_path: Path) -> No
     path = tmp_path / "nested" / "crawl_progress.db"
     saved = Progress(
         task_id="t1",
+        source="https://openapi.bazhuayu.com",
         current_offset=1500,
         total=2200,
         status="stopped",
@@ -22,14 +25,20 @@ def test_mirror_save_then_reopen_returns_the_same_progress(tmp_path: Path) -> No
         filtered=650,
         rejected=50,
         future_dated=2,
+        skipped=0,
+        consecutive_failures=3,
+        stuck_since="2026-01-15T10:00:00+08:00",
+        failing_offset=1500,
+        cursor_anomalies=1,
+        last_anomaly="2026-01-15T09:00:00+08:00 cursor jump",
     )
     mirror = ProgressMirror(path)
     mirror.save(saved)
-    mirror.save(saved.derive(current_offset=1600))
+    mirror.save(replace(saved, current_offset=1600))
     mirror.close()
 
     reopened = ProgressMirror(path)
-    assert reopened.load("t1") == saved.derive(current_offset=1600)
+    assert reopened.load("t1") == replace(saved, current_offset=1600)
     assert reopened.load("unknown") is None
 
 
@@ -43,3 +52,21 @@ def test_mirror_has_the_seed_columns(tmp_path: Path) -> None:
     assert db.execute("SELECT task_id, current_offset, total FROM crawl_progress").fetchall() == [
         ("t", 3, 9)
     ]
+
+
+def test_mirror_of_an_earlier_version_gains_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE crawl_progress (task_id TEXT PRIMARY KEY, current_offset INTEGER, "
+        "total INTEGER, last_update TIMESTAMP, status TEXT NOT NULL DEFAULT 'idle')"
+    )
+    db.execute("INSERT INTO crawl_progress VALUES ('t', 700, 900, '2026-01-01', 'idle')")
+    db.commit()
+    db.close()
+
+    loaded = ProgressMirror(path).load("t")
+    # Its source was never recorded: the store will not resume from it (see rules.resume).
+    assert loaded == Progress(
+        task_id="t", current_offset=700, total=900, last_update="2026-01-01", source=""
+    )

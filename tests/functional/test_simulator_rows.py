@@ -90,11 +90,20 @@ def oracle_publish(value: Any, now: datetime) -> date | None:
         unit = {"分钟": "minutes", "小时": "hours", "天": "days"}[m[2]]
         return (now - timedelta(**{unit: int(m[1])})).date()
     if m := re.fullmatch(r"(\d{4})[-/年](\d{1,2})[-/月](\d{1,2})日?", text):
-        return date(int(m[1]), int(m[2]), int(m[3]))
+        return _calendar_day(int(m[1]), int(m[2]), int(m[3]))
     m = re.fullmatch(r"(\d{1,2})[-月](\d{1,2})日?", text)
-    assert m, value
+    if m is None:
+        return None  # no format at all ("99999-01-01"): publish_class names what is allowed
     guess = date(today.year, int(m[1]), int(m[2]))
     return guess if guess <= today else guess.replace(year=today.year - 1)
+
+
+def _calendar_day(year: int, month: int, day: int) -> date | None:
+    """The day, or None when no calendar has it ("2026-02-30", "0000-01-01")."""
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
 
 
 def oracle_collect(value: Any) -> date | None:

@@ -1,7 +1,9 @@
 """Field map (seed §6.1) and the job message (seed §6.2)."""
 
+import json
 from datetime import date
 
+import msgspec
 import pytest
 
 from jobstream.transform.mapping import FIELD_MAP, build_job, map_text_fields, text_value
@@ -88,7 +90,8 @@ def test_build_job_full_row_exact_message() -> None:
         source_offset=1100,
         demo=True,
     )
-    assert job == {
+    message = json.loads(msgspec.json.encode(job))  # what a job_data consumer reads
+    assert message == {
         "id": "7f0c0a52-0000-5000-8000-000000000000",
         "job_category": "机动车司机/驾驶",
         "job_title": "保底1万+五险+港内A2驾驶员",
@@ -107,7 +110,7 @@ def test_build_job_full_row_exact_message() -> None:
         "demo": True,
     }
     # seed §6.2's order first, the additions after
-    assert list(job) == [
+    assert list(message) == [
         "id",
         "job_category",
         "job_title",

@@ -46,6 +46,7 @@ async def test_status_every_view_while_worker_starts_answers_or_503_never_500(
 def test_status_body_seed_keys_first_then_the_figures() -> None:
     progress = Progress(
         task_id="t1",
+        source="demo",
         current_offset=120,
         total=480,
         status="running",
@@ -74,6 +75,7 @@ def test_status_body_seed_keys_first_then_the_figures() -> None:
         "future_dated": 0,
     }
     assert body["kept_ratio"] == round(70 / 120, 4) and body["last_error"] is None
-    assert body["health"]["consecutive_failures"] == 0 and body["demo"] is True
+    assert body["consecutive_failures"] == 0 and body["stuck_since"] is None
+    assert body["demo"] is True
     # The body is what its declaration, shown in /openapi.json, says.
     assert msgspec.convert(body, Status) == status

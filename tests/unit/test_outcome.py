@@ -1,14 +1,16 @@
 """classify_row: each source row becomes exactly one of Kept, Filtered or Rejected."""
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.transform.ids import job_id
-from jobstream.transform.rows import (
+from jobstream.transform.outcome import (
     Filtered,
     Kept,
     Rejected,
@@ -37,36 +39,34 @@ ROW = {
 
 def test_classify_row_recent_row_kept_with_exact_job() -> None:
     outcome = classify_row(ROW, 1100, CTX)
-    assert outcome == Kept(
-        job={
-            "id": job_id(ROW),
-            "job_category": "机动车司机/驾驶",
-            "job_title": "保底1万+五险+港内A2驾驶员",
-            "company": "青岛唐盛物流有限公司",
-            "salary": "1-1.5万",
-            "location": "青岛黄岛区",
-            "publish_date": "2026-01-13",
-            "collect_time": "2026-01-15",
-            "url": "https://www.zhaopin.com/jobdetail/CC123.htm",
-            "description": "...",
-            "experience": "5-10年",
-            "education": "学历不限",
-            "crawl_time": "2026-01-15T10:30:00+08:00",
-            "task_id": "task-1",
-            "source_offset": 1100,
-            "demo": False,
-        },
-        suspicious_future=False,
-    )
+    assert isinstance(outcome, Kept) and not outcome.suspicious_future
+    assert msgspec.structs.asdict(outcome.job) == {
+        "id": job_id(ROW),
+        "job_category": "机动车司机/驾驶",
+        "job_title": "保底1万+五险+港内A2驾驶员",
+        "company": "青岛唐盛物流有限公司",
+        "salary": "1-1.5万",
+        "location": "青岛黄岛区",
+        "publish_date": "2026-01-13",
+        "collect_time": "2026-01-15",
+        "url": "https://www.zhaopin.com/jobdetail/CC123.htm",
+        "description": "...",
+        "experience": "5-10年",
+        "education": "学历不限",
+        "crawl_time": "2026-01-15T10:30:00+08:00",
+        "task_id": "task-1",
+        "source_offset": 1100,
+        "demo": False,
+    }
 
 
 def test_classify_row_demo_context_job_marked_demo() -> None:
     ctx = RowContext(task_id="demo-task", now=NOW, filter_days=7, demo=True)
     outcome = classify_row(ROW, 0, ctx)
     assert isinstance(outcome, Kept)
-    assert outcome.job["demo"] is True
-    assert outcome.job["task_id"] == "demo-task"
-    assert outcome.job["source_offset"] == 0
+    assert outcome.job.demo is True
+    assert outcome.job.task_id == "demo-task"
+    assert outcome.job.source_offset == 0
 
 
 @pytest.mark.parametrize(
@@ -158,17 +158,19 @@ def test_classify_row_replayed_later_same_id() -> None:
     later = RowContext(task_id="task-1", now=NOW + timedelta(hours=3), filter_days=7, demo=False)
     first, second = classify_row(row, 10, CTX), classify_row(row, 99, later)
     assert isinstance(first, Kept) and isinstance(second, Kept)
-    assert first.job["crawl_time"] != second.job["crawl_time"]
-    assert first.job["id"] == second.job["id"]
+    assert first.job.crawl_time != second.job.crawl_time
+    assert first.job.id == second.job.id
 
 
 def test_classify_row_missing_text_fields_empty_strings() -> None:
     outcome = classify_row({"aae397": "今天", "Collect_time": "2026-01-15 10:00:00"}, 0, CTX)
     assert isinstance(outcome, Kept)
-    assert outcome.job["job_title"] == ""
-    assert outcome.job["url"] == ""
+    assert outcome.job.job_title == ""
+    assert outcome.job.url == ""
     assert all(
-        isinstance(outcome.job[k], str) for k in outcome.job if k not in {"source_offset", "demo"}
+        isinstance(v, str)
+        for k, v in msgspec.structs.asdict(outcome.job).items()
+        if k not in {"source_offset", "demo"}
     )
 
 
@@ -210,9 +212,11 @@ def test_classify_row_any_json_row_property_exactly_one_outcome(
     outcome = classify_row({**row, "aae397": publish, "Collect_time": collect}, offset, CTX)
     assert isinstance(outcome, Kept | Filtered | Rejected)
     if isinstance(outcome, Kept):
-        assert outcome.job["source_offset"] == offset
+        assert outcome.job.source_offset == offset
         assert all(
-            isinstance(v, str) for k, v in outcome.job.items() if k not in {"source_offset", "demo"}
+            isinstance(v, str)
+            for k, v in msgspec.structs.asdict(outcome.job).items()
+            if k not in {"source_offset", "demo"}
         )
 
 
@@ -225,12 +229,14 @@ def test_reject_message_keeps_the_raw_row_and_says_why() -> None:
     row = {"aae397": "面议", "Collect_time": "2026-01-15 10:30:00", "aca112": "司机"}
     outcome = classify_row(row, 42, CTX)
     assert isinstance(outcome, Rejected)
-    assert reject_message(row, 42, outcome, CTX) == {
+    message = json.loads(msgspec.json.encode(reject_message(row, 42, outcome, CTX)))
+    assert message == {
         "task_id": "task-1",
         "source_offset": 42,
         "field": "aae397",
         "reason": outcome.reason,
         "row": row,
+        "row_excerpt": "",
         "crawl_time": CTX.crawl_time,
     }
     assert "面议" in outcome.reason

@@ -7,9 +7,9 @@ and never drops a row without saying so: every row yields exactly one of the thr
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
-from typing import Any
 
 from jobstream.errors import DateParseError
+from jobstream.records import Job, Reject
 from jobstream.transform.dates import parse_collect_date, parse_publish_date
 from jobstream.transform.ids import job_id_for_text
 from jobstream.transform.mapping import build_job, map_text_fields
@@ -62,9 +62,9 @@ class RowContext:
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A row inside the window: `job` is the message for `job_data` (key: `job["id"]`)."""
+    """A row inside the window: `job` is the message for `job_data` (key: `job.id`)."""
 
-    job: dict[str, Any]
+    job: Job
     suspicious_future: bool
 
 
@@ -119,15 +119,13 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     return Kept(job, future)
 
 
-def reject_message(
-    row: object, source_offset: int, rejected: Rejected, ctx: RowContext
-) -> dict[str, Any]:
+def reject_message(row: object, source_offset: int, rejected: Rejected, ctx: RowContext) -> Reject:
     """The message for `job_rejects`: why, where, and the row exactly as the API sent it."""
-    return {
-        "task_id": ctx.task_id,
-        "source_offset": source_offset,
-        "field": rejected.field,
-        "reason": rejected.reason,
-        "row": row,
-        "crawl_time": ctx.crawl_time,
-    }
+    return Reject(
+        task_id=ctx.task_id,
+        source_offset=source_offset,
+        field=rejected.field,
+        reason=rejected.reason,
+        row=row,
+        crawl_time=ctx.crawl_time,
+    )

@@ -1,0 +1,125 @@
+"""What the rows of one raw page become: encoded messages for job_data and job_rejects, and the
+counts. Each row is decoded, judged and encoded on its own, so whatever one row holds, it can
+only fail itself: it becomes a reject with the reason, and the page goes on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from jobstream.pipeline.pages import EXCERPT_BYTES
+from jobstream.progress.rules import Counts
+from jobstream.records import RawPage, Reject
+from jobstream.transform.outcome import Filtered, Kept, Rejected, RowContext, classify_row
+
+# A rejected row larger than this is kept as an excerpt, so a reject is always a small message.
+REJECT_ROW_BYTES = 64 * 1024
+# Room left in each message for its key and the record overhead.
+MESSAGE_HEADROOM = 1024
+
+_ENCODER = msgspec.json.Encoder()
+_ROW_DECODER = msgspec.json.Decoder()
+
+Message = tuple[bytes, bytes]  # (key, value)
+
+
+@dataclass
+class PageMessages:
+    """The messages of one page, in source order, and what its rows became."""
+
+    jobs: list[Message] = field(default_factory=list)
+    rejects: list[Message] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    # Reject reasons by field, for the page's one summary log line.
+    reasons: Counter[str] = field(default_factory=Counter)
+    # (source offset, reason) of each reject, for the DEBUG log.
+    details: list[tuple[int, str]] = field(default_factory=list)
+    internal_errors: int = 0
+
+
+def page_messages(
+    page: RawPage, first_row: int, ctx: RowContext, max_message_bytes: int
+) -> PageMessages:
+    """Judge rows[first_row:] of `page`; `ctx` carries the task, the page's "now" and the rule."""
+    out = PageMessages()
+    published = filtered = future_dated = 0
+    limit = max_message_bytes - MESSAGE_HEADROOM
+    for index in range(first_row, len(page.rows)):
+        offset = page.offset + index
+        raw = page.rows[index]
+        try:
+            why = page.unreadable.get(index)
+            if why is not None:
+                _reject(out, ctx, offset, Rejected(why, "row"), None, raw)
+                continue
+            row = _ROW_DECODER.decode(raw)
+            outcome = classify_row(row, offset, ctx)
+            if isinstance(outcome, Filtered):
+                filtered += 1
+            elif isinstance(outcome, Kept):
+                value = _ENCODER.encode(outcome.job)
+                if len(value) > limit:
+                    too_large = Rejected(
+                        f"the job is {len(value)} bytes as JSON, too large for one Kafka "
+                        f"message (kafka.max_message_bytes is {max_message_bytes})",
+                        "row",
+                    )
+                    _reject(out, ctx, offset, too_large, row, raw)
+                    continue
+                out.jobs.append((outcome.job.id.encode(), value))
+                published += 1
+                future_dated += outcome.suspicious_future
+            else:
+                _reject(out, ctx, offset, outcome, row, raw)
+        except Exception as exc:  # a defect, met by this row only
+            out.internal_errors += 1
+            problem = Rejected(f"internal error: {type(exc).__name__}: {exc}", "row")
+            _reject(out, ctx, offset, problem, None, raw)
+    out.counts = Counts(
+        published=published,
+        filtered=filtered,
+        rejected=len(out.rejects),
+        future_dated=future_dated,
+    )
+    return out
+
+
+def _reject(
+    out: PageMessages,
+    ctx: RowContext,
+    offset: int,
+    rejected: Rejected,
+    row: Any,
+    raw: msgspec.Raw,
+) -> None:
+    whole = row is not None and len(raw) <= REJECT_ROW_BYTES
+    reject = Reject(
+        task_id=ctx.task_id,
+        source_offset=offset,
+        field=rejected.field,
+        reason=rejected.reason,
+        row=row if whole else None,
+        row_excerpt="" if whole else _excerpt_text(raw),
+        crawl_time=ctx.crawl_time,
+    )
+    out.rejects.append((f"{ctx.task_id}:{offset}".encode(), _ENCODER.encode(reject)))
+    out.reasons[rejected.field] += 1
+    out.details.append((offset, rejected.reason))
+
+
+def _excerpt_text(raw: msgspec.Raw) -> str:
+    """The start of a row too large (or too broken) to keep whole: the text of an excerpt the
+    crawl already cut, or the start of the row's JSON."""
+    data = bytes(raw)
+    text: Any = None
+    if data[:1] == b'"':
+        try:
+            text = _ROW_DECODER.decode(data)
+        except msgspec.DecodeError:
+            pass
+    if not isinstance(text, str):
+        text = data[:EXCERPT_BYTES].decode("utf-8", errors="ignore")
+    return str(text[:EXCERPT_BYTES])
