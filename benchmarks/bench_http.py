@@ -215,12 +215,7 @@ def main() -> None:
         worker = Worker.configure(
             Path(tmp),
             {
-                "api": {
-                    "base_url": sim.url,
-                    "username": "demo",
-                    "password": "demo",
-                    "batch_size": 1000,
-                },
+                "api": sim.api(batch_size=1000),
                 "crawler": {"interval": 3600},
                 "app": {"max_streams": args.streams + 10},
             },

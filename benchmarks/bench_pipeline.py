@@ -38,13 +38,7 @@ def main() -> None:
             worker = Worker.configure(
                 Path(tmp),
                 {
-                    "api": {
-                        "base_url": sim.url,
-                        "username": "demo",
-                        "password": "demo",
-                        "batch_size": args.batch_size,
-                        "min_interval": 0,
-                    },
+                    "api": sim.api(batch_size=args.batch_size, min_interval=0),
                     "kafka": {"bootstrap_servers": broker.bootstrap},
                 },
             )

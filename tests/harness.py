@@ -160,6 +160,10 @@ class Simulator:
             raise RuntimeError(f"simulator did not start: {url!r}")
         return cls(url, process)
 
+    def api(self, **overrides: Any) -> dict[str, Any]:
+        """The `api` config section of a worker that crawls this simulator."""
+        return {"base_url": self.url, "username": "demo", "password": "demo", **overrides}
+
     def total(self, task_id: str = TASK_ID) -> int:
         _, stats = http("GET", f"{self.url}/_sim/stats")
         return int(stats["totals"][task_id])

@@ -53,7 +53,7 @@ def test_worker_invalid_credentials_reports_error_and_stays_up(
 ):
     sim = simulator_factory("--total", "200")
     worker = worker_factory(
-        api={"base_url": sim.url, "username": "demo", "password": "wrong-secret-123"},
+        api=sim.api(password="wrong-secret-123"),
         kafka={"bootstrap_servers": broker.bootstrap},
         crawler={"interval": 1},
     )

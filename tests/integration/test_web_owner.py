@@ -25,7 +25,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Wor
             worker = Worker.configure(
                 Path(tmp_path_factory.mktemp(f"worker-{name}")),
                 {
-                    "api": {"base_url": sim.url, "username": "demo", "password": "demo"},
+                    "api": sim.api(),
                     "kafka": {"bootstrap_servers": broker.bootstrap},
                     "crawler": {"interval": 2},
                     "app": {"admin_token": TOKEN},

@@ -55,13 +55,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker = Worker.configure(
         tmp_path_factory.mktemp("guarded"),
         {
-            "api": {
-                "base_url": sim.url,
-                "username": "demo",
-                "password": "demo",
-                "task_id": [TASK_ID, OTHER_TASK],
-                "batch_size": 50,
-            },
+            "api": sim.api(task_id=[TASK_ID, OTHER_TASK], batch_size=50),
             "crawler": {"interval": 1},
             "app": {"admin_token": TOKEN},
         },
@@ -142,7 +136,7 @@ def test_worker_outage_stays_up_and_status_answers(
     worker = Worker.configure(
         tmp_path,
         {
-            "api": {"base_url": sim.url, "username": "demo", "password": "demo"},
+            "api": sim.api(),
             "kafka": {"bootstrap_servers": broker.bootstrap},
             "crawler": {"interval": 3600},
         },
