@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobstream.transform.dates import parse_collect_date, parse_publish_date
 from jobstream.transform.rows import Kept, RowContext, classify_row
+
+from jobstream.transform.dates import parse_collect_date, parse_publish_date
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 1, 15, 10, 30, tzinfo=ZONE)

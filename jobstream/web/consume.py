@@ -16,8 +16,8 @@ from aiokafka.structs import ConsumerRecord
 
 from jobstream.web import params
 from jobstream.web.endpoint import JsonView
-from jobstream.web.envelope import json_response
 from jobstream.web.readers import READERS
+from jobstream.web.responses import json_response
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from jobstream.pipeline.commands import send_command
 from jobstream.records import Progress
 from jobstream.web import forwarding, params
 from jobstream.web.endpoint import JsonView
-from jobstream.web.envelope import require_running, unavailable
 from jobstream.web.probe import PROBE
+from jobstream.web.responses import require_running, unavailable
 from jobstream.web.status import task_status
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from jobstream.web import openapi
 from jobstream.web.endpoint import Endpoint
-from jobstream.web.envelope import json_response
+from jobstream.web.responses import json_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Everything the page loads comes from this worker.

@@ -1,6 +1,6 @@
 """The base views: what an endpoint accepts (methods, query parameters, the admin token), and
 for the JSON endpoints the success envelope. Errors are raised, never answered here: the
-middleware in `jobstream.web.envelope` answers them all."""
+middleware in `jobstream.web.responses` answers them all."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from faust.web.exceptions import WebError
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
-from jobstream.web.envelope import HttpError, json_response
+from jobstream.web.responses import HttpError, json_response
 
 
 class Endpoint(faust_web.View):

@@ -18,7 +18,7 @@ from yarl import URL
 
 from jobstream.app import JobstreamApp
 from jobstream.topics import crawl_progress, partition_for
-from jobstream.web.envelope import RETRY_SOON, unavailable
+from jobstream.web.responses import RETRY_SOON, unavailable
 
 ROUTED_HEADER = "X-Jobstream-Routed"
 # Headers of the owner's answer that mean something to the caller.

@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from jobstream.web.endpoint import JsonView
-from jobstream.web.envelope import RETRY_SOON, HttpError
 from jobstream.web.forwarding import worker_started
 from jobstream.web.probe import PROBE
 from jobstream.web.readers import READERS
+from jobstream.web.responses import RETRY_SOON, HttpError
 from jobstream.web.stream_registry import STREAMS
 
 

@@ -10,7 +10,7 @@ import msgspec
 from jobstream.config import Config
 from jobstream.records import Job, Reject
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
-from jobstream.web.envelope import ErrorBody
+from jobstream.web.responses import ErrorBody
 from jobstream.web.status import Status
 
 JSON = "application/json"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from jobstream.web.envelope import HttpError
+from jobstream.web.responses import HttpError
 
 # Plain decimal integers: an optional minus, no plus, exponent or leading zeros ("+5", "1e3").
 _INTEGER = re.compile(r"0|-?[1-9][0-9]{0,11}")

@@ -19,9 +19,9 @@ from mode import Service
 
 from jobstream import metrics
 from jobstream.config import Config
-from jobstream.web.envelope import HttpError, require_running, unavailable
 from jobstream.web.kafka_clients import client_options, start_or_close
 from jobstream.web.lag import Lag, LagProbe
+from jobstream.web.responses import HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
 

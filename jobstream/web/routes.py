@@ -17,12 +17,12 @@ from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
 from jobstream.web.endpoint import Endpoint
-from jobstream.web.envelope import answer_errors
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.kafka_clients import group_options
 from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
+from jobstream.web.responses import answer_errors
 from jobstream.web.status import StatusView
 from jobstream.web.stream import StreamView
 from jobstream.web.stream_registry import STREAMS, StreamRegistry

@@ -25,8 +25,8 @@ from jobstream import metrics
 from jobstream.web import params, positions
 from jobstream.web.consume import client_gone
 from jobstream.web.endpoint import Endpoint
-from jobstream.web.envelope import HttpError, unavailable
 from jobstream.web.probe import PROBE, BrokerProbe
+from jobstream.web.responses import HttpError, unavailable
 from jobstream.web.stream_registry import STREAMS, OpenStream
 
 logger = logging.getLogger(__name__)

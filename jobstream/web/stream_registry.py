@@ -16,8 +16,8 @@ from mode import Service
 
 from jobstream import metrics
 from jobstream.config import Config
-from jobstream.web.envelope import require_running, unavailable
 from jobstream.web.kafka_clients import client_options
+from jobstream.web.responses import require_running, unavailable
 
 # What a stream buffers ahead of its client; aiokafka's defaults (1 MiB per partition, 50 MiB
 # per fetch) would cost hundreds of MiB with a hundred streams.

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from jobstream.web import params
-from jobstream.web.envelope import HttpError
+from jobstream.web.responses import HttpError
 
 
 def request(query: str) -> web.Request:

@@ -10,8 +10,8 @@ import pytest
 
 from jobstream.config import from_mapping
 from jobstream.records import Progress
-from jobstream.web.envelope import json_body
 from jobstream.web.lag import Lag
+from jobstream.web.responses import json_body
 from jobstream.web.routes import ROUTES
 from jobstream.web.status import Status, status_of
 from tests.web.conftest import Served, assert_json_error
