@@ -55,7 +55,9 @@ class StreamRegistry(Service):
         self._ending = False
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
-    def __len__(self) -> int:
+    @property
+    def count(self) -> int:
+        """Streams open now."""
         return len(self._open)
 
     @contextlib.asynccontextmanager

@@ -134,7 +134,7 @@ async def test_stream_cap_refuses_extra_stream_and_teardown_frees_everything(
             source = await context.__aenter__()
             assert source.response.status_code == 200
             streams.append(context)
-        assert len(served.streams) == 4
+        assert served.streams.count == 4
         consumers = [stream.consumer for stream in served.streams._open]
         extra = await client.get(f"{served.url}/consume/stream")
         assert_json_error(extra.status_code, extra.json(), 503)
@@ -153,7 +153,7 @@ async def test_stream_cap_refuses_extra_stream_and_teardown_frees_everything(
 
 async def open_streams_become(served: Served, expected: int) -> None:
     async def count() -> bool:
-        return len(served.streams) == expected
+        return served.streams.count == expected
 
     await wait_until_async(count, what=f"{expected} open streams")
 
