@@ -29,6 +29,7 @@ from jobstream.alerts.settings import Webhook
 
 # WeCom's markdown limit (4096 bytes) with room to spare; the others allow more.
 MAX_CONTENT_BYTES = 4000
+TITLE_BYTES = 512  # DingTalk's notification preview
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -115,7 +116,8 @@ def wecom_body(message: Message) -> dict[str, Any]:
 def dingtalk_body(message: Message) -> dict[str, Any]:
     # DingTalk's markdown needs a blank line to break a line.
     text = f"#### {message.title}\n\n" + "\n\n".join(f"- {line}" for line in message.lines)
-    return {"msgtype": "markdown", "markdown": {"title": message.title, "text": _fit(text)}}
+    title = _fit(message.title, TITLE_BYTES)
+    return {"msgtype": "markdown", "markdown": {"title": title, "text": _fit(text)}}
 
 
 def feishu_body(message: Message) -> dict[str, Any]:
@@ -153,12 +155,12 @@ def _post(url: str, body: dict[str, Any]) -> Request:
     return Request(url, _ENCODER.encode(body), dict(JSON_HEADERS))
 
 
-def _fit(text: str) -> str:
-    """At most MAX_CONTENT_BYTES of UTF-8, cut at a character."""
+def _fit(text: str, limit: int = MAX_CONTENT_BYTES) -> str:
+    """At most `limit` bytes of UTF-8, cut at a character."""
     encoded = text.encode()
-    if len(encoded) <= MAX_CONTENT_BYTES:
+    if len(encoded) <= limit:
         return text
-    return encoded[: MAX_CONTENT_BYTES - 3].decode(errors="ignore") + "…"
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
 def _iso(epoch: float, tz: tzinfo) -> str:
