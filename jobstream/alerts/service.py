@@ -72,7 +72,7 @@ class AlertService(Service):
             clock=self.clock,
         )
         logger.info(
-            "alerts: checking every %.0fs, sending to %s",
+            "alerts: checking every %gs, sending to %s",
             self.settings.check_interval,
             ", ".join(w.label for w in self.settings.webhooks),
         )
