@@ -85,6 +85,8 @@ def _recovery(notice: Notice, tz: tzinfo) -> tuple[str, list[str]]:
             "progressed": f"任务 {task} 恢复推进",
         }
         title = titles.get(facts.cleared_by, f"任务 {task} 采集已恢复")
+        if notice.condition == "task_stalled" and facts.stalled_since is not None:
+            lasted = f"无进展时长：{duration(notice.at - facts.stalled_since)}"
         return title, [_progress(facts), lasted]
     if notice.condition == "consumer_lag":
         return "Kafka 消费积压已回落", [

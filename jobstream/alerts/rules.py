@@ -229,7 +229,7 @@ def _cleared_facts(key: AlertKey, snapshot: Snapshot, last: Facts) -> Facts:
     if condition == "broker_down":
         return replace(last, cleared_by="up")
     task = next(t for t in snapshot.tasks if t.task_id == task_id)
-    facts = _task_facts(task)
+    facts = replace(_task_facts(task), stalled_since=last.stalled_since)
     if task.status == "stopped":
         return replace(facts, cleared_by="stopped")
     if condition == "task_error":

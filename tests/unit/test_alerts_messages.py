@@ -85,6 +85,14 @@ def test_render_task_stalled_recovery_says_why(cleared_by: str, title: str) -> N
     assert message.title == "【jobstream 恢复】" + title
 
 
+def test_render_task_stalled_recovery_counts_from_the_last_progress() -> None:
+    message = render(
+        notice("recovery", "task_stalled", cleared_by="progressed", stalled_since=T0 - 1800)
+    )
+
+    assert message.lines[-1] == "无进展时长：1 小时 32 分钟"
+
+
 def test_render_lag_and_broker() -> None:
     lag = render(notice(condition="consumer_lag", lag=250000, threshold=100000))
     lag_ok = render(notice("recovery", "consumer_lag", lag=12, threshold=100000))

@@ -260,6 +260,7 @@ def test_rules_no_progress_recovers_when_the_offset_moves() -> None:
     recovered = run.at(T0 + 1815, healthy(task(status="running", offset=50, total=100)))
 
     assert [(n.kind, n.facts.cleared_by) for n in recovered] == [("recovery", "progressed")]
+    assert recovered[0].facts.stalled_since == T0
 
 
 def test_rules_no_progress_recovers_as_caught_up_when_no_rows_are_left() -> None:
