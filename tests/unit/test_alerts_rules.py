@@ -399,3 +399,21 @@ def test_rules_any_history_alternates_alert_and_recovery_within_the_rate(
                 open_alerts[key] -= 1
     for i, when in enumerate(sent_at):
         assert sum(1 for t in sent_at[: i + 1] if when - t < 60) <= max_per_minute
+
+
+def test_task_snapshot_from_progress_takes_what_the_rules_need() -> None:
+    from jobstream.records import Progress
+
+    progress = Progress(
+        task_id="t9",
+        current_offset=40,
+        total=100,
+        status="error",
+        last_error="boom",
+        consecutive_failures=4,
+    )
+
+    snapshot = TaskSnapshot.from_progress(progress)
+
+    assert snapshot == TaskSnapshot("t9", "error", 40, 100, "boom", 4)
+    assert snapshot.rows_left == 60
