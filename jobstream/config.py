@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 import zoneinfo
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
 import yaml
 
+from jobstream.alerts.settings import AlertSettings
 from jobstream.errors import ConfigError
 
 DEFAULT_PATH = Path("config/config.yml")
 EMBEDDED = "embedded"
 DEMO = "demo"
+T = TypeVar("T")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
 PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
 
 # Field types with their constraints; the error message for a bad value is derived from them.
 Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
-NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S")]
+NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S", description="must not be empty")]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 TaskIds = Annotated[list[NonBlank], msgspec.Meta(min_length=1)]
 
@@ -144,6 +147,8 @@ class Config(Section, frozen=True):
     kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
+    # Declared with the alerts it configures (see docs/alerts.zh.md).
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -200,65 +205,159 @@ def from_mapping(raw: Mapping[str, Any]) -> Config:
         name: _numbers_as_text(name, {} if values is None else values)
         for name, values in raw.items()
     }
+    return convert(sections, Config)
+
+
+def convert(raw: Any, struct: type[T], key: str = "") -> T:
+    """`raw` as `struct`, or ConfigError naming the key (`key` is where `raw` sits in the
+    file). Lax: the environment gives every value as text ("8000", "true")."""
     try:
-        # Lax: the environment gives every value as a string ("8000", "true").
-        return msgspec.convert(sections, Config, strict=False)
+        return msgspec.convert(raw, struct, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_problem(str(exc), sections)) from None
+        raise ConfigError(explain(str(exc), raw, struct, key)) from None
 
 
 # -- from msgspec's complaint to one line naming the key ------------------------------------
 
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>.+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<name>.+)`")
+_WRONG_TYPE = re.compile(r"Expected `(?P<expected>[\w |]+)`, got `\w+`")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+}
 
 
-def _problem(message: str, raw: Mapping[str, Any]) -> str:
-    """`Expected `int` <= 1000 - at `$.api.batch_size`` -> `api.batch_size: must be between 1
-    and 1000, got 5000`."""
-    what, _, where = message.partition(" - at `$")
-    path = re.sub(r"\[\d+\]", "", where.rstrip("`").lstrip("."))
-    if unknown := _UNKNOWN.fullmatch(what):
-        if not path:
+def explain(message: str, raw: Any, struct: type, key: str = "") -> str:
+    """msgspec's complaint about `raw` as `struct`, as one line that names the key and says
+    what the field accepts (from its declaration) and what it got (unless it is a secret):
+
+    `Expected `int` <= 1000 - at `$.api.batch_size`` ->
+    `api.batch_size: must be between 1 and 1000, got 5000`."""
+    what, at, where = message.rpartition(" - at `$")
+    if not at:
+        what, where = message, "`"
+    path = where.rstrip("`")
+    steps: list[str | int] = [name or int(index) for name, index in _STEP.findall(path)]
+    name = key + path if key else path.lstrip(".")
+    if found := _UNKNOWN.fullmatch(what):
+        if not name and struct is Config:
             sections = ", ".join(Config.__struct_fields__)
-            return f"{unknown['name']}: unknown section (expected one of {sections})"
-        return f"{path}.{unknown['name']}: unknown key"
-    section, _, key = path.partition(".")
-    fields = _section_fields(section)
-    if fields is None or (not key and what.startswith("Expected `object`")):
-        return f"{section}: must be a mapping"
-    if not key:
-        # Raised by a section's own check (__post_init__), which starts with the key.
-        return f"{section}.{what}"
-    value = raw[section].get(key)
-    return f"{path}: {_rule(fields[key].type, type_error=', got `' in what)}, got {value!r:.60}"
+            return f"{found['name']}: unknown section (expected one of {sections})"
+        return f"{name}.{found['name']}: unknown key" if name else f"{found['name']}: unknown key"
+    if found := _MISSING.fullmatch(what):
+        return f"{name}.{found['name']}: required" if name else f"{found['name']}: required"
+    field = _field_at(struct, steps)
+    got = "***" if field.secret else f"{_value_at(raw, steps)!r:.60}"
+    if found := _WRONG_TYPE.fullmatch(what):
+        kinds = (_KINDS.get(k.strip(), k.strip()) for k in found["expected"].split("|"))
+        return f"{name}: expected {' or '.join(kinds)}, got {got}"
+    if field.info is None or isinstance(field.info, mi.StructType):
+        # Raised by a struct's own check (__post_init__), which starts with the field's name.
+        return f"{name}.{what}"
+    return f"{name}: {_rule(field)}, got {got}"
 
 
-def _rule(info: mi.Type, *, type_error: bool) -> str:
-    """What a field accepts, in words, from its declaration."""
+class _Field(NamedTuple):
+    """What the declaration says of the place a complaint is about."""
+
+    info: mi.Type | None
+    hint: Any = None  # the annotation, for what msgspec.inspect reorders (Literal values)
+    secret: bool = False
+    rule: str = ""  # a pattern's meaning, from its Meta(description=...)
+
+
+def _field_at(struct: type, steps: list[str | int]) -> _Field:
+    info: mi.Type = mi.type_info(struct)
+    hint: Any = struct
+    for step in steps:
+        info = _bare(info)
+        if isinstance(info, mi.UnionType):
+            # A list's item, or a struct's field, belongs to the member that has them.
+            info = next(
+                (_bare(t) for t in info.types if not isinstance(_bare(t), mi.StrType)), info
+            )
+        if isinstance(step, int) and isinstance(info, mi.ListType | mi.VarTupleType):
+            info, hint = info.item_type, None
+        elif isinstance(step, str) and isinstance(info, mi.StructType):
+            fields = {f.name: f for f in info.fields}
+            if step not in fields:
+                return _Field(None)
+            hint = typing.get_type_hints(info.cls, include_extras=True).get(step)
+            info = fields[step].type
+        else:
+            return _Field(None)
     if isinstance(info, mi.Metadata):
-        info = info.type
+        secret = bool((info.extra or {}).get("secret"))
+        rule = (info.extra_json_schema or {}).get("description", "")
+        return _Field(info.type, hint, secret, rule)
+    return _Field(info, hint)
+
+
+def _bare(info: mi.Type) -> mi.Type:
+    return info.type if isinstance(info, mi.Metadata) else info
+
+
+def _value_at(raw: Any, steps: list[str | int]) -> Any:
+    for step in steps:
+        try:
+            raw = raw[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _rule(field: _Field) -> str:
+    """What a field accepts, in words, from its declaration."""
+    info = field.info
     if isinstance(info, mi.UnionType):
-        return "expected " + " or ".join(_rule(t, type_error=True)[9:] for t in info.types)
-    if isinstance(info, mi.ListType):
-        return "expected a non-empty list of strings"
-    if type_error:
-        return f"expected {_type_name(info)}"
+        return "expected " + " or ".join(_kind(t) for t in info.types)
+    if isinstance(info, mi.LiteralType):
+        # In the declared order, which msgspec.inspect does not keep.
+        values = _literal_values(field.hint) or info.values
+        return "expected one of " + ", ".join(str(v) for v in values)
     if isinstance(info, mi.StrType) and info.pattern:
+        return field.rule or f"must match {info.pattern}"
+    if isinstance(info, mi.StrType | mi.ListType) and info.min_length:
         return "must not be empty"
-    low = getattr(info, "ge", None)
-    high = getattr(info, "le", None)
+    low, high, above = (getattr(info, name, None) for name in ("ge", "le", "gt"))
     if low is not None and high is not None:
         return f"must be between {_number(low)} and {_number(high)}"
     if low is not None:
         return f"must be at least {_number(low)}"
-    if getattr(info, "gt", None) == 0:
-        return "must be positive"
-    return f"expected {_type_name(info)}"
+    if above is not None:
+        limit = f" and at most {_number(high)}" if high is not None else ""
+        return f"must be above {_number(above)}{limit}"
+    return f"expected {_kind(info)}" if info is not None else "invalid value"
 
 
-def _type_name(info: mi.Type) -> str:
-    names = {mi.IntType: "int", mi.FloatType: "float", mi.BoolType: "bool", mi.StrType: "str"}
-    return names.get(type(info), type(info).__name__)
+def _kind(info: mi.Type) -> str:
+    info = _bare(info)
+    if isinstance(info, mi.ListType) and info.min_length:
+        return "a non-empty list"
+    names = {
+        mi.IntType: "int",
+        mi.FloatType: "float",
+        mi.BoolType: "bool",
+        mi.StrType: "str",
+        mi.ListType: "array",
+        mi.VarTupleType: "array",
+        mi.StructType: "object",
+        mi.DictType: "object",
+    }
+    name = names.get(type(info), type(info).__name__)
+    return _KINDS.get(name, name)
+
+
+def _literal_values(hint: Any) -> tuple[Any, ...]:
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 
 def _number(value: float) -> str:

@@ -26,7 +26,7 @@ class ReadyView(JsonView):
             "partitions_assigned": worker_started(self.app) and not self.app.rebalancing,
             "agents_running": all(not agent.should_stop for agent in self.app.agents.values()),
             "http_kafka_clients": all(s.started and not s.should_stop for s in services),
-            "broker_reachable": probe.broker_up,
+            "broker_reachable": probe.broker_up is True,
         }
         failing = [name for name, ok in checks.items() if not ok]
         if failing:

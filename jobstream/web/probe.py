@@ -36,7 +36,8 @@ class BrokerProbe(Service):
         self.topic = config.kafka.topic
         self.group = config.kafka.consumer_group
         self.timeout = config.kafka.http_timeout
-        self.broker_up = False
+        # None until the first round trip has answered either way.
+        self.broker_up: bool | None = None
         self.partitions: int | None = None
         self._options = client_options(config)
         self._client: AIOKafkaClient | None = None

@@ -1,5 +1,6 @@
 """Every URL the worker serves, on one screen, and what the web application runs beside them:
-the error middleware and the three services the views use, started and stopped with it.
+the error middleware, the three services the views use and the alert service that watches
+what they see, started and stopped with it.
 
 Faust also serves its own `/`, `/router/` and `/table/` pages (built-in blueprints).
 """
@@ -12,7 +13,9 @@ from typing import cast
 from aiohttp import web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
+from jobstream.alerts import AlertService
 from jobstream.app import JobstreamApp
+from jobstream.web.alerting import worker_snapshot
 from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
@@ -40,6 +43,7 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/docs": DocsView,
 }
 STATIC_PREFIX = "/docs/static"
+ALERTS = web.AppKey("jobstream.alerts", AlertService)
 
 
 def register(app: JobstreamApp) -> web.Application:
@@ -55,9 +59,10 @@ def register(app: JobstreamApp) -> web.Application:
     web_app[PROBE] = probe
     web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
     web_app[STREAMS] = StreamRegistry(config)
+    web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
 
     async def run_services(web_app: web.Application) -> AsyncIterator[None]:
-        services = (web_app[PROBE], web_app[READERS], web_app[STREAMS])
+        services = (web_app[PROBE], web_app[READERS], web_app[STREAMS], web_app[ALERTS])
         for service in services:
             await service.start()
         warn_if_unprotected(config)
