@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,11 @@ logger = logging.getLogger(__name__)
 # which only ever has local workers, gets 6 s.
 GROUP_TIMEOUTS = {"broker_session_timeout": 10.0, "broker_heartbeat_interval": 2.5}
 EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.5}
+# Docker kills a container 10 s after asking it to stop. Faust's shutdown waits on the broker
+# (a final commit, leaving the group) without a bound: facing a dead broker it never ends. The
+# worker exits by itself this long after its stop began; nothing is lost by it (a page whose
+# messages were not acknowledged was not applied, and is fetched again at the next start).
+STOP_DEADLINE = 8.0
 
 
 class JobstreamApp(faust.App):
@@ -48,6 +54,9 @@ class JobstreamApp(faust.App):
     def __init__(self, id: str, *, config: Config | None = None, **options: Any) -> None:
         self._given_config = config
         self._given_options = options
+        # True in the process `faust -A jobstream worker` runs; False for an app that only
+        # serves its views (the in-process tests).
+        self.runs_worker = False
         super().__init__(id, **options)
         self.config_from_object(_FaustSettings(self))
 
@@ -82,15 +91,50 @@ class JobstreamApp(faust.App):
 
         return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
 
+    def failure(self) -> str | None:
+        """Why this worker cannot go on (its embedded broker died), or None."""
+        broker = self.embedded.broker
+        return broker.failure if broker is not None else None
+
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
+    def worker_init(self) -> None:
+        self.runs_worker = True
+        super().worker_init()
+
+    async def on_stop(self) -> None:
+        if self.runs_worker:
+            _exit_if_not_stopped_within(STOP_DEADLINE)
+        await super().on_stop()
+
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
         # producer and consumers connect.
         return [self.embedded, *super().on_init_dependencies()]
+
+
+def _exit_if_not_stopped_within(seconds: float) -> None:
+    """Exit the process `seconds` from now unless it has ended by then (a daemon thread: it
+    fires even while the event loop is stuck, and does not keep a finished process alive)."""
+
+    def overdue() -> None:
+        logger.error(
+            "the worker did not stop within %.0fs (is Kafka unreachable?); exiting without "
+            "waiting any longer: pages whose messages were not acknowledged were not applied "
+            "and are fetched again at the next start",
+            seconds,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        # The embedded broker, if any, gets its parent-death signal.
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overdue)
+    timer.daemon = True
+    timer.start()
 
 
 class _FaustSettings(Mapping[str, Any]):

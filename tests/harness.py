@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -334,8 +335,23 @@ class Worker:
             self._log_file = None
         return code
 
+    def kill(self) -> None:
+        """kill -9: no goodbye, nothing flushed, nothing committed."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def broker_pids(self) -> list[int]:
+        """The embedded brokers this worker's log says it started, in order."""
+        return [int(pid) for pid in re.findall(r"listening on \S+ \(pid (\d+)\)", self.log())]
 
 
 def _terminate(process: subprocess.Popen[Any], timeout: float = 20.0) -> int:

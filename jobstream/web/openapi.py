@@ -226,12 +226,14 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
         "/health": {
             "get": {
                 "summary": "存活检查",
+                "description": "进程在响应就返回 200；worker 已无法继续（内置 broker 退出）时返回 503。",
                 "tags": ["运维"],
                 "responses": {
                     "200": _json(
                         _ok({"type": "object", "properties": {"alive": {"const": True}}}),
                         "进程存活",
-                    )
+                    ),
+                    "503": _error("worker 已无法继续，message 说明原因；它随即退出以便重启"),
                 },
             }
         },
