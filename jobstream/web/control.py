@@ -58,13 +58,12 @@ class CrawlControlView(JsonView):
         if not probe.broker_up:
             raise unavailable("Kafka is unreachable; the command cannot be sent")
         try:
-            async with asyncio.timeout(timeout):
-                await send_command(task_id, self.action)
+            await probe.bounded(send_command(task_id, self.action), timeout)
         except TimeoutError:
             raise unavailable("Kafka did not take the command in time; retry") from None
         deadline = time.monotonic() + timeout
         while not self.applied(self.app.progress_store.current(task_id)):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not probe.broker_up:
                 # Sent, not yet applied: 202 and the status as it stands.
                 return self.ok(await task_status(self.app, probe, task_id), status=202)
             await asyncio.sleep(0.05)

@@ -64,12 +64,13 @@ class GroupReader:
         topic: str,
         *,
         consumer_options: dict[str, Any],
-        join_timeout: float,
+        probe: BrokerProbe,
         closing: asyncio.Event,
     ) -> None:
         self.group = group
         self.topic = topic
-        self.join_timeout = join_timeout
+        self.probe = probe
+        self.join_timeout = probe.timeout
         self.closing = closing
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
@@ -130,8 +131,7 @@ class GroupReader:
         if self.joined.is_set():
             return
         try:
-            async with asyncio.timeout(self.join_timeout):
-                await self.joined.wait()
+            await self.probe.bounded(self.joined.wait(), self.join_timeout)
         except TimeoutError:
             raise unavailable(
                 f"consumer group {self.group!r} is still joining; retry in a few seconds", 2
@@ -147,6 +147,8 @@ class GroupReader:
                 timeout_ms=int(max(0.0, min(remaining, WAIT_SLICE)) * 1000),
                 max_records=batch_size,
             )
+            if not batch and self.probe.broker_up is False:
+                raise unavailable("Kafka is unreachable; retry later")
             if batch or remaining <= WAIT_SLICE or gone() or self.closing.is_set():
                 # One partition after another, each in offset order.
                 return [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
@@ -173,9 +175,8 @@ class GroupReader:
         for record in records:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         try:
-            async with asyncio.timeout(self.join_timeout):
-                await self.consumer.commit(offsets)
-        except (KafkaError, TimeoutError) as exc:
+            await self.probe.bounded(self.consumer.commit(offsets), self.join_timeout)
+        except (KafkaError, TimeoutError, HttpError) as exc:
             # Answered but not committed: these may be answered again after a restart or a
             # rebalance (at least once). The position here has moved on, so not on this worker.
             logger.warning(
@@ -237,12 +238,12 @@ class ReaderPool(Service):
             group,
             self.probe.topic,
             consumer_options=self._consumer_options,
-            join_timeout=self.probe.timeout,
+            probe=self.probe,
             closing=self._closing,
         )
         try:
-            async with asyncio.timeout(self.probe.timeout):
-                await start_or_close(reader.start(), reader.stop)
+            started = start_or_close(reader.start(), reader.stop)
+            await self.probe.bounded(started, self.probe.timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             logger.warning("group=%s cannot start a /consume consumer: %s", group, exc)
             raise unavailable("Kafka is unreachable; retry later") from None

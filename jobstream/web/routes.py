@@ -58,7 +58,7 @@ def register(app: JobstreamApp) -> web.Application:
     probe = BrokerProbe(config)
     web_app[PROBE] = probe
     web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
-    web_app[STREAMS] = StreamRegistry(config)
+    web_app[STREAMS] = StreamRegistry(config, probe)
     web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
 
     async def run_services(web_app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ Everything else about the views is tested in-process in tests/web."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token-for-tests"
 # A second task, crawled on every tick: its runs show that ticks have passed.
 OTHER_TASK = "5d0c1c3e-0000-4000-8000-00000000beef"
+# Docker kills a container this long after asking it to stop.
+DOCKER_STOP_TIMEOUT = 10.0
 SEED_KEYS = ["task_id", "total", "current_offset", "progress", "kafka_lag", "status", "last_update"]
 
 
@@ -156,9 +159,51 @@ def test_worker_outage_stays_up_and_status_answers(
         code, metrics = http("GET", f"{worker.url}/metrics")
         assert code == 200 and "jobstream_kafka_up 0.0" in metrics
         assert worker.process is not None and worker.process.poll() is None
+        # Faust's shutdown waits on the broker without a bound; the worker's own deadline
+        # ends it within Docker's stop timeout.
+        worker.process.send_signal(signal.SIGTERM)
+        worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
     finally:
-        # Faust's own consumer thread waits for the broker when stopping (outside the HTTP
-        # layer); do not spend the harness's 20 s stop timeout on it.
-        if worker.process is not None:
-            worker.process.kill()
         worker.stop()
+
+
+def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
+    tmp_path: Path, simulator_factory: Callable[..., Simulator]
+) -> None:
+    """A broker that stops answering without closing its connections (a network cut, a hung
+    broker): the worst case, every request to it waits for its timeout."""
+    broker = Broker.start()
+    sim = simulator_factory("--total", "300")
+    worker = Worker.configure(
+        tmp_path,
+        {"api": sim.api(), "kafka": {"bootstrap_servers": broker.bootstrap}},
+    )
+    # Each call must answer well within kafka.http_timeout (10 s), which it would otherwise
+    # wait out.
+    guard = 5.0
+    try:
+        worker.start()
+        worker.wait_ready()
+        worker.wait_status(lambda s: s["current_offset"] == 300)
+        broker.process.send_signal(signal.SIGSTOP)
+
+        def noticed() -> bool:
+            code, body = http("GET", f"{worker.url}/status", timeout=guard)
+            assert code == 200, body
+            return http("GET", f"{worker.url}/ready", timeout=guard)[0] == 503
+
+        wait_until(noticed, 15, "the cut noticed")
+        # Known down: the data endpoints answer 503 at once, /status without the lag.
+        for path in ("/consume?timeout_ms=30000", "/consume/stream", "/consume?group=other"):
+            code, body = http("GET", f"{worker.url}{path}", timeout=guard)
+            assert code == 503 and "Kafka" in body["message"], (path, body)
+        code, body = http("GET", f"{worker.url}/status", timeout=guard)
+        assert code == 200 and body["data"]["kafka_lag"] is None and body["data"]["kafka"]["error"]
+
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+        worker.stop()
+        broker.stop()

@@ -3,7 +3,7 @@ exits, tests/integration/test_embedded.py), and while all is well."""
 
 from __future__ import annotations
 
-from tests.web.conftest import ServeFactory, Served, assert_json_error
+from tests.web.conftest import Served, ServeFactory, assert_json_error
 
 
 async def test_health_alive_answers_200(served: Served) -> None:

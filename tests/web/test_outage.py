@@ -4,11 +4,14 @@ That the worker itself stays up is tests/integration/test_web_worker.py's."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 import aiohttp
 import pytest
 
 from tests.harness import Broker, free_port
-from tests.web.conftest import ServeFactory, assert_json_error
+from tests.web.conftest import ServeFactory, assert_json_error, create_topic
 
 # Longer than any answer may take: a view that waited on Kafka (kafka.http_timeout is 30 s
 # here) would fail on it instead of hanging the run.
@@ -59,3 +62,34 @@ async def test_outage_broker_gone_is_noticed(serve_factory: ServeFactory) -> Non
     body = await response.json()
     assert_json_error(response.status, body, 503)
     assert body["message"] == "Kafka is unreachable; retry later"
+
+
+async def test_outage_broker_hung_waits_end_when_noticed(serve_factory: ServeFactory) -> None:
+    """A broker that stops answering but keeps its connections (SIGSTOP, a network cut): a
+    wait already in progress ends with a 503 once the probe notices, not after the 30 s
+    kafka.http_timeout; a lag measurement is waited for at most LAG_WAIT."""
+    broker = Broker.start()
+    waiting: asyncio.Task[aiohttp.ClientResponse] | None = None
+    try:
+        await create_topic(broker.bootstrap, "job_data")
+        served = await serve_factory(bootstrap=broker.bootstrap, kafka={"http_timeout": 30})
+        await served.probe.check()
+        assert served.probe.broker_up and served.probe.partitions
+        broker.process.send_signal(signal.SIGSTOP)
+        # A new group must join: a wait on the broker that would take up to 30 s.
+        waiting = asyncio.create_task(
+            served.client.get("/consume?group=outage-hung", timeout=HANG_GUARD)
+        )
+        lag = await asyncio.wait_for(served.probe.lag(max_age=0), HANG_GUARD.total)
+        assert lag.total is None and "measuring" in (lag.error or "")
+        await served.probe.check()  # the probe's next round trip, now rather than in 2 s
+        assert served.probe.broker_up is False
+        response = await waiting
+        body = await response.json()
+        assert_json_error(response.status, body, 503)
+        assert "Kafka" in body["message"]
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+        broker.process.send_signal(signal.SIGCONT)
+        broker.stop()
