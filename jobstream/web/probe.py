@@ -106,10 +106,8 @@ class BrokerProbe(Service):
     async def bounded(self, step: Awaitable[T], within: float) -> T:
         """The result of `step`, a wait on Kafka: TimeoutError after `within` seconds, and a
         503 as soon as the probe finds the broker down (at once if it is down already)."""
-        if self.broker_up is False:
-            if asyncio.iscoroutine(step):
-                step.close()  # never started
-            raise unavailable("Kafka is unreachable; retry later")
+        # Started even when the broker is known down (and cancelled at once): a step owns what
+        # it opened and closes it when cancelled.
         task = asyncio.ensure_future(step)
         down = asyncio.ensure_future(self._down.wait())
         try:

@@ -204,6 +204,6 @@ def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
         worker.process.send_signal(signal.SIGTERM)
         worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
     finally:
-        broker.process.send_signal(signal.SIGCONT)
+        broker.process.kill()
         worker.stop()
         broker.stop()
