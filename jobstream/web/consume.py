@@ -70,6 +70,9 @@ async def send_whole(request: web.Request, response: web.Response) -> bool:
 
 class ConsumeView(JsonView):
     methods_allowed = frozenset({"GET"})
+    access = "read"
+    # It commits the group's offsets: another site's <img> must not drain the group.
+    changes_state = True
     params = frozenset({"batch_size", "timeout_ms", "group"})
 
     async def get(self, request: web.Request) -> web.Response:

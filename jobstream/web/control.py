@@ -41,7 +41,8 @@ class CrawlControlView(JsonView):
 
     methods_allowed = frozenset({"POST"})
     params = frozenset({"task_id"})
-    requires_token = True
+    access = "admin"
+    changes_state = True
     action: ClassVar[Literal["start", "stop"]]
 
     def applied(self, progress: Progress) -> bool:

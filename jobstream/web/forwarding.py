@@ -18,9 +18,9 @@ from yarl import URL
 
 from jobstream.app import JobstreamApp
 from jobstream.topics import crawl_progress, partition_for
+from jobstream.web.endpoint import ROUTED_HEADER
 from jobstream.web.responses import RETRY_SOON, unavailable
 
-ROUTED_HEADER = "X-Jobstream-Routed"
 # Headers of the owner's answer that mean something to the caller.
 PASSED_BACK = frozenset({"retry-after", "www-authenticate", "allow"})
 

@@ -127,6 +127,7 @@ async def task_status(app: JobstreamApp, probe: BrokerProbe, task_id: str) -> St
 
 class StatusView(JsonView):
     params = frozenset({"task_id"})
+    access = "read"
 
     async def get(self, request: web.Request) -> web.Response:
         task_id = params.task_id(request, self.config.api.task_ids)

@@ -84,6 +84,7 @@ class EventStream(EventSourceResponse):
 
 class StreamView(Endpoint):
     methods_allowed = frozenset({"GET"})
+    access = "read"
     params = frozenset({"from"})
 
     async def get(self, request: web.Request) -> web.StreamResponse:

@@ -5,6 +5,7 @@ That the worker itself stays up is tests/integration/test_web_worker.py's."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 import aiohttp
@@ -34,7 +35,8 @@ async def test_outage_broker_down_answers_503_at_once(
     # Nothing listens there: the broker is down from the start.
     served = await serve_factory(bootstrap=f"127.0.0.1:{free_port()}", kafka={"http_timeout": 30})
     assert not served.probe.broker_up
-    response = await served.client.request(method, path, timeout=HANG_GUARD)
+    body = {} if method == "POST" else None
+    response = await served.client.request(method, path, json=body, timeout=HANG_GUARD)
     body = await response.json()
     assert_json_error(response.status, body, 503)
     assert reason in body["message"] and response.headers["Retry-After"]
@@ -64,6 +66,9 @@ async def test_outage_broker_gone_is_noticed(serve_factory: ServeFactory) -> Non
     assert body["message"] == "Kafka is unreachable; retry later"
 
 
+# aiokafka leaves a connection unclosed when a request to a hung broker is cancelled during its
+# handshake; it is collected (and its warning ignored) here rather than in a later test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_outage_broker_hung_waits_end_when_noticed(serve_factory: ServeFactory) -> None:
     """A broker that stops answering but keeps its connections (SIGSTOP, a network cut): a
     wait already in progress ends with a 503 once the probe notices, not after the 30 s
@@ -93,3 +98,4 @@ async def test_outage_broker_hung_waits_end_when_noticed(serve_factory: ServeFac
             waiting.cancel()
         broker.process.kill()  # a stopped process takes seconds to end gracefully
         broker.stop()
+    gc.collect()
