@@ -23,6 +23,7 @@ from jobstream import config as config_module
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
+from jobstream.redaction import keep_secret, secrets_in
 
 if TYPE_CHECKING:
     from jobstream.pipeline.crawl import Crawler
@@ -63,13 +64,16 @@ class JobstreamApp(faust.App):
     @cached_property
     def settings(self) -> Config:
         if self._given_config is not None:
-            return self._given_config
-        try:
-            return config_module.load()
-        except ConfigError as exc:
-            # One clear line instead of a traceback: the user's file is wrong, not the code.
-            logger.error("configuration error: %s", exc)
-            raise SystemExit(f"jobstream: configuration error: {exc}") from None
+            config = self._given_config
+        else:
+            try:
+                config = config_module.load()
+            except ConfigError as exc:
+                # One clear line instead of a traceback: the user's file is wrong, not the code.
+                logger.error("configuration error: %s", exc)
+                raise SystemExit(f"jobstream: configuration error: {exc}") from None
+        keep_secret(*secrets_in(config))
+        return config
 
     @cached_property
     def embedded(self) -> EmbeddedServices:
