@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import typing
 from collections import deque
+from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -114,12 +115,75 @@ class Recent:
 
 # Process-wide instruments, like the Prometheus metrics above: what /status shows as recent.
 API_LATENCY_RECENT = Recent()
+# Every task's applied rows together; /status shows each task's own (TaskThroughput).
 APPLIED_ROWS_RECENT = Recent(size=5000)
 
 
 def rows_per_minute() -> float:
     """Source rows this worker applied (published, filtered or rejected) in the last minute."""
     return APPLIED_ROWS_RECENT.sum_since(60.0)
+
+
+class Sample(NamedTuple):
+    at: float  # time.monotonic()
+    wall: float  # time.time(), for the dashboard's chart
+    value: float
+
+
+class Series:
+    """Samples of one figure over the last `keep` seconds."""
+
+    def __init__(self, keep: float = 3600.0) -> None:
+        self.keep = keep
+        self._samples: deque[Sample] = deque()
+
+    def add(self, value: float, at: float | None = None, wall: float | None = None) -> None:
+        at = time.monotonic() if at is None else at
+        self._samples.append(Sample(at, time.time() if wall is None else wall, value))
+        while self._samples and self._samples[0].at < at - self.keep:
+            self._samples.popleft()
+
+    def samples(self) -> list[Sample]:
+        return list(self._samples)
+
+    def before(self, at: float) -> Sample | None:
+        """The last sample taken at or before `at`, else the oldest one (None when empty)."""
+        found = self._samples[0] if self._samples else None
+        for sample in self._samples:
+            if sample.at > at:
+                break
+            found = sample
+        return found
+
+
+class TaskThroughput:
+    """Per task, the rows applied so far, sampled: the rows per minute /status shows.
+
+    A task's counts are sampled rather than fed by the agent that applies pages, so the figure
+    is right on the worker that owns the task whichever worker applied its pages before."""
+
+    WINDOW = 60.0
+
+    def __init__(self) -> None:
+        self._applied: dict[str, Series] = {}
+
+    def record(self, task_id: str, applied: int, at: float | None = None) -> float:
+        """Note that `applied` rows of the task are applied now; returns its rows per minute."""
+        at = time.monotonic() if at is None else at
+        rate = self.rows_per_minute(task_id, applied, at)
+        self._applied.setdefault(task_id, Series(keep=2 * self.WINDOW)).add(applied, at)
+        return rate
+
+    def rows_per_minute(self, task_id: str, applied: int, at: float | None = None) -> float:
+        """Rows applied in the last minute, given `applied` now: measured from the sample a
+        minute back (scaled when it is older), or from the first one in the task's first
+        minute here. 0 before any sample, and after the source was reset."""
+        at = time.monotonic() if at is None else at
+        series = self._applied.get(task_id)
+        then = series.before(at - self.WINDOW) if series is not None else None
+        if then is None:
+            return 0.0
+        return max(0.0, applied - then.value) * self.WINDOW / max(self.WINDOW, at - then.at)
 
 
 def api_latency_ms() -> dict[str, float | None]:
