@@ -329,8 +329,13 @@
     const pad = { left: 52, right: 52, top: 10, bottom: 24 };
     const plotW = Math.max(10, width - pad.left - pad.right);
     const plotH = Math.max(10, height - pad.top - pad.bottom);
-    const start = now - settings.history_seconds;
-    const x = (t) => pad.left + ((t - start) / settings.history_seconds) * plotW;
+    // Up to the last hour: the span of the data there is, at least five minutes.
+    let oldest = now;
+    for (const points of series.values()) if (points.length) oldest = Math.min(oldest, points[0][0]);
+    if (lagSeries.length) oldest = Math.min(oldest, lagSeries[0][0]);
+    const span = Math.min(settings.history_seconds, Math.max(300, now - oldest));
+    const start = now - span;
+    const x = (t) => pad.left + ((t - start) / span) * plotW;
 
     let rowsMax = 0;
     for (const points of series.values()) {
@@ -363,10 +368,12 @@
     ctx.fillStyle = "#4b5563";
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    for (let minutes = 60; minutes >= 0; minutes -= 15) {
+    const spanMinutes = span / 60;
+    const step = [1, 2, 5, 10, 15, 20, 30].find((m) => spanMinutes / m <= 6) || 60;
+    for (let minutes = Math.floor(spanMinutes / step) * step; minutes >= 0; minutes -= step) {
       const t = now - minutes * 60;
       const label = minutes === 0 ? "现在" : "-" + minutes + " 分";
-      ctx.fillText(label, Math.min(x(t), pad.left + plotW - 12), pad.top + plotH + 6);
+      ctx.fillText(label, Math.max(pad.left + 12, Math.min(x(t), pad.left + plotW - 12)), pad.top + plotH + 6);
     }
 
     // A gap of more than a minute between two points is drawn as a gap.
