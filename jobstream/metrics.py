@@ -156,34 +156,55 @@ class Series:
         return found
 
 
-class TaskThroughput:
-    """Per task, the rows applied so far, sampled: the rows per minute /status shows.
+# The rows a task has applied: what the rows per minute count.
+APPLIED_OUTCOMES = frozenset({"published", "filtered", "rejected"})
+# When this process's counters were zero.
+STARTED = time.monotonic()
 
-    A task's counts are sampled rather than fed by the agent that applies pages, so the figure
-    is right on the worker that owns the task whichever worker applied its pages before."""
+
+def applied_rows() -> dict[str, float]:
+    """Per task, the source rows this process applied (published, filtered or rejected)."""
+    applied: dict[str, float] = {}
+    for family in ROWS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["outcome"] in APPLIED_OUTCOMES:
+                task_id = sample.labels["task_id"]
+                applied[task_id] = applied.get(task_id, 0.0) + sample.value
+    return applied
+
+
+class TaskThroughput:
+    """Per task, samples of the rows this process applied: the rows per minute /status shows.
+
+    The counts are this process's counters (`ROWS`, kept per page by the agent that applies
+    the task's pages, which runs on the task's owner), sampled, so a figure needs no second
+    feed from the agent; every task's counts start at 0 at `origin`, when the process did."""
 
     WINDOW = 60.0
 
-    def __init__(self) -> None:
+    def __init__(self, origin: float = STARTED) -> None:
+        self.origin = origin
         self._applied: dict[str, Series] = {}
 
-    def record(self, task_id: str, applied: int, at: float | None = None) -> float:
+    def record(self, task_id: str, applied: float, at: float | None = None) -> float:
         """Note that `applied` rows of the task are applied now; returns its rows per minute."""
         at = time.monotonic() if at is None else at
         rate = self.rows_per_minute(task_id, applied, at)
-        self._applied.setdefault(task_id, Series(keep=2 * self.WINDOW)).add(applied, at)
+        series = self._applied.get(task_id)
+        if series is None:
+            series = self._applied[task_id] = Series(keep=2 * self.WINDOW)
+            series.add(0.0, at=self.origin)
+        series.add(applied, at)
         return rate
 
-    def rows_per_minute(self, task_id: str, applied: int, at: float | None = None) -> float:
-        """Rows applied in the last minute, given `applied` now: measured from the sample a
-        minute back (scaled when it is older), or from the first one in the task's first
-        minute here. 0 before any sample, and after the source was reset."""
+    def rows_per_minute(self, task_id: str, applied: float, at: float | None = None) -> float:
+        """Rows applied in the last minute, given `applied` now: counted from the sample a
+        minute back (scaled when it is older), from 0 in the process's first minute."""
         at = time.monotonic() if at is None else at
         series = self._applied.get(task_id)
         then = series.before(at - self.WINDOW) if series is not None else None
-        if then is None:
-            return 0.0
-        return max(0.0, applied - then.value) * self.WINDOW / max(self.WINDOW, at - then.at)
+        value, since = (then.value, then.at) if then is not None else (0.0, self.origin)
+        return max(0.0, applied - value) * self.WINDOW / max(self.WINDOW, at - since)
 
 
 def api_latency_ms() -> dict[str, float | None]:

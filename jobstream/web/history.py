@@ -1,6 +1,6 @@
 """The last hour of each task's throughput and of the consumer lag, as this worker sees them
-(a service): every second it samples the rows applied of the tasks it owns; every five seconds
-it keeps their rows per minute and the lag of job_data, for an hour. /status reads a task's
+(a service): every second it samples the rows it applied of the tasks it owns; every five
+seconds it keeps their rows per minute and the lag of job_data, for an hour. /status reads a task's
 rows per minute from it; GET /status/history serves the series the dashboard draws, each
 task's from its owner."""
 
@@ -14,10 +14,10 @@ import msgspec
 from aiohttp import web
 from mode import Service
 
+from jobstream import metrics
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
 from jobstream.metrics import Sample, Series, TaskThroughput
-from jobstream.records import Progress
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.probe import BrokerProbe
@@ -28,11 +28,6 @@ TICK_SECONDS = 1.0
 # One point of the hour-long series every this many ticks.
 SAMPLE_SECONDS = 5.0
 KEEP_SECONDS = 3600.0
-
-
-def rows_applied(progress: Progress) -> int:
-    """Source rows the task has judged: published, filtered or rejected."""
-    return progress.published + progress.filtered + progress.rejected
 
 
 class History(Service):
@@ -59,12 +54,10 @@ class History(Service):
         point = at - self._last_point >= SAMPLE_SECONDS - TICK_SECONDS / 2
         if point:
             self._last_point = at
-        # From the assignment on, before the table is recovered (the store then answers from
-        # the SQLite mirror): the first sample is the baseline of the task's first minute here.
         if self.app.assignor.assigned_actives():
-            store = self.app.progress_store
+            applied = metrics.applied_rows()
             for task_id in self.app.crawler.owned_tasks():
-                rate = self.throughput.record(task_id, rows_applied(store.current(task_id)), at)
+                rate = self.throughput.record(task_id, applied.get(task_id, 0.0), at)
                 if point:
                     self.series(task_id).add(rate, at)
         if point and self.probe.started and not self.probe.should_stop:
@@ -72,9 +65,9 @@ class History(Service):
             if lag.total is not None:
                 self.lag.add(lag.total)
 
-    def rows_per_minute(self, progress: Progress) -> float:
-        """The task's rows applied in the last minute, as of now."""
-        return self.throughput.rows_per_minute(progress.task_id, rows_applied(progress))
+    def rows_per_minute(self, task_id: str) -> float:
+        """The task's rows applied here in the last minute, as of now."""
+        return self.throughput.rows_per_minute(task_id, metrics.applied_rows().get(task_id, 0.0))
 
     def series(self, task_id: str) -> Series:
         """The task's rows per minute over the last hour, a point every SAMPLE_SECONDS."""

@@ -189,7 +189,7 @@ async def task_status(
         lag,
         app.crawler.fetched.get(task_id, 0),
         app.settings,
-        rows_per_minute=history.rows_per_minute(progress) if history is not None else 0.0,
+        rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
     )
 
 

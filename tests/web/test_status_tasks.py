@@ -25,16 +25,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from jobstream import metrics
 from jobstream.app import JobstreamApp
+from jobstream.metrics import TaskThroughput
 from jobstream.records import Progress
 from jobstream.web import control, fanout, forwarding
 from jobstream.web.history import HISTORY
 from jobstream.web.status import Status, StatusList, TaskUnavailable
-from tests.harness import TASK_ID, Broker
+from tests.harness import Broker
 from tests.web.conftest import Served, assert_json_error, config_for, serve
 
 TOKEN = "tasks-token"
-TASK_A = TASK_ID
+TASK_A = "7a5e0000-0000-4000-8000-0000000000aa"
 TASK_B = "5d0c1c3e-0000-4000-8000-00000000beef"
 TASK_OFF = "7e1f0000-0000-4000-8000-00000000cafe"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -147,7 +149,10 @@ async def get_json(served: Served, path: str, **kwargs: Any) -> tuple[int, Any]:
 
 
 async def test_status_lists_every_task_each_from_its_owner(workers: Workers) -> None:
-    workers.here.client.app[HISTORY].throughput.record(TASK_A, 0, at=time.monotonic() - 30)
+    # The process started 30 s ago and has since applied 120 rows of TASK_A.
+    workers.here.client.app[HISTORY].throughput = TaskThroughput(origin=time.monotonic() - 30)
+    for outcome, n in (("published", 70), ("filtered", 40), ("rejected", 10)):
+        metrics.ROWS.labels(TASK_A, outcome).inc(n)
     for served in (workers.here, workers.there):
         status, body = await get_json(served, "/status")
         assert status == 200, body
@@ -160,7 +165,7 @@ async def test_status_lists_every_task_each_from_its_owner(workers: Workers) -> 
             "25.00%",
             TASK_A,
         )
-        assert a.rows_per_minute == 120.0  # 120 rows applied since the sample 30 s ago
+        assert a.rows_per_minute == 120.0
         assert (b.status, b.name, b.last_error) == (
             "error",
             f"上海 {HOSTILE}",
