@@ -62,6 +62,7 @@ class Browser:
     errors: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    posts: list[tuple[str, str | None]] = field(default_factory=list)  # (path, content type)
 
     def open(self, path: str = "/") -> Page:
         self.page.goto(f"{self.origin}{path}")
@@ -97,6 +98,8 @@ def start_browser(playwright: Any, profile: Path, origin: str) -> Browser:
 
     def route(route: Route, request: Request) -> None:
         browser.requests.append(request.url)
+        if request.method == "POST":
+            browser.posts.append((urlsplit(request.url).path, request.headers.get("content-type")))
         if urlsplit(request.url).hostname != "127.0.0.1":
             browser.outside.append(request.url)
             route.abort()
@@ -332,6 +335,9 @@ def test_dashboard_buttons_stop_and_start_without_a_token(stack: Stack) -> None:
         ".includes(document.querySelector('#message').textContent)"
     )
     assert "stopped" not in {t["status"] for t in stack.status()["tasks"]}
+    # Commands are sent as JSON: a request no other site's page can make without asking.
+    assert {path for path, _ in stack.browser.posts} == {"/crawl/start", "/crawl/stop"}
+    assert {kind for _, kind in stack.browser.posts} == {"application/json"}
     assert stack.browser.errors == []
 
 

@@ -147,12 +147,13 @@
     const headers = { Accept: "application/json" };
     const token = storedToken(kind);
     if (token) headers.Authorization = "Bearer " + token;
-    const response = await fetch(path, {
-      method: method,
-      headers: headers,
-      cache: "no-store",
-      credentials: "same-origin",
-    });
+    const options = { method: method, headers: headers, cache: "no-store", credentials: "same-origin" };
+    if (method === "POST") {
+      // A JSON body: a command no other site's page could send without the browser asking.
+      headers["Content-Type"] = "application/json";
+      options.body = "{}";
+    }
+    const response = await fetch(path, options);
     let body = null;
     try {
       body = await response.json();
