@@ -79,4 +79,3 @@ class AlertSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     @property
     def enabled(self) -> bool:
         return bool(self.webhooks)
-
