@@ -27,6 +27,8 @@ from jobstream.errors import ConfigError
 DEFAULT_PATH = Path("config/config.yml")
 EMBEDDED = "embedded"
 DEMO = "demo"
+# The seed's example task: crawled when the config names no task at all.
+DEFAULT_TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
 T = TypeVar("T")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
 PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
@@ -72,9 +74,32 @@ class AppSection(Section, frozen=True):
     max_consumer_groups: Annotated[int, _between(1, 1000)] = 16
 
 
+class TaskSettings(Section, frozen=True):
+    """An entry of `api.tasks`: a task, and what it sets differently from `api.batch_size`
+    and `crawler.interval`."""
+
+    id: NonBlank
+    name: str = ""
+    batch_size: Annotated[int, _between(1, 1000)] | None = None
+    interval: Annotated[float, msgspec.Meta(ge=1)] | None = None
+    enabled: bool = True
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's effective settings: its entry in `api.tasks`, the defaults filled in."""
+
+    id: str
+    name: str  # the configured name, or the id
+    batch_size: int
+    interval: float
+    enabled: bool
+
+
 class ApiSection(Section, frozen=True):
     base_url: str = DEMO
-    task_id: NonBlank | TaskIds = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+    # One id or a list; with `tasks`, both are crawled (the seed's example when neither is set).
+    task_id: NonBlank | TaskIds | msgspec.UnsetType = msgspec.UNSET
+    tasks: list[TaskSettings] = []
     username: str = ""
     password: Secret = ""
     batch_size: Annotated[int, _between(1, 1000)] = 100
@@ -84,6 +109,11 @@ class ApiSection(Section, frozen=True):
     min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.05
 
     def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for i, task in enumerate(self.tasks):
+            if task.id in seen:
+                raise ValueError(f"tasks[{i}].id: {task.id!r} is listed twice in api.tasks")
+            seen.add(task.id)
         if self.is_demo:
             return
         if not self.base_url.startswith(("http://", "https://")):
@@ -96,7 +126,24 @@ class ApiSection(Section, frozen=True):
 
     @property
     def task_ids(self) -> tuple[str, ...]:
-        return (self.task_id,) if isinstance(self.task_id, str) else tuple(self.task_id)
+        """Every configured task: those of `task_id`, then those of `tasks` not named there."""
+        if isinstance(self.task_id, msgspec.UnsetType):
+            listed: tuple[str, ...] = () if self.tasks else (DEFAULT_TASK_ID,)
+        else:
+            listed = (self.task_id,) if isinstance(self.task_id, str) else tuple(self.task_id)
+        return tuple(dict.fromkeys([*listed, *(task.id for task in self.tasks)]))
+
+    @property
+    def enabled_task_ids(self) -> tuple[str, ...]:
+        """The tasks to crawl: every configured task but those with `enabled: false`."""
+        disabled = {task.id for task in self.tasks if not task.enabled}
+        return tuple(t for t in self.task_ids if t not in disabled)
+
+    def task_settings(self, task_id: str) -> TaskSettings:
+        """The task's entry in `tasks` (an empty one for a task named only in `task_id`)."""
+        if task_id not in self.task_ids:
+            raise KeyError(task_id)
+        return next((t for t in self.tasks if t.id == task_id), TaskSettings(id=task_id))
 
     @property
     def is_demo(self) -> bool:
@@ -156,6 +203,17 @@ class Config(Section, frozen=True):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.crawler.timezone)
+
+    def task(self, task_id: str) -> Task:
+        """A configured task's effective settings (KeyError for a task not configured)."""
+        given = self.api.task_settings(task_id)
+        return Task(
+            id=task_id,
+            name=given.name or task_id,
+            batch_size=given.batch_size or self.api.batch_size,
+            interval=given.interval or self.crawler.interval,
+            enabled=given.enabled,
+        )
 
 
 # Environment variable -> (section, key). Faust's own names (WEB_PORT, ...) are read by Faust.
@@ -259,7 +317,8 @@ def explain(message: str, raw: Any, struct: type, key: str = "") -> str:
     field = _field_at(struct, steps)
     got = "***" if field.secret else f"{_value_at(raw, steps)!r:.60}"
     if found := _WRONG_TYPE.fullmatch(what):
-        kinds = (_KINDS.get(k.strip(), k.strip()) for k in found["expected"].split("|"))
+        named = (k.strip() for k in found["expected"].split("|"))
+        kinds = (_KINDS.get(k, k) for k in named if k != "null")  # null: an optional key
         return f"{name}: expected {' or '.join(kinds)}, got {got}"
     if field.info is None or isinstance(field.info, mi.StructType):
         # Raised by a struct's own check (__post_init__), which starts with the field's name.
@@ -320,7 +379,10 @@ def _rule(field: _Field) -> str:
     """What a field accepts, in words, from its declaration."""
     info = field.info
     if isinstance(info, mi.UnionType):
-        return "expected " + " or ".join(_kind(t) for t in info.types)
+        given = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        if len(given) > 1:
+            return "expected " + " or ".join(_kind(t) for t in given)
+        info = given[0]  # an optional value: what it takes when it is given
     if isinstance(info, mi.LiteralType):
         # In the declared order, which msgspec.inspect does not keep.
         values = _literal_values(field.hint) or info.values

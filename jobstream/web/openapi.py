@@ -10,8 +10,10 @@ import msgspec
 from jobstream.config import Config
 from jobstream.records import Job, Reject
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
+from jobstream.web.dashboard import DashboardSettings
+from jobstream.web.history import HistoryBody
 from jobstream.web.responses import ErrorBody
-from jobstream.web.status import Status
+from jobstream.web.status import Status, StatusList, TaskUnavailable
 
 JSON = "application/json"
 GROUP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -52,11 +54,35 @@ def _ok(data: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
 
 def schemas() -> dict[str, Any]:
     """The JSON Schema of every body, from the declarations that encode it: the records on
-    job_data and job_rejects, the /status body and the error body."""
+    job_data and job_rejects, the bodies of /status and the dashboard's endpoints, and the
+    error body."""
     _, components = msgspec.json.schema_components(
-        [Job, Reject, Status, ErrorBody], ref_template="#/components/schemas/{name}"
+        [
+            Job,
+            Reject,
+            Status,
+            StatusList,
+            TaskUnavailable,
+            HistoryBody,
+            DashboardSettings,
+            ErrorBody,
+        ],
+        ref_template="#/components/schemas/{name}",
     )
     return components
+
+
+def _page(content_type: str, description: str, summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["仪表盘"],
+        "responses": {
+            "200": {
+                "description": description,
+                "content": {content_type: {"schema": {"type": "string"}}},
+            }
+        },
+    }
 
 
 def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -64,24 +90,38 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
     task_ids = list(config.api.task_ids)
     protected = bool(config.app.admin_token)
     reading_protected = bool(config.app.read_token)
+    several = len(task_ids) > 1
     task_param = {
         "name": "task_id",
         "in": "query",
         "required": False,
-        "description": f"任务 ID，默认 {task_ids[0]}",
+        "description": (
+            "任务 ID；不指定时为所有任务" if several else f"任务 ID，默认 {task_ids[0]}"
+        ),
         "schema": {"type": "string", "enum": task_ids},
     }
-    status_ok = _json(_ok(_ref("Status")), "任务状态")
+    # Several tasks: without task_id the answer lists them all.
+    status_schema = {"anyOf": [_ref("Status"), _ref("StatusList")]} if several else _ref("Status")
+    status_ok = _json(
+        _ok(status_schema),
+        "任务状态；配置了多个任务且未指定 task_id 时为所有任务的列表（StatusList）",
+    )
 
     def command(summary: str, description: str) -> dict[str, Any]:
+        if several:
+            description += (
+                "未指定 task_id 时发给所有启用的任务（各自由负责的 worker 执行），"
+                "应答为所有这些任务的新状态（StatusList）：全部生效时 200，否则 202，"
+                "未生效的任务在列表中标明。"
+            )
         operation: dict[str, Any] = {
             "summary": summary,
             "description": description,
             "tags": ["采集控制"],
             "parameters": [task_param],
             "responses": {
-                "200": _json(_ok(_ref("Status")), "命令已生效，返回新的状态"),
-                "202": _json(_ok(_ref("Status")), "命令已发送、尚未生效，返回当前状态"),
+                "200": _json(_ok(status_schema), "命令已生效，返回新的状态"),
+                "202": _json(_ok(status_schema), "命令已发送、尚未（全部）生效，返回当前状态"),
                 "403": _error(FROM_OTHER_SITE),
                 "404": _error("未配置的 task_id"),
                 "415": _error(
@@ -206,6 +246,22 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                 },
             }
         },
+        "/status/history": {
+            "get": {
+                "summary": "近一小时的吞吐量与 Kafka 积压",
+                "description": (
+                    "每个任务的每分钟行数（由负责它的 worker 每 5 秒采样）与 job_data 的积压，"
+                    "仪表盘的折线图用它。指定 task_id 时只含该任务。"
+                ),
+                "tags": ["状态"],
+                "parameters": [task_param],
+                "responses": {
+                    "200": _json(_ok(_ref("HistoryBody")), "采样序列"),
+                    "404": _error("未配置的 task_id"),
+                    "503": _retry_later("worker 正在启动，或任务所属 worker 无应答"),
+                },
+            }
+        },
         "/crawl/start": {
             "post": command(
                 "立即开始采集",
@@ -279,9 +335,37 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                 },
             }
         },
+        "/dashboard": {
+            "get": _page(
+                "text/html",
+                "HTML 页面（脚本与样式随程序包发布，不访问任何外部地址）",
+                "运维仪表盘：每个任务的进度、状态、吞吐量、积压与启停按钮",
+            )
+        },
+        "/dashboard/app.js": {"get": _page("text/javascript", "脚本", "仪表盘的脚本")},
+        "/dashboard/app.css": {"get": _page("text/css", "样式表", "仪表盘的样式")},
+        "/dashboard/settings": {
+            "get": {
+                "summary": "仪表盘页面的设置（需要哪些令牌、刷新间隔）",
+                "tags": ["仪表盘"],
+                "responses": {"200": _json(_ok(_ref("DashboardSettings")), "设置")},
+            }
+        },
+        "/": {
+            "get": {
+                "summary": "转到 /dashboard",
+                "tags": ["仪表盘"],
+                "responses": {
+                    "302": {
+                        "description": "重定向到仪表盘",
+                        "headers": {"Location": {"schema": {"const": "/dashboard"}}},
+                    }
+                },
+            }
+        },
     }
     if reading_protected:
-        for path in ("/consume", "/consume/stream", "/status"):
+        for path in ("/consume", "/consume/stream", "/status", "/status/history"):
             operation = paths[path]["get"]
             operation["security"] = [{"bearerAuth": []}]
             operation["responses"]["401"] = _error(

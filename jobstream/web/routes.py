@@ -1,9 +1,10 @@
 """Every URL the worker serves, on one screen, and what the web application runs beside them:
-the error middleware, the three services the views use and the alert service that watches
+the error middleware, the four services the views use and the alert service that watches
 what they see, started and stopped with it.
 
-Faust's own pages (`/`, `/router/`, `/table/`, and `/graph` and statistics with debug) tell
-anyone the cluster's layout and the tables' contents: they are served only with `app.debug`.
+Faust's own pages (`/router/`, `/table/`, and `/graph` and statistics with debug; its `/` is
+shadowed by ours, registered first) tell anyone the cluster's layout and the tables' contents:
+they are served only with `app.debug`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ from jobstream.app import JobstreamApp
 from jobstream.web.alerting import worker_snapshot
 from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
+from jobstream.web.dashboard import (
+    DashboardScriptView,
+    DashboardSettingsView,
+    DashboardStyleView,
+    DashboardView,
+    RootView,
+)
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
 from jobstream.web.endpoint import Endpoint, warn_if_data_open
 from jobstream.web.health import HealthView, ReadyView
+from jobstream.web.history import HISTORY, History, HistoryView
 from jobstream.web.kafka_clients import group_options
 from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.prometheus import MetricsView
@@ -35,6 +44,7 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/consume": ConsumeView,
     "/consume/stream": StreamView,
     "/status": StatusView,
+    "/status/history": HistoryView,
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
     "/metrics": MetricsView,
@@ -42,6 +52,11 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/ready": ReadyView,
     "/openapi.json": OpenApiView,
     "/docs": DocsView,
+    "/dashboard": DashboardView,
+    "/dashboard/app.js": DashboardScriptView,
+    "/dashboard/app.css": DashboardStyleView,
+    "/dashboard/settings": DashboardSettingsView,
+    "/": RootView,
 }
 STATIC_PREFIX = "/docs/static"
 ALERTS = web.AppKey("jobstream.alerts", AlertService)
@@ -62,10 +77,17 @@ def register(app: JobstreamApp) -> web.Application:
     web_app[PROBE] = probe
     web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
     web_app[STREAMS] = StreamRegistry(config, probe)
+    web_app[HISTORY] = History(app, probe)
     web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
 
     async def run_services(web_app: web.Application) -> AsyncIterator[None]:
-        services = (web_app[PROBE], web_app[READERS], web_app[STREAMS], web_app[ALERTS])
+        services = (
+            web_app[PROBE],
+            web_app[READERS],
+            web_app[STREAMS],
+            web_app[HISTORY],
+            web_app[ALERTS],
+        )
         for service in services:
             await service.start()
         warn_if_unprotected(config)

@@ -1,5 +1,10 @@
-"""GET /status: a task's crawl progress, the consumer lag and the monitoring figures (seed §5.4,
-§10). The worker that owns the task answers; any other forwards the request to it.
+"""GET /status: each task's crawl progress, the consumer lag and the monitoring figures (seed
+§5.4, §10). The worker that owns a task answers for it; any other forwards the request to it.
+
+With `task_id`, or when one task is configured, the body is that task's `Status`. Otherwise it
+is a `StatusList`: every configured task, each answered by its owner concurrently and within
+`LISTING_TIMEOUT`; a task whose owner does not answer in time is listed as unavailable, the
+others as usual.
 
 `Status` is the body's one declaration: the view encodes it and the OpenAPI document shows its
 JSON Schema. Seed §5.4's keys come first, in the seed's order.
@@ -7,7 +12,8 @@ JSON Schema. Seed §5.4's keys come first, in the seed's order.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -17,8 +23,9 @@ from jobstream.app import JobstreamApp
 from jobstream.config import Config
 from jobstream.progress import rules
 from jobstream.records import Progress, TaskStatus
-from jobstream.web import forwarding, params
+from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
+from jobstream.web.history import HISTORY, History
 from jobstream.web.lag import Lag
 from jobstream.web.probe import PROBE, BrokerProbe
 
@@ -50,6 +57,7 @@ class RowCounts(msgspec.Struct, frozen=True):
     rejected: Annotated[int, _about("无法使用、进入 job_rejects 的行数")]
     skipped: Annotated[int, _about("被数据源游标跳过的 offset 数")]
     future_dated: Annotated[int, _about("日期晚于今天一天以上的行数")]
+    duplicates: Annotated[int, _about("重复的职位数（URL 去重；该功能上线前为 0）")] = 0
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -62,6 +70,8 @@ class Status(msgspec.Struct, frozen=True):
     kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
     status: TaskStatus
     last_update: str | None
+    name: Annotated[str, _about("任务名称（api.tasks[].name），未配置时为任务 ID")]
+    enabled: Annotated[bool, _about("false：配置为不采集（api.tasks[].enabled）")]
     last_error: Annotated[str | None, _about("上一轮采集失败的原因；成功后清除")]
     consecutive_failures: Annotated[int, _about("上次成功以来连续失败的采集轮数")]
     stuck_since: Annotated[str | None, _about("开始在 failing_offset 处失败的时间")]
@@ -71,16 +81,64 @@ class Status(msgspec.Struct, frozen=True):
     source_resets: Annotated[int, _about("数据源被清空后从 0 重新采集的次数")]
     source: Annotated[str, _about("进度所属的 API：demo 或其地址")]
     kafka: KafkaLag
-    rows_per_minute: Annotated[float, _about("近 60 秒处理的源行数")]
+    rows_per_minute: Annotated[float, _about("该任务近 60 秒处理的源行数")]
     kept_ratio: Annotated[float | None, _about("通过 7 天过滤的行占比")]
     api_latency_ms: ApiLatency
     rows: RowCounts
     demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
 
 
-def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -> Status:
+class TaskUnavailable(msgspec.Struct, frozen=True):
+    """列表中无法取得状态的任务：负责它的 worker 没有及时应答，或其分区正在分配"""
+
+    task_id: str
+    name: str
+    enabled: bool
+    status: Literal["unavailable"]
+    error: Annotated[str, _about("原因")]
+
+
+class StatusList(msgspec.Struct, frozen=True):
+    """所有采集任务的状态（配置了多个任务且未指定 task_id 时）"""
+
+    tasks: Annotated[
+        list[Any],
+        msgspec.Meta(
+            description="按配置顺序的每个任务：Status，或 status 为 unavailable 的 TaskUnavailable",
+            extra_json_schema={
+                "items": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/Status"},
+                        {"$ref": "#/components/schemas/TaskUnavailable"},
+                    ]
+                }
+            },
+        ),
+    ]
+    kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
+    kafka: KafkaLag
+    rows_per_minute: Annotated[float, _about("各任务近 60 秒处理的源行数之和（不含不可用的任务）")]
+    demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
+
+
+def kafka_lag(lag: Lag, config: Config) -> KafkaLag:
+    return KafkaLag(
+        consumer_group=config.kafka.consumer_group,
+        lag_by_partition={str(p): n for p, n in sorted(lag.by_partition.items())},
+        error=lag.error,
+    )
+
+
+def status_of(
+    progress: Progress,
+    lag: Lag,
+    rows_fetched: int,
+    config: Config,
+    rows_per_minute: float = 0.0,
+) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
     judged = progress.published + progress.filtered + progress.rejected
+    task = config.task(progress.task_id)
     return Status(
         task_id=progress.task_id,
         total=progress.total,
@@ -89,6 +147,8 @@ def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -
         kafka_lag=lag.total,
         status=progress.status,
         last_update=progress.last_update or None,
+        name=task.name,
+        enabled=task.enabled,
         last_error=progress.last_error or None,
         consecutive_failures=progress.consecutive_failures,
         stuck_since=progress.stuck_since or None,
@@ -97,12 +157,8 @@ def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -
         last_anomaly=progress.last_anomaly or None,
         source_resets=progress.source_resets,
         source=progress.source,
-        kafka=KafkaLag(
-            consumer_group=config.kafka.consumer_group,
-            lag_by_partition={str(p): n for p, n in sorted(lag.by_partition.items())},
-            error=lag.error,
-        ),
-        rows_per_minute=round(metrics.rows_per_minute(), 1),
+        kafka=kafka_lag(lag, config),
+        rows_per_minute=round(rows_per_minute, 1),
         kept_ratio=round(progress.published / judged, 4) if judged else None,
         api_latency_ms=ApiLatency(**metrics.api_latency_ms()),
         rows=RowCounts(
@@ -118,11 +174,58 @@ def status_of(progress: Progress, lag: Lag, rows_fetched: int, config: Config) -
     )
 
 
-async def task_status(app: JobstreamApp, probe: BrokerProbe, task_id: str) -> Status:
+async def current_lag(probe: BrokerProbe) -> Lag:
+    return await probe.lag() if probe.started else Lag(None, error="the worker is starting")
+
+
+async def task_status(
+    app: JobstreamApp, probe: BrokerProbe, task_id: str, history: History | None = None
+) -> Status:
     """The status as this worker, the task's owner, sees it."""
-    lag = await probe.lag() if probe.started else Lag(None, error="the worker is starting")
+    lag = await current_lag(probe)
     progress = app.progress_store.current(task_id)
-    return status_of(progress, lag, app.crawler.fetched.get(task_id, 0), app.settings)
+    return status_of(
+        progress,
+        lag,
+        app.crawler.fetched.get(task_id, 0),
+        app.settings,
+        rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
+    )
+
+
+def entry_of(reply: fanout.Reply, config: Config) -> Status | TaskUnavailable:
+    """A task's entry in a listing: its status as its owner answered, or why there is none."""
+    if reply.ok:
+        if isinstance(reply.data, Status):
+            return reply.data
+        try:
+            return msgspec.convert(reply.data, Status)
+        except msgspec.ValidationError as exc:
+            error = f"the owner's answer is not a status: {exc}"
+    else:
+        error = reply.error or f"HTTP {reply.status}"
+    task = config.task(reply.task_id)
+    return TaskUnavailable(
+        task_id=reply.task_id, name=task.name, enabled=task.enabled, status="unavailable",
+        error=error,
+    )  # fmt: skip
+
+
+def status_list(
+    entries: Sequence[Status | TaskUnavailable], lag: Lag, config: Config
+) -> StatusList:
+    return StatusList(
+        tasks=list(entries),
+        kafka_lag=lag.total,
+        kafka=kafka_lag(lag, config),
+        rows_per_minute=round(sum(e.rows_per_minute for e in entries if isinstance(e, Status)), 1),
+        demo=config.api.is_demo,
+    )
+
+
+def lists_all(request: web.Request, config: Config) -> bool:
+    """Whether the request is about every task (no task_id, several configured)."""
+    return "task_id" not in request.query and len(config.api.task_ids) > 1
 
 
 class StatusView(JsonView):
@@ -130,8 +233,23 @@ class StatusView(JsonView):
     access = "read"
 
     async def get(self, request: web.Request) -> web.Response:
+        probe, history = request.app[PROBE], request.app[HISTORY]
+        if lists_all(request, self.config):
+            return self.ok(await self.listing(request, probe, history))
         task_id = params.task_id(request, self.config.api.task_ids)
         forwarded = await forwarding.forward(self.app, request, task_id)
         if forwarded is not None:
             return forwarded
-        return self.ok(await task_status(self.app, request.app[PROBE], task_id))
+        return self.ok(await task_status(self.app, probe, task_id, history))
+
+    async def listing(
+        self, request: web.Request, probe: BrokerProbe, history: History
+    ) -> StatusList:
+        async def here(task_id: str) -> tuple[int, Status]:
+            return 200, await task_status(self.app, probe, task_id, history)
+
+        replies = await fanout.each_task(
+            self.app, request, self.config.api.task_ids, here, within=fanout.LISTING_TIMEOUT
+        )
+        entries = [entry_of(reply, self.config) for reply in replies]
+        return status_list(entries, await current_lag(probe), self.config)

@@ -77,7 +77,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_worker_status_body_is_its_declaration(guarded: Stack) -> None:
-    code, body = http("GET", f"{guarded.url}/status")
+    # Two tasks: without task_id /status lists both (tests/integration/test_dashboard*.py).
+    code, body = http("GET", f"{guarded.url}/status?task_id={TASK_ID}")
     assert code == 200, body
     assert list(body["data"])[: len(SEED_KEYS)] == SEED_KEYS
     status = msgspec.convert(body["data"], Status)
@@ -96,7 +97,7 @@ def test_worker_faust_pages_not_served_without_debug(guarded: Stack, path: str) 
 
 
 def test_worker_stop_survives_restart_and_start_resumes(guarded: Stack) -> None:
-    code, body = guarded.post("/crawl/stop")
+    code, body = guarded.post(f"/crawl/stop?task_id={TASK_ID}")
     assert code == 200, body
     stopped = msgspec.convert(body["data"], Status)
     assert (stopped.status, stopped.current_offset) == ("stopped", 300)
@@ -114,7 +115,7 @@ def test_worker_stop_survives_restart_and_start_resumes(guarded: Stack) -> None:
     after_restart = guarded.worker.status()
     assert (after_restart["status"], after_restart["current_offset"]) == ("stopped", 300)
 
-    code, body = guarded.post("/crawl/start")
+    code, body = guarded.post(f"/crawl/start?task_id={TASK_ID}")
     assert code == 200 and body["data"]["status"] in ("idle", "running"), body
     guarded.worker.wait_status(lambda s: s["current_offset"] == 500, timeout=30)
 

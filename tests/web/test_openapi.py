@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
+from jobstream.web.routes import ROUTES
 from tests.web.conftest import Dataset, Served, config_for, serve
 
 TOKEN = "schemathesis-token"
@@ -59,7 +60,7 @@ def api_schema(documented: Served) -> Any:
     return schemathesis.openapi.from_dict(get_json(f"{documented.url}/openapi.json"), config=config)
 
 
-WORKER_ONLY = {"/status", "/crawl/start", "/crawl/stop", "/ready"}
+WORKER_ONLY = {"/status", "/status/history", "/crawl/start", "/crawl/stop", "/ready"}
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 # Every operation but GET /consume/stream: an event stream never ends, so it cannot be fetched
 # as one response; test_stream.py checks it with a real SSE client. Invalid input can only be
@@ -70,6 +71,7 @@ CASES = [
         for method, path in [
             ("GET", "/consume"),
             ("GET", "/status"),
+            ("GET", "/status/history"),
             ("POST", "/crawl/start"),
             ("POST", "/crawl/stop"),
         ]
@@ -77,7 +79,18 @@ CASES = [
     ],
     *[
         ("GET", path, POSITIVE)
-        for path in ("/metrics", "/health", "/ready", "/openapi.json", "/docs")
+        for path in (
+            "/metrics",
+            "/health",
+            "/ready",
+            "/openapi.json",
+            "/docs",
+            "/dashboard",
+            "/dashboard/app.js",
+            "/dashboard/app.css",
+            "/dashboard/settings",
+            "/",
+        )
     ],
 ]
 
@@ -133,18 +146,7 @@ def test_openapi_schemathesis_finds_no_5xx_and_no_contradiction(
 def test_openapi_describes_every_route(documented: Served) -> None:
     spec = get_json(f"{documented.url}/openapi.json")
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {
-        "/consume",
-        "/consume/stream",
-        "/status",
-        "/crawl/start",
-        "/crawl/stop",
-        "/metrics",
-        "/health",
-        "/ready",
-        "/openapi.json",
-        "/docs",
-    }
+    assert set(spec["paths"]) == set(ROUTES)
     assert spec["paths"]["/crawl/stop"]["post"]["security"] == [{"bearerAuth": []}]
 
 

@@ -58,7 +58,8 @@ def test_status_body_seed_keys_first_then_the_figures() -> None:
         rejected=10,
     )
     lag = Lag(25, {0: 10, 1: 15, 2: 0})
-    status = status_of(progress, lag, rows_fetched=150, config=from_mapping({}))
+    config = from_mapping({"api": {"tasks": [{"id": "t1", "name": "北京 <b>招聘</b>"}]}})
+    status = status_of(progress, lag, rows_fetched=150, config=config, rows_per_minute=42.04)
     body = json.loads(json_body(status))
     assert list(body)[: len(SEED_KEYS)] == SEED_KEYS
     assert body["progress"] == "25.00%" and body["kafka_lag"] == 25
@@ -75,7 +76,10 @@ def test_status_body_seed_keys_first_then_the_figures() -> None:
         "rejected": 10,
         "skipped": 0,
         "future_dated": 0,
+        "duplicates": 0,
     }
+    assert body["name"] == "北京 <b>招聘</b>" and body["enabled"] is True
+    assert body["rows_per_minute"] == 42.0
     assert body["kept_ratio"] == round(70 / 120, 4) and body["last_error"] is None
     assert body["consecutive_failures"] == 0 and body["stuck_since"] is None
     assert body["demo"] is True
