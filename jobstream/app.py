@@ -105,6 +105,13 @@ class JobstreamApp(faust.App):
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        # The crawl loop stopped every run when the rebalance began: it crawls the tasks it
+        # owns now at once, not at its next tick.
+        if "crawler" in self.__dict__:
+            self.crawler.wakeup.set()
+
     def worker_init(self) -> None:
         self.runs_worker = True
         super().worker_init()

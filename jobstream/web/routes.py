@@ -29,6 +29,7 @@ from jobstream.web.dashboard import (
 )
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
 from jobstream.web.endpoint import Endpoint, warn_if_data_open
+from jobstream.web.forwarding import is_gateway
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
 from jobstream.web.kafka_clients import group_options
@@ -75,7 +76,9 @@ def register(app: JobstreamApp) -> web.Application:
     config = app.settings
     probe = BrokerProbe(config)
     web_app[PROBE] = probe
-    web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
+    web_app[READERS] = ReaderPool(
+        config, probe, group_options(app.conf), lambda group: is_gateway(app, group)
+    )
     web_app[STREAMS] = StreamRegistry(config, probe)
     web_app[HISTORY] = History(app, probe)
     web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
