@@ -19,7 +19,7 @@ from tests.integration.truth import expected
 pytestmark = pytest.mark.slow
 
 PARTITIONS = 3
-ROWS = 2500
+ROWS = 3000
 
 
 def task_ids(count: int) -> list[str]:
@@ -111,20 +111,26 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         for i in range(count)
     ]
     try:
-        for worker in workers:
+        # The first worker starts crawling every task alone; the others join mid-run, and the
+        # rebalance hands them tasks while they are being crawled.
+        first = workers[0].start()
+        first.wait_ready(90)
+
+        def done() -> int:
+            return sum(status_of(first, t).get("current_offset", 0) for t in TASKS)
+
+        wait_until(lambda: done() >= ROWS * len(TASKS) // 10, 60, "a tenth of the backfill")
+        for worker in workers[1:]:
             worker.start()
-        for worker in workers:
+        for worker in workers[1:]:
             worker.wait_ready(90)
 
         # Kill a worker that is crawling, mid-backfill.
-        def done() -> int:
-            return sum(status_of(workers[-1], t).get("current_offset", 0) for t in TASKS)
-
-        wait_until(lambda: done() >= ROWS * len(TASKS) // 3, 60, "a third of the backfill")
+        wait_until(lambda: done() >= ROWS * len(TASKS) // 2, 60, "half of the backfill")
+        applied_at_kill = done()
         victim = workers[0]
         victim.kill()
         killed_at = time.monotonic()
-        applied_at_kill = done()
         survivors = workers[1:]
 
         def finished() -> bool:
