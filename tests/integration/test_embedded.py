@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,6 +13,8 @@ import time
 
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import UnknownError
 
 from jobstream.embedded.orphans import OWNER_ENV, guarded, owner_mark, start_time
 from jobstream.embedded.tansu import broker_command
@@ -197,3 +200,25 @@ def test_broker_death_makes_worker_exit_and_restart_resumes(simulator_factory, w
     # A new, empty broker: the crawl resumed from the SQLite mirror, not from 0.
     worker.wait_status(lambda s: s["current_offset"] == 700 and s["status"] == "idle")
     assert f"task_id={TASK_ID} offset=600 crawl run starts" in worker.log()
+
+
+# -- why there is no exactly_once (README "不丢不重") ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"enable_idempotence": True}, {"transactional_id": "jobstream-eos-check"}],
+    ids=["idempotent", "transactional"],
+)
+async def test_embedded_broker_refuses_idempotent_and_transactional_producers(
+    broker, options
+) -> None:
+    """Tansu 0.6 answers InitProducerId with UnknownError: neither an idempotent nor a
+    transactional producer (Faust's processing_guarantee="exactly_once") can start on it. If
+    this test fails, the broker learned it: the README's choice is worth revisiting."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap, request_timeout_ms=5000, **options
+    )
+    with pytest.raises(UnknownError):
+        await asyncio.wait_for(producer.start(), 30)
+    await producer.stop()
