@@ -5,11 +5,13 @@ every message of job_data exactly once, whichever worker holds the group."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from jobstream.topics import partition_for
@@ -82,6 +84,19 @@ def consume_all(worker: Worker, group: str, expect: int) -> list[dict[str, Any]]
     code, body = http("GET", f"{worker.url}/consume?group={group}&timeout_ms=500", timeout=30)
     assert code == 200 and body["count"] == 0, body
     return jobs
+
+
+def stream_ids(worker: Worker, expect: int) -> Counter[str]:
+    """The ids of the first `expect` events of /consume/stream?from=earliest on `worker`."""
+    ids: Counter[str] = Counter()
+    with httpx.stream("GET", f"{worker.url}/consume/stream?from=earliest", timeout=30) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                ids[json.loads(line[6:])["id"]] += 1
+                if ids.total() == expect:
+                    break
+    return ids
 
 
 def overlapping_runs(runs: list[list[Any]]) -> list[str]:
@@ -177,12 +192,19 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         caller = survivors[0]
         ours = Counter(job["id"] for _, job in records)
         consumed_by_others = sum(served(w, "/consume") for w in workers if w is not caller)
-        for group in groups_on_every_partition():
+        for group in [*groups_on_every_partition(), "job_consumer_group"]:
             jobs = consume_all(caller, group, len(records))
             assert Counter(job["id"] for job in jobs) == ours, group
         assert sum(served(w, "/consume") for w in workers if w is not caller) > (
             consumed_by_others
         ), "no call was forwarded to another worker"
+        # The default group has read everything: no worker sees a lag any more.
+        for worker in workers:
+            wait_until(lambda w=worker: status_of(w, TASKS[0]).get("kafka_lag") == 0, 10, "lag 0")
+        # The stream reads every partition on any worker.
+        for worker in (caller, victim):
+            streamed = stream_ids(worker, len(records))
+            assert streamed == ours
 
         # /status is the same on every worker.
         answers = [[status_of(w, t) for t in TASKS] for w in workers]
