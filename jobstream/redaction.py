@@ -21,6 +21,7 @@ import html
 import json
 import logging
 import threading
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
@@ -28,6 +29,9 @@ import msgspec
 import msgspec.inspect as mi
 
 MASK = "***"
+# API tokens rotate for as long as the worker runs: the most recent ones are kept (older ones
+# have expired), so that scrubbing a line does not grow slower week after week.
+ROTATING_KEPT = 32
 # Values this short are not secrets worth the name, and would mask ordinary words.
 MIN_SECRET = 4
 # A cut secret is replaced from this many of its characters on.
@@ -39,17 +43,20 @@ class Redactor:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: set[str] = set()
-        # (form, whether a cut of it is replaced too), longest first.
+        # Each secret and its forms: (form, whether a cut of it is replaced too).
+        self._secrets: dict[str, set[tuple[str, bool]]] = {}
+        self._rotating: deque[str] = deque()
+        # Every form of every secret, longest first.
         self._forms: list[tuple[str, bool]] = []
 
     def __bool__(self) -> bool:
         return bool(self._forms)
 
-    def add(self, *secrets: str | None) -> None:
-        """Register secrets; a URL also registers the parts that hold its token."""
+    def add(self, *secrets: str | None, rotating: bool = False) -> None:
+        """Register secrets; a URL also registers the parts that hold its token. Of the
+        `rotating` ones (API tokens) only the latest ROTATING_KEPT are kept."""
         for secret in secrets:
-            if not secret or len(secret) < MIN_SECRET or secret in self._known:
+            if not secret or len(secret) < MIN_SECRET or secret in self._secrets:
                 continue
             forms = {(form, True) for form in _forms(secret)}
             if "://" in secret:
@@ -58,8 +65,12 @@ class Redactor:
                 for piece in url_pieces(secret):
                     forms.update((form, True) for form in _forms(piece))
             with self._lock:
-                self._known.add(secret)
-                merged = set(self._forms) | forms
+                self._secrets[secret] = forms
+                if rotating:
+                    self._rotating.append(secret)
+                    while len(self._rotating) > ROTATING_KEPT:
+                        self._secrets.pop(self._rotating.popleft(), None)
+                merged = set().union(*self._secrets.values())
                 self._forms = sorted(merged, key=lambda item: len(item[0]), reverse=True)
 
     def scrub(self, text: str) -> str:
@@ -133,9 +144,10 @@ def url_pieces(url: str) -> list[str]:
 REDACTOR = Redactor()
 
 
-def keep_secret(*secrets: str | None) -> None:
-    """Never show these in a log line or an error (see the module)."""
-    REDACTOR.add(*secrets)
+def keep_secret(*secrets: str | None, rotating: bool = False) -> None:
+    """Never show these in a log line or an error (see the module); `rotating`: API tokens,
+    of which the latest ROTATING_KEPT are kept."""
+    REDACTOR.add(*secrets, rotating=rotating)
     if REDACTOR:
         _scrub_log_records()
 

@@ -168,7 +168,7 @@ class BazhuayuClient:
             parse=lambda reply: parse_token(reply, self._clock()),
             context=f"token ({kind} grant)",
         )
-        keep_secret(token.access_token, token.refresh_token)
+        keep_secret(token.access_token, token.refresh_token, rotating=True)
         return token
 
     def _drop(self, token: Token) -> None:

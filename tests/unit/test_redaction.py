@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import secrets
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.config import from_mapping
-from jobstream.redaction import MASK, MIN_PIECE, Redactor, keep_secret, secrets_in
+from jobstream.redaction import MASK, MIN_PIECE, ROTATING_KEPT, Redactor, keep_secret, secrets_in
 
 PASSWORD = "Hunter2-密码 pa/ss&x'\""
 FORMS = {
@@ -116,3 +117,16 @@ def test_redaction_log_records_scrubbed_when_made(caplog: pytest.LogCaptureFixtu
             log.exception("while asking with %s", quote(secret))
     assert secret[:MIN_PIECE] not in caplog.text
     assert caplog.text.count(MASK) >= 4  # message twice, the encoded one, the traceback
+
+
+def test_redaction_rotating_tokens_bounded_to_the_latest() -> None:
+    redactor = Redactor()
+    redactor.add("the-password-stays")
+    tokens = [secrets.token_urlsafe(18) for _ in range(ROTATING_KEPT + 10)]
+    for token in tokens:
+        redactor.add(token, rotating=True)
+    text = " ".join(["the-password-stays", *tokens])
+    clean = redactor.scrub(text).split()
+    assert clean[0] == MASK
+    assert clean[1:11] == tokens[:10]  # expired long ago: no longer scrubbed
+    assert set(clean[11:]) == {MASK}
