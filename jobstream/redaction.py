@@ -34,6 +34,9 @@ MASK = "***"
 ROTATING_KEPT = 32
 # Values this short are not secrets worth the name, and would mask ordinary words.
 MIN_SECRET = 4
+# Words that are public on purpose and appear in logs as what they are: the demo mode's name
+# (api.base_url: demo) is also its simulator's user name and password.
+PUBLIC = frozenset({"demo"})
 # A cut secret is replaced from this many of its characters on.
 MIN_PIECE = 4
 
@@ -56,7 +59,7 @@ class Redactor:
         """Register secrets; a URL also registers the parts that hold its token. Of the
         `rotating` ones (API tokens) only the latest ROTATING_KEPT are kept."""
         for secret in secrets:
-            if not secret or len(secret) < MIN_SECRET or secret in self._secrets:
+            if not secret or len(secret) < MIN_SECRET or secret in PUBLIC | self._secrets.keys():
                 continue
             forms = {(form, True) for form in _forms(secret)}
             if "://" in secret:

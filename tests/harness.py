@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import yaml
 from aiokafka import AIOKafkaConsumer
 
+from jobstream import redaction
 from jobstream.config import load as load_config
 from jobstream.embedded.tansu import broker_command
 from jobstream.redaction import secrets_in, url_pieces
@@ -378,7 +379,7 @@ class SecretWatch:
     in what was written since the last look."""
 
     # Public on purpose: the simulator's default credentials.
-    PUBLIC = frozenset({"demo"})
+    PUBLIC = redaction.PUBLIC
     CUT = 8
 
     def __init__(self) -> None:
