@@ -54,6 +54,11 @@ class ApiSection:
     max_retries: int = 3
     # Pause between page requests; the API allows about 20 requests/s.
     min_interval: float = 0.05
+    # One account's rate, shared by every task and every page in flight (0: no limit). The
+    # limiter spaces request starts by max(min_interval, 1 / max_requests_per_second).
+    max_requests_per_second: float = 20.0
+    # Pages one task requests ahead of the one it is applying, concurrently.
+    max_pages_in_flight: int = 8
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -84,6 +89,11 @@ class KafkaSection:
     # Largest message jobstream sends (a job, a reject, a slice of an API page on job_raw);
     # keep it at or below the broker's message.max.bytes (Kafka's default is about 1 MB).
     max_message_bytes: int = 1_000_000
+    # Producer batching: how long a batch waits to fill, and its size (at most max_message_bytes).
+    linger_ms: float = 10.0
+    batch_bytes: int = 1_000_000
+    # Longest a fetch waits for data; the embedded broker answers only when it elapses.
+    fetch_max_wait_ms: int = 100
 
     @property
     def is_embedded(self) -> bool:
@@ -242,6 +252,10 @@ def _check(config: Config) -> None:
         raise ConfigError("api.max_retries: must be between 0 and 10")
     if api.min_interval < 0:
         raise ConfigError("api.min_interval: must not be negative")
+    if not 0 <= api.max_requests_per_second <= 10_000:
+        raise ConfigError("api.max_requests_per_second: must be between 0 (no limit) and 10000")
+    if not 1 <= api.max_pages_in_flight <= 64:
+        raise ConfigError("api.max_pages_in_flight: must be between 1 and 64")
     if not kafka.bootstrap_servers.strip():
         raise ConfigError("kafka.bootstrap_servers: must be 'embedded' or host:port[,host:port]")
     if not 1 <= kafka.partitions <= 256:
@@ -271,6 +285,12 @@ def _check(config: Config) -> None:
         raise ConfigError("app.max_consumer_groups: must be between 1 and 1000")
     if not 100_000 <= kafka.max_message_bytes <= 100_000_000:
         raise ConfigError("kafka.max_message_bytes: must be between 100000 and 100000000")
+    if not 0 <= kafka.linger_ms <= 1000:
+        raise ConfigError("kafka.linger_ms: must be between 0 and 1000")
+    if not 16_384 <= kafka.batch_bytes <= 100_000_000:
+        raise ConfigError("kafka.batch_bytes: must be between 16384 and 100000000")
+    if not 1 <= kafka.fetch_max_wait_ms <= 10_000:
+        raise ConfigError("kafka.fetch_max_wait_ms: must be between 1 and 10000")
     if not 0.5 <= kafka.http_timeout <= 120:
         raise ConfigError("kafka.http_timeout: must be between 0.5 and 120 seconds")
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from typing import Any, cast
 
+import aiokafka
 import msgspec
+from aiokafka.partitioner import murmur2
 from faust import StreamT
+from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.pipeline.messages import PageMessages, page_messages
+from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.progress import rules
 from jobstream.records import Progress, RawPage
 from jobstream.topics import data_topic, declare_outputs, raw_topic, rejects_topic
@@ -85,15 +89,57 @@ async def apply_page(page: RawPage) -> None:
 
 
 async def _publish(out: PageMessages) -> None:
-    """Send the page's messages and wait until the broker holds every one of them."""
-    producer = app.producer
-    deliveries = []
+    """Send the page's messages and wait until the broker holds every one of them.
+
+    The messages are already bytes: they go to the broker in batches built here, one per
+    partition (and per `kafka.batch_bytes`), through the Faust producer's own aiokafka producer
+    (Faust's Producer has no batch call). The same producer, so the same connection, acks
+    setting and per-partition order as anything Faust sends; a batch's future resolves when
+    the broker has acknowledged every message in it.
+    """
+    # NotReady until the producer has started.
+    producer = cast(FaustKafkaProducer, app.producer)._ensure_producer()
+    deliveries: list[asyncio.Future[Any]] = []
     for topic, messages in ((data_topic(), out.jobs), (rejects_topic(), out.rejects)):
+        if not messages:
+            continue
         name = topic.get_topic_name()
-        for key, value in messages:
-            deliveries.append(await producer.send(name, key, value, None, None, None))
+        partitions = sorted(await producer.partitions_for(name))
+        for partition, batch in by_partition(messages, partitions).items():
+            deliveries.extend(await _send_batches(producer, name, partition, batch))
     # Progress (and the mirror) may only claim what the broker holds.
     await asyncio.gather(*deliveries)
+
+
+def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, list[Message]]:
+    """The messages by the partition Kafka's default partitioner gives their key, in order."""
+    out: dict[int, list[Message]] = {}
+    count = len(partitions)
+    for message in messages:
+        partition = partitions[(murmur2(message[0]) & 0x7FFFFFFF) % count]
+        group = out.get(partition)
+        if group is None:
+            out[partition] = [message]
+        else:
+            group.append(message)
+    return out
+
+
+async def _send_batches(
+    producer: aiokafka.AIOKafkaProducer, topic: str, partition: int, messages: list[Message]
+) -> list[asyncio.Future[Any]]:
+    futures = []
+    batch = producer.create_batch()
+    for key, value in messages:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            # Full: send it and start the next. A batch takes its first message whatever its
+            # size, and no message here exceeds kafka.max_message_bytes.
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress) -> None:
