@@ -85,6 +85,7 @@ async def apply_page(page: RawPage) -> None:
         latest, page, out.counts, datetime.now(settings.tz).isoformat(timespec="seconds")
     )
     store.save(after)
+    app.crawler.progressed()
     _observe(task_id, page, out, after)
 
 

@@ -158,6 +158,65 @@ def _event_size(
     return len(_ENCODER.encode(empty))
 
 
+def event_bytes(event: RawPage) -> int:
+    """An upper bound of the event's encoded size, counted the way `_slices` counts."""
+    header = len(_ENCODER.encode(msgspec.structs.replace(event, rows=[], unreadable={})))
+    rows = sum(len(row) + 1 for row in event.rows)
+    notes = sum(len(why) * 3 + 16 for why in event.unreadable.values())
+    return header + rows + notes
+
+
+def merge_events(events: list[RawPage], max_event_bytes: int) -> list[RawPage]:
+    """Consecutive events joined into as few as fit in `max_event_bytes` each.
+
+    Several API pages then travel as one event, applied in one step (one acknowledgement, one
+    progress update). Only an event whose rows fill its offsets is joined to the next: the
+    offsets a cursor jump skipped come after an event's rows and must stay at its end.
+    """
+    limit = max_event_bytes - EVENT_HEADROOM
+    out: list[RawPage] = []
+    group: list[RawPage] = []
+    size = 0
+    for event in events:
+        cost = event_bytes(event)
+        if group and (size + cost > limit or not _joinable(group[-1], event)):
+            out.append(_join(group))
+            group, size = [], 0
+        group.append(event)
+        size += cost
+    if group:
+        out.append(_join(group))
+    return out
+
+
+def _joinable(before: RawPage, after: RawPage) -> bool:
+    return (
+        before.next_offset == before.offset + len(before.rows)
+        and after.offset == before.next_offset
+        and after.task_id == before.task_id
+        and after.source == before.source
+        and after.demo == before.demo
+    )
+
+
+def _join(group: list[RawPage]) -> RawPage:
+    if len(group) == 1:
+        return group[0]
+    rows: list[msgspec.Raw] = []
+    unreadable: dict[int, str] = {}
+    for event in group:
+        unreadable.update({len(rows) + i: why for i, why in event.unreadable.items()})
+        rows.extend(event.rows)
+    first, last = group[0], group[-1]
+    return msgspec.structs.replace(
+        first,
+        next_offset=last.next_offset,
+        total=last.total,
+        rows=rows,
+        unreadable=unreadable,
+    )
+
+
 def unreadable_row(
     task_id: str,
     offset: int,

@@ -1,0 +1,33 @@
+"""A task's raw events between the crawl and job_raw: taken pages waiting to be sent (joined
+into as few events as fit), and the events sent but not yet applied."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from jobstream.pipeline.pages import event_bytes, merge_events
+from jobstream.records import RawPage
+
+
+class Outbox:
+    def __init__(self, task_id: str, partition: int) -> None:
+        self.task_id = task_id
+        self.partition = partition
+        self._events: list[RawPage] = []
+        self._bytes = 0
+        # The next_offset of each event sent and not yet known to be applied, in order.
+        self.unapplied: deque[int] = deque()
+
+    def add(self, events: list[RawPage]) -> int:
+        """Keep the events of one page (in offset order); the number of rows they hold."""
+        self._events.extend(events)
+        self._bytes += sum(event_bytes(e) for e in events)
+        return sum(len(e.rows) for e in events)
+
+    def full(self, max_event_bytes: int) -> bool:
+        return self._bytes >= max_event_bytes
+
+    def take(self, max_event_bytes: int) -> list[RawPage]:
+        """The events kept so far, joined where they fit, and the outbox emptied."""
+        events, self._events, self._bytes = self._events, [], 0
+        return merge_events(events, max_event_bytes)
