@@ -106,7 +106,7 @@ async def warm(sim: Simulator, task: str, rows: int, size: int) -> None:
         async with session.post(f"{sim.url}/token", json=body) as response:
             token = (await response.json())["data"]["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        offsets = list(range(0, rows, size)) + [rows]
+        offsets = [*range(0, rows, size), rows]
         semaphore = asyncio.Semaphore(8)
 
         async def one(offset: int) -> None:
@@ -223,6 +223,7 @@ class Bench:
         args = self.args
         task = self.tasks[run]
         broker = Broker.start()
+        (self.tmp / f"run{run}").mkdir()
         worker = Worker.configure(
             self.tmp / f"run{run}",
             {

@@ -10,7 +10,6 @@ from typing import Any, cast
 
 import aiokafka
 import msgspec
-from aiokafka.partitioner import murmur2
 from faust import StreamT
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 
@@ -19,7 +18,13 @@ from jobstream.app import app
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.progress import rules
 from jobstream.records import Progress, RawPage
-from jobstream.topics import data_topic, declare_outputs, raw_topic, rejects_topic
+from jobstream.topics import (
+    data_topic,
+    declare_outputs,
+    key_partition,
+    raw_topic,
+    rejects_topic,
+)
 from jobstream.transform.outcome import RowContext
 
 logger = logging.getLogger(__name__)
@@ -117,7 +122,7 @@ def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, li
     out: dict[int, list[Message]] = {}
     count = len(partitions)
     for message in messages:
-        partition = partitions[(murmur2(message[0]) & 0x7FFFFFFF) % count]
+        partition = partitions[key_partition(message[0], count)]
         group = out.get(partition)
         if group is None:
             out[partition] = [message]

@@ -17,7 +17,6 @@ from jobstream.transform.window import (
     cutoff,
     is_suspicious_future,
     stale_reason,
-    within_window,
 )
 
 __all__ = [
@@ -106,11 +105,13 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     publish = _memoised(ctx.publish_memo, row["aae397"], _parse_publish, ctx)
     if type(publish) is DateParseError:
         return Rejected(f"aae397: {publish}", "aae397")
-    collect = _memoised(ctx.collect_memo, row["Collect_time"], _parse_collect, ctx)
+    collect = _collect_date(row["Collect_time"], ctx)
     if type(collect) is DateParseError:
         return Rejected(f"Collect_time: {collect}", "Collect_time")
     assert isinstance(publish, date) and isinstance(collect, date)
-    if not within_window(publish, collect, ctx.today, ctx.filter_days):
+    # within_window(publish, collect, ctx.today, ctx.filter_days), its cutoff computed once
+    # for the context instead of once a row.
+    if publish < ctx.oldest or collect < ctx.oldest:
         return Filtered(stale_reason(publish, collect, ctx.oldest))
     text = map_text_fields(row)
     job = build_job(
@@ -137,6 +138,31 @@ def _parse_publish(value: object, ctx: RowContext) -> date:
 
 def _parse_collect(value: object, ctx: RowContext) -> date:
     return parse_collect_date(value, ctx.zone)
+
+
+def _collect_date(value: object, ctx: RowContext) -> date | DateParseError:
+    """The collect day, its commonest shape (`2026-01-15 10:30:00`, a naive local time whose
+    day is its first ten characters) memoised by that day: every row has its own second, but
+    a page's rows share a few days. Anything else goes through the parser whole."""
+    if (
+        type(value) is str
+        and len(value) == 19
+        and value.isascii()
+        and value[10] == " "
+        and value[13] == ":"
+        and value[16] == ":"
+        and value[11:13].isdigit()
+        and value[14:16].isdigit()
+        and value[17:19].isdigit()
+        and int(value[11:13]) < 24
+        and int(value[14:16]) < 60
+        and int(value[17:19]) < 60
+    ):
+        day = _memoised(ctx.collect_memo, value[:10], _parse_collect, ctx)
+        if type(day) is date:
+            return day
+        # Not a date after all: parse the whole value, for the message that names it.
+    return _memoised(ctx.collect_memo, value, _parse_collect, ctx)
 
 
 def _memoised(
