@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import time
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -193,8 +193,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "cpu": cpu,
         "ready": ready,
         "calls": api.calls,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float:
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over an exec, so a child of a
+    # big parent would report the parent's peak.
+    for text in Path("/proc/self/status").read_text().splitlines():
+        if text.startswith("VmHWM:"):
+            return int(text.split()[1]) / 1024
+    return float("nan")
 
 
 def parse_args() -> argparse.Namespace:
