@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobstream.transform.dates import parse_collect_date, parse_publish_date
-from jobstream.transform.rows import Kept, RowContext, classify_row
+from jobstream.transform.outcome import Kept, RowContext, classify_row
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 1, 15, 10, 30, tzinfo=ZONE)
