@@ -144,6 +144,8 @@ async def _send_batches(
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
     if batch.record_count():
+        # Closed: complete, so the producer sends it at once instead of lingering for more.
+        batch.close()
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 
