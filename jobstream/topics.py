@@ -29,7 +29,15 @@ raw_topic = app.topic(
 commands_topic = app.topic(
     _KAFKA.commands_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
 )
-crawl_progress = app.Table("crawl_progress", key_type=str, value_type=bytes, default=None)
+# use_partitioner: the changelog partition of a task's entry comes from its key, through the
+# producer's default partitioner (murmur2 of the UTF-8 task id), instead of from the event being
+# processed. That is `partition_for(task_id)`, the partition of the task on job_raw and
+# job_commands (tests/integration/test_concurrency.py reads the changelog to check it), so the
+# worker that owns a task still recovers its progress. It lets the page agent write a page's
+# progress once its messages are acknowledged, after it has moved on to the next page.
+crawl_progress = app.Table(
+    "crawl_progress", key_type=str, value_type=bytes, default=None, use_partitioner=True
+)
 
 
 def data_topic() -> faust.TopicT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from datetime import datetime
 from typing import Any, cast
 
@@ -53,10 +54,88 @@ async def apply_pages(events: StreamT[bytes]) -> None:
             logger.exception("task_id=%s offset=%d page not applied", page.task_id, page.offset)
 
 
+class Pipeline:
+    """Each task's pages whose messages are sent and whose acknowledgements are awaited.
+
+    Waiting for a page's acknowledgements before judging the next left the worker idle for
+    the broker's round trip on every page. Now the agent judges and sends page N+1 while
+    page N's acknowledgements are on their way; a task at most `depth` pages deep. Each page's
+    progress is still written only after every message of that page (and of every page before
+    it) is acknowledged, strictly in offset order: `settle` steps are chained per task, and a
+    page whose predecessor failed fails too. Those writes happen outside the agent's iteration,
+    which the `crawl_progress` table allows (see its declaration in jobstream.topics).
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        # Per task: the offset the task will stand at once its pages in flight are applied,
+        # and the settle steps of those pages, oldest first.
+        self._planned: dict[str, int] = {}
+        self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+
+    def progress(self, task_id: str) -> Progress:
+        """The task's progress as the next page must be planned against: what the store holds,
+        moved past the pages in flight."""
+        current = app.progress_store.current(task_id)
+        planned = self._planned.get(task_id)
+        if planned is None:
+            return current
+        return msgspec.structs.replace(current, current_offset=planned)
+
+    async def add(
+        self, page: RawPage, before: int, out: PageMessages, deliveries: list[asyncio.Future[Any]]
+    ) -> None:
+        """Chain the page's settle step after its task's others; wait while the task has more
+        than `depth` pages in flight."""
+        task_id = page.task_id
+        steps = self._steps.setdefault(task_id, deque())
+        previous = steps[-1] if steps else None
+        self._planned[task_id] = page.next_offset
+        step = asyncio.create_task(self._settle(page, before, out, deliveries, previous))
+        steps.append(step)
+        while len(steps) > self.depth:
+            await asyncio.shield(steps[0])
+
+    async def _settle(
+        self,
+        page: RawPage,
+        before: int,
+        out: PageMessages,
+        deliveries: list[asyncio.Future[Any]],
+        previous: asyncio.Task[bool] | None,
+    ) -> bool:
+        task_id = page.task_id
+        ok = False
+        try:
+            ok = await previous if previous is not None else True
+            if ok:
+                ok = await _acknowledged(page, deliveries)
+            else:
+                _discard(deliveries)
+            if ok:
+                ok = _advance(page, before, out)
+        except Exception:
+            logger.exception("task_id=%s offset=%d page not applied", task_id, page.offset)
+            ok = False
+        finally:
+            if not ok:
+                # Pages planned after this one are refused as gaps until the crawl refetches.
+                self._planned.pop(task_id, None)
+            steps = self._steps.get(task_id)
+            if steps and steps[0] is asyncio.current_task():
+                steps.popleft()
+            if not steps:
+                self._steps.pop(task_id, None)
+                self._planned.pop(task_id, None)
+        return ok
+
+
+_pipeline = Pipeline()
+
+
 async def apply_page(page: RawPage) -> None:
-    store = app.progress_store
     task_id = page.task_id
-    progress = store.current(task_id)
+    progress = _pipeline.progress(task_id)
     plan = rules.plan_page(progress, page)
     if plan.action == "skip":
         logger.info("task_id=%s offset=%d page skipped: %s", task_id, page.offset, plan.reason)
@@ -74,10 +153,39 @@ async def apply_page(page: RawPage) -> None:
         demo=page.demo,
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
-    await _publish(out)
+    deliveries = await _publish(out)
+    await _pipeline.add(page, progress.current_offset, out, deliveries)
+
+
+async def _acknowledged(page: RawPage, deliveries: list[asyncio.Future[Any]]) -> bool:
+    try:
+        # Progress (and the mirror) may only claim what the broker holds.
+        await asyncio.gather(*deliveries)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception(
+            "task_id=%s offset=%d page not applied: its messages were not acknowledged",
+            page.task_id,
+            page.offset,
+        )
+        return False
+    return True
+
+
+def _discard(deliveries: list[asyncio.Future[Any]]) -> None:
+    """Retrieve what failed deliveries raised: the page before already failed and said so."""
+    for delivery in deliveries:
+        delivery.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
+    """Count the acknowledged page in the task's progress, unless the task moved meanwhile."""
+    store = app.progress_store
+    task_id = page.task_id
     # Read again: the commands agent may have changed the task (a stop, a report) meanwhile.
     latest = store.current(task_id)
-    if latest.current_offset != progress.current_offset:
+    if latest.current_offset != before:
         logger.warning(
             "task_id=%s offset=%d page not counted: the task moved to offset %d meanwhile "
             "(a source reset); its messages were sent and carry their stable ids",
@@ -85,17 +193,18 @@ async def apply_page(page: RawPage) -> None:
             page.offset,
             latest.current_offset,
         )
-        return
+        return False
     after = rules.advance(
-        latest, page, out.counts, datetime.now(settings.tz).isoformat(timespec="seconds")
+        latest, page, out.counts, datetime.now(app.settings.tz).isoformat(timespec="seconds")
     )
     store.save(after)
     app.crawler.progressed()
     _observe(task_id, page, out, after)
+    return True
 
 
-async def _publish(out: PageMessages) -> None:
-    """Send the page's messages and wait until the broker holds every one of them.
+async def _publish(out: PageMessages) -> list[asyncio.Future[Any]]:
+    """Send the page's messages; the futures that resolve once the broker holds them.
 
     The messages are already bytes: they go to the broker in batches built here, one per
     partition (and per `kafka.batch_bytes`), through the Faust producer's own aiokafka producer
@@ -113,8 +222,7 @@ async def _publish(out: PageMessages) -> None:
         partitions = sorted(await producer.partitions_for(name))
         for partition, batch in by_partition(messages, partitions).items():
             deliveries.extend(await _send_batches(producer, name, partition, batch))
-    # Progress (and the mirror) may only claim what the broker holds.
-    await asyncio.gather(*deliveries)
+    return deliveries
 
 
 def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, list[Message]]:
