@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from functools import cache
+from typing import Any, cast
 
 import faust
 
@@ -29,14 +30,37 @@ raw_topic = app.topic(
 commands_topic = app.topic(
     _KAFKA.commands_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
 )
-# use_partitioner: the changelog partition of a task's entry comes from its key, through the
-# producer's default partitioner (murmur2 of the UTF-8 task id), instead of from the event being
-# processed. That is `partition_for(task_id)`, the partition of the task on job_raw and
-# job_commands (tests/integration/test_concurrency.py reads the changelog to check it), so the
-# worker that owns a task still recovers its progress. It lets the page agent write a page's
-# progress once its messages are acknowledged, after it has moved on to the next page.
-crawl_progress = app.Table(
-    "crawl_progress", key_type=str, value_type=bytes, default=None, use_partitioner=True
+
+
+class TaskTable(faust.Table):
+    """A table keyed by task id whose changelog entry for a task always goes to the task's own
+    partition, `partition_for(task_id)`, the one it has on job_raw and job_commands.
+
+    Faust's Table takes the changelog partition from the event being processed, so it may only
+    be written from an agent's iteration; an event of a task comes from the task's partition,
+    so the result is the same. Computing it from the key lets the page agent write a page's
+    progress once its messages are acknowledged, after it has moved on to the next page
+    (tests/integration/test_concurrency.py reads the changelog to check the partitions). Not
+    `use_partitioner=True`: that hashes the serialized key, which is the JSON text of the task
+    id, quotes included, and so picks another partition.
+    """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return partition_for(str(key), app.settings.kafka.partitions)
+
+
+crawl_progress = cast(
+    TaskTable,
+    app.tables.add(
+        TaskTable(
+            app,
+            name="crawl_progress",
+            key_type=str,
+            value_type=bytes,
+            default=None,
+            beacon=app.tables.beacon,
+        )
+    ),
 )
 
 

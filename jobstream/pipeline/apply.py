@@ -63,7 +63,7 @@ class Pipeline:
     progress is still written only after every message of that page (and of every page before
     it) is acknowledged, strictly in offset order: `settle` steps are chained per task, and a
     page whose predecessor failed fails too. Those writes happen outside the agent's iteration,
-    which the `crawl_progress` table allows (see its declaration in jobstream.topics).
+    which the `crawl_progress` table allows (see `TaskTable` in jobstream.topics).
     """
 
     def __init__(self, depth: int = 2) -> None:
