@@ -6,7 +6,7 @@
 (from the repository root). Each run starts a fresh Tansu broker and a worker on it (its task
 empty, so it crawls nothing), then:
 
-1. fills job_data with `--messages` jobs (zstd batches, as the worker writes them) and reads them
+1. fills job_data with `--messages` jobs (plain batches, as the worker writes them) and reads them
    all back with ONE sequential client, `GET /consume?batch_size=1000&timeout_ms=0` after
    `GET /consume?batch_size=1000&timeout_ms=0` until none is left: messages/s;
 2. opens `--streams` `GET /consume/stream` clients, then produces `--rate` jobs/s for
@@ -80,7 +80,7 @@ async def producer_for(bootstrap: str) -> AIOKafkaProducer:
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=2**20, compression_type="zstd"
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=2**20
     )
     await producer.start()
     return producer
@@ -172,7 +172,7 @@ async def streams(
         tasks = [asyncio.create_task(client(i, session)) for i in range(clients)]
         await asyncio.wait_for(all_connected.wait(), timeout=120)
         await asyncio.sleep(1.0)  # every stream's consumer has positioned itself
-        cpu0 = cpu_seconds(pid)
+        cpu0, own0 = cpu_seconds(pid), time.process_time()
         command = [
             sys.executable, "-m", "benchmarks.bench_consume", "--produce", bootstrap,
             "--rate", str(rate), "--seconds", str(seconds),
@@ -184,7 +184,7 @@ async def streams(
             if min(len(d) for d in delays) >= produced:
                 break
             await asyncio.sleep(0.2)
-        cpu = cpu_seconds(pid) - cpu0
+        cpu, own = cpu_seconds(pid) - cpu0, time.process_time() - own0
         stop.set()
         for task in tasks:
             task.cancel()
@@ -200,6 +200,7 @@ async def streams(
         "p99": every[int(len(every) * 0.99)] if every else float("nan"),
         "max": every[-1] if every else float("nan"),
         "worker_cpu_per_s": cpu / seconds,
+        "clients_cpu_per_s": own / seconds,
         "peak_rss_mb": peak_rss_mb(pid),
     }
 
@@ -273,7 +274,8 @@ def main() -> None:
         f"{median('clients_with_all'):.0f} of {args.streams} clients got every job; "
         f"{100 * median('within_1s'):.2f}% of deliveries within 1 s; delay p50 "
         f"{1000 * median('p50'):.0f} ms, p99 {1000 * median('p99'):.0f} ms, "
-        f"max {1000 * median('max'):.0f} ms; worker {median('worker_cpu_per_s'):.2f} CPU s/s, "
+        f"max {1000 * median('max'):.0f} ms; worker {median('worker_cpu_per_s'):.2f} CPU s/s "
+        f"(the clients {median('clients_cpu_per_s'):.2f}), "
         f"peak RSS {median('peak_rss_mb'):.0f} MB"
     )
 

@@ -127,9 +127,6 @@ def faust_settings(config: Config) -> dict[str, Any]:
         # wait a few ms to fill. A batch is one message to the broker's size limit.
         "producer_linger": config.kafka.linger_ms / 1000,
         "producer_max_batch_size": min(config.kafka.batch_bytes, config.kafka.max_message_bytes),
-        "producer_compression_type": (
-            None if config.kafka.compression == "none" else config.kafka.compression
-        ),
         # An event on job_raw is a whole page (up to ~1 MB): Faust's default of 4096 buffered
         # events per stream would let a crawl that runs ahead hold gigabytes in memory.
         "stream_buffer_maxsize": 32,

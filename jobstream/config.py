@@ -23,7 +23,6 @@ from jobstream.errors import ConfigError
 DEFAULT_PATH = Path("config/config.yml")
 EMBEDDED = "embedded"
 DEMO = "demo"
-COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
 _PLACEHOLDERS = {"", "your_username", "your_password"}
 
@@ -95,10 +94,6 @@ class KafkaSection:
     batch_bytes: int = 1_000_000
     # Longest a fetch waits for data; the embedded broker answers only when it elapses.
     fetch_max_wait_ms: int = 50
-    # Compression of every batch jobstream produces (job_raw, job_data, ...): none, gzip,
-    # snappy, lz4 or zstd. zstd cuts the broker's work about five times; consumers of job_data
-    # need zstd support (Kafka clients since 2.1; kafka-python with `zstandard`).
-    compression: str = "zstd"
 
     @property
     def is_embedded(self) -> bool:
@@ -294,8 +289,6 @@ def _check(config: Config) -> None:
         raise ConfigError("kafka.linger_ms: must be between 0 and 1000")
     if not 16_384 <= kafka.batch_bytes <= 100_000_000:
         raise ConfigError("kafka.batch_bytes: must be between 16384 and 100000000")
-    if kafka.compression not in COMPRESSIONS:
-        raise ConfigError(f"kafka.compression: expected one of {', '.join(COMPRESSIONS)}")
     if not 1 <= kafka.fetch_max_wait_ms <= 10_000:
         raise ConfigError("kafka.fetch_max_wait_ms: must be between 1 and 10000")
     if not 0.5 <= kafka.http_timeout <= 120:

@@ -6,8 +6,9 @@
 
 job_raw, job_commands and the table's changelog are co-partitioned by task_id, so one worker
 owns a task's crawl, its progress and its control. Values are the msgspec-encoded records of
-`jobstream.records` (compact UTF-8 JSON), sent and read as bytes: the records module is the one
-schema, and the hot path never pays for Faust's per-message model machinery.
+`jobstream.records` (compact UTF-8 JSON; on job_raw in a zstd frame, see
+`pipeline.pages.encode_event`), sent and read as bytes: the records module is the one schema,
+and the hot path never pays for Faust's per-message model machinery.
 """
 
 from __future__ import annotations

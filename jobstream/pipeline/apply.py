@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import aiokafka
+import cramjam
 import msgspec
 from faust import StreamT
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
@@ -17,6 +18,7 @@ from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from jobstream import metrics
 from jobstream.app import app
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
+from jobstream.pipeline.pages import decode_event
 from jobstream.progress import rules
 from jobstream.records import Progress, RawPage
 from jobstream.topics import (
@@ -30,7 +32,6 @@ from jobstream.transform.outcome import RowContext
 
 logger = logging.getLogger(__name__)
 
-_DECODER = msgspec.json.Decoder(RawPage)
 
 
 @app.agent(raw_topic)
@@ -38,8 +39,8 @@ async def apply_pages(events: StreamT[bytes]) -> None:
     await declare_outputs()
     async for value in events:
         try:
-            page = _DECODER.decode(value)
-        except msgspec.DecodeError as exc:
+            page = decode_event(value)
+        except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
             # Not a page this version wrote (or not a page at all): nothing of the source is in
             # it that the crawl will not fetch again from the stored offset.
             logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)

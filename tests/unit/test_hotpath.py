@@ -15,7 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.errors import DateParseError
-from jobstream.pipeline.pages import event_bytes, merge_events
+from jobstream.pipeline.pages import (
+    ZSTD_MAGIC,
+    decode_event,
+    encode_event,
+    event_bytes,
+    merge_events,
+)
 from jobstream.records import RawPage
 from jobstream.topics import key_partition, murmur2, partition_for
 from jobstream.transform.dates import parse_collect_date
@@ -115,3 +121,11 @@ def test_memoised_collect_dates_judge_as_the_parser_does(value):
             assert isinstance(got, Kept) and got.job.collect_time == want.isoformat()
         else:
             assert not isinstance(got, Kept | Rejected)
+
+
+def test_raw_events_travel_as_zstd_frames_and_plain_json_still_reads():
+    page = event(0, 50, unreadable={7: "too large"})
+    value = encode_event(page)
+    assert value[:4] == ZSTD_MAGIC and len(value) < len(ENCODER.encode(page)) / 3
+    assert decode_event(value) == page
+    assert decode_event(ENCODER.encode(page)) == page  # as earlier versions wrote it
