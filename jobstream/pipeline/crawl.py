@@ -22,7 +22,7 @@ from jobstream.embedded import api_endpoint
 from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.commands import send_command
 from jobstream.pipeline.outbox import Outbox
-from jobstream.pipeline.pages import encode_event, slice_page, unreadable_row
+from jobstream.pipeline.pages import slice_page, unreadable_row
 from jobstream.pipeline.readahead import ReadAhead
 from jobstream.records import Progress
 from jobstream.source import BazhuayuClient, Page, UnreadableAnswer
@@ -209,10 +209,8 @@ class Crawler:
 
     async def _send(self, outbox: Outbox) -> None:
         """Send what the outbox holds to job_raw, in offset order."""
-        for event in outbox.take(self.app.settings.kafka.max_message_bytes):
-            await raw_topic.send(
-                key=outbox.task_id, value=encode_event(event), partition=outbox.partition
-            )
+        for event, value in outbox.take(self.app.settings.kafka.max_message_bytes):
+            await raw_topic.send(key=outbox.task_id, value=value, partition=outbox.partition)
             outbox.unapplied.append(event.next_offset)
             self._sent_until[outbox.task_id] = event.next_offset
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from jobstream.pipeline.pages import event_bytes, merge_events
+from jobstream.pipeline.pages import RAW_EVENT_FACTOR, event_bytes, frames
 from jobstream.records import RawPage
 
 
@@ -25,9 +25,10 @@ class Outbox:
         return sum(len(e.rows) for e in events)
 
     def full(self, max_event_bytes: int) -> bool:
-        return self._bytes >= max_event_bytes
+        """True when what is kept fills the largest event job_raw takes."""
+        return self._bytes >= RAW_EVENT_FACTOR * max_event_bytes
 
-    def take(self, max_event_bytes: int) -> list[RawPage]:
-        """The events kept so far, joined where they fit, and the outbox emptied."""
+    def take(self, max_event_bytes: int) -> list[tuple[RawPage, bytes]]:
+        """The events kept so far, joined where they fit and encoded; the outbox emptied."""
         events, self._events, self._bytes = self._events, [], 0
-        return merge_events(events, max_event_bytes)
+        return list(frames(events, max_event_bytes))

@@ -21,6 +21,8 @@ from jobstream.source import Page
 
 # Room left in each event for the record's key, headers and batch overhead.
 EVENT_HEADROOM = 1024
+# How many times kafka.max_message_bytes of JSON one job_raw event may hold (see `frames`).
+RAW_EVENT_FACTOR = 2
 # How much of an unusable row travels on, for job_rejects.
 EXCERPT_BYTES = 4096
 
@@ -195,20 +197,45 @@ def merge_events(events: list[RawPage], max_event_bytes: int) -> list[RawPage]:
     progress update). Only an event whose rows fill its offsets is joined to the next: the
     offsets a cursor jump skipped come after an event's rows and must stay at its end.
     """
+    return [_join(group) for group in _groups(events, max_event_bytes)]
+
+
+def frames(events: list[RawPage], max_event_bytes: int) -> Iterator[tuple[RawPage, bytes]]:
+    """Consecutive events joined and encoded for job_raw, each value at most `max_event_bytes`
+    (less the headroom) as sent.
+
+    Scraped JSON shrinks about ten times in a zstd frame, so an event may hold up to
+    RAW_EVENT_FACTOR times `max_event_bytes` of JSON: fewer, larger events cost the broker and
+    the page agent less per row. An event whose frame would still be too large (text that does
+    not compress) is sent as events of at most `max_event_bytes` of JSON each, and one of those
+    whose frame is larger than its JSON (zstd's few bytes a block on incompressible data) as
+    its plain JSON, which readers take too.
+    """
     limit = max_event_bytes - EVENT_HEADROOM
-    out: list[RawPage] = []
+    for group in _groups(events, RAW_EVENT_FACTOR * max_event_bytes):
+        event = _join(group)
+        value = encode_event(event)
+        if len(value) <= limit:
+            yield event, value
+            continue
+        for part in merge_events(group, max_event_bytes):
+            value = encode_event(part)
+            yield part, value if len(value) <= limit else _ENCODER.encode(part)
+
+
+def _groups(events: list[RawPage], max_event_bytes: int) -> Iterator[list[RawPage]]:
+    limit = max_event_bytes - EVENT_HEADROOM
     group: list[RawPage] = []
     size = 0
     for event in events:
         cost = event_bytes(event)
         if group and (size + cost > limit or not _joinable(group[-1], event)):
-            out.append(_join(group))
+            yield group
             group, size = [], 0
         group.append(event)
         size += cost
     if group:
-        out.append(_join(group))
-    return out
+        yield group
 
 
 def _joinable(before: RawPage, after: RawPage) -> bool:

@@ -20,6 +20,7 @@ from jobstream.pipeline.pages import (
     decode_event,
     encode_event,
     event_bytes,
+    frames,
     merge_events,
 )
 from jobstream.records import RawPage
@@ -129,3 +130,31 @@ def test_raw_events_travel_as_zstd_frames_and_plain_json_still_reads():
     assert value[:4] == ZSTD_MAGIC and len(value) < len(ENCODER.encode(page)) / 3
     assert decode_event(value) == page
     assert decode_event(ENCODER.encode(page)) == page  # as earlier versions wrote it
+
+
+def test_frames_join_more_than_one_limit_of_json_when_it_compresses():
+    events = [event(i * 100, 100) for i in range(22)]  # about 8 KB of JSON each
+    limit = 100_000
+    sent = list(frames(events, limit))
+    assert len(sent) == 1 and len(ENCODER.encode(sent[0][0])) > limit
+    assert all(len(value) <= limit - 1024 for _, value in sent)
+    assert decode_event(sent[0][1]) == sent[0][0]
+
+
+def test_frames_fall_back_to_events_under_the_limit_when_json_does_not_compress():
+    rng = random.Random(5)
+    rows = [
+        msgspec.Raw(ENCODER.encode({"x": rng.randbytes(600).hex()})) for _ in range(400)
+    ]  # incompressible: random hex, about 1.2 KB a row
+    events = [
+        msgspec.structs.replace(
+            event(i * 100, 0), next_offset=(i + 1) * 100, rows=rows[i * 100 :][:100]
+        )
+        for i in range(4)
+    ]
+    limit = 150_000
+    sent = list(frames(events, limit))
+    assert len(sent) > 1
+    assert all(len(value) <= limit - 1024 for _, value in sent)
+    assert [decode_event(value) for _, value in sent] == [e for e, _ in sent]
+    assert [r for e, _ in sent for r in e.rows] == rows
