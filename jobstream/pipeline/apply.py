@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 @app.agent(raw_topic)
 async def apply_pages(events: StreamT[bytes]) -> None:
     await declare_outputs()
+    # This agent's pages awaiting acknowledgements; it lives as long as the agent.
+    pipeline = Pipeline()
     async for value in events:
         try:
             page = decode_event(value)
@@ -46,7 +48,7 @@ async def apply_pages(events: StreamT[bytes]) -> None:
             logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)
             continue
         try:
-            await apply_page(page)
+            await apply_page(page, pipeline)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -131,12 +133,9 @@ class Pipeline:
         return ok
 
 
-_pipeline = Pipeline()
-
-
-async def apply_page(page: RawPage) -> None:
+async def apply_page(page: RawPage, pipeline: Pipeline) -> None:
     task_id = page.task_id
-    progress = _pipeline.progress(task_id)
+    progress = pipeline.progress(task_id)
     plan = rules.plan_page(progress, page)
     if plan.action == "skip":
         logger.info("task_id=%s offset=%d page skipped: %s", task_id, page.offset, plan.reason)
@@ -155,7 +154,7 @@ async def apply_page(page: RawPage) -> None:
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
     deliveries = await _publish(out)
-    await _pipeline.add(page, progress.current_offset, out, deliveries)
+    await pipeline.add(page, progress.current_offset, out, deliveries)
 
 
 async def _acknowledged(page: RawPage, deliveries: list[asyncio.Future[Any]]) -> bool:
