@@ -10,7 +10,9 @@ loopback ports), lets the worker crawl `--rows` source rows, then:
    timeout_ms 0) for `--seconds`: requests/s, latency p50/p99, errors, messages/s, and whether
    any message was answered twice;
 2. `--streams` concurrent GET /consume/stream?from=earliest clients for `--stream-seconds`:
-   job events/s delivered in total, and the worker's resident memory before and during.
+   job events/s delivered in total, and the worker's resident memory before and during;
+3. how long GET /consume on a drained group takes with timeout_ms 0 and 800, and how long the
+   worker takes to stop with ten streams open (the tests check these happen, not how fast).
 
 Everything stops by itself; all traffic stays on 127.0.0.1.
 """
@@ -159,6 +161,46 @@ async def stream_load(url: str, streams: int, seconds: float, pid: int, total: i
     print(f"  worker RSS      {rss_before:.0f} MiB before, {rss_peak:.0f} MiB peak")
 
 
+async def drained_waits(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for timeout_ms in (0, 800):
+            started = time.monotonic()
+            params = {"timeout_ms": str(timeout_ms)}
+            async with session.get(f"{url}/consume", params=params) as response:
+                count = (await response.json())["count"]
+            took = (time.monotonic() - started) * 1000
+            print(
+                f"GET /consume?timeout_ms={timeout_ms}, drained group: {count} jobs, {took:.0f} ms"
+            )
+
+
+async def stop_with_streams(worker: Worker, streams: int) -> None:
+    opened = asyncio.Event()
+    ended: list[float] = []
+
+    async def listen(session: aiohttp.ClientSession) -> None:
+        async with session.get(f"{worker.url}/consume/stream") as response:
+            async for _ in response.content.iter_any():
+                if not opened.is_set():
+                    opened.set()
+        ended.append(time.monotonic())
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        listeners = [asyncio.create_task(listen(session)) for _ in range(streams)]
+        await asyncio.wait_for(opened.wait(), 30)
+        await asyncio.sleep(0.5)  # let every stream open
+        started = time.monotonic()
+        code = await asyncio.to_thread(worker.stop)
+        stopped = time.monotonic() - started
+        await asyncio.gather(*listeners, return_exceptions=True)
+    last = max(ended, default=started) - started
+    print(
+        f"worker stop with {streams} open streams: {stopped:.1f} s (exit code {code}); "
+        f"the last stream ended after {last:.1f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=60_000)
@@ -173,16 +215,12 @@ def main() -> None:
         worker = Worker.configure(
             Path(tmp),
             {
-                "api": {
-                    "base_url": sim.url,
-                    "username": "demo",
-                    "password": "demo",
-                    "batch_size": 1000,
-                },
+                "api": sim.api(batch_size=1000),
                 "crawler": {"interval": 3600},
                 "app": {"max_streams": args.streams + 10},
             },
         )
+        worker.fast_group_joins = False  # the ready time as a user will see it
         try:
             worker.start()
             print(f"worker ready in {worker.wait_ready(120):.1f} s")
@@ -200,6 +238,8 @@ def main() -> None:
             print(f"worker RSS {rss_mib(pid):.0f} MiB")
             asyncio.run(consume_load(worker.url, args.clients, args.seconds))
             asyncio.run(stream_load(worker.url, args.streams, args.stream_seconds, pid, published))
+            asyncio.run(drained_waits(worker.url))
+            asyncio.run(stop_with_streams(worker, 10))
         finally:
             worker.stop()
             sim.stop()

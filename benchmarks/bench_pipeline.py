@@ -1,20 +1,18 @@
 """End-to-end throughput: the real worker crawls the simulator into a Tansu broker.
 
-    python benchmarks/bench_pipeline.py [--total 50000] [--batch-size 1000]
+    python -m benchmarks.bench_pipeline [--total 50000] [--batch-size 1000]
 
-Prints the worker's ready time, rows/s from start of crawl to 100 %, and the worker's peak RSS.
+(from the repository root: the benchmarks use the tests' harness, tests/harness.py). Prints
+the worker's ready time, rows/s from start of crawl to 100 %, and the worker's peak RSS.
 Loopback only; bounded by --deadline seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.harness import Broker, Simulator, Worker
 
@@ -40,16 +38,11 @@ def main() -> None:
             worker = Worker.configure(
                 Path(tmp),
                 {
-                    "api": {
-                        "base_url": sim.url,
-                        "username": "demo",
-                        "password": "demo",
-                        "batch_size": args.batch_size,
-                        "min_interval": 0,
-                    },
+                    "api": sim.api(batch_size=args.batch_size, min_interval=0),
                     "kafka": {"bootstrap_servers": broker.bootstrap},
                 },
             )
+            worker.fast_group_joins = False  # the ready time as a user will see it
             worker.start()
             ready = worker.wait_ready()
             start = time.monotonic()

@@ -1,11 +1,14 @@
 """jobstream: crawl Bazhuayu job postings, keep the last 7 days, stream them into Kafka.
 
-`faust -A jobstream worker` finds `app` here. The imports below register the agents, the crawl
-loop and the web views explicitly (no autodiscovery: a broken module fails at start).
+`faust -A jobstream worker` finds `app` here. The imports below register the agents and the
+crawl loop, and `register` the web views, explicitly (no autodiscovery: a broken module fails
+at start).
 """
 
 from jobstream.app import app
 from jobstream.pipeline import apply, commands, crawl
-from jobstream.web import routes
+from jobstream.web.routes import register
 
-__all__ = ["app", "apply", "commands", "crawl", "routes"]
+register(app)
+
+__all__ = ["app", "apply", "commands", "crawl"]

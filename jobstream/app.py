@@ -21,6 +21,7 @@ from mode import ServiceT
 
 from jobstream import config as config_module
 from jobstream.config import Config
+from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,16 +39,34 @@ EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_inte
 
 
 class JobstreamApp(faust.App):
-    """faust.App that reads jobstream's config and starts the embedded services first."""
+    """faust.App that reads jobstream's config and starts the embedded services first.
+
+    `config` is for a second app in one process (the in-process tests); the worker's app reads
+    the file named by CONFIG_PATH when Faust first needs its settings. Faust settings given
+    here win over those derived from the config.
+    """
+
+    def __init__(self, id: str, *, config: Config | None = None, **options: Any) -> None:
+        self._given_config = config
+        self._given_options = options
+        super().__init__(id, **options)
+        self.config_from_object(_FaustSettings(self))
 
     @cached_property
     def settings(self) -> Config:
+        if self._given_config is not None:
+            return self._given_config
         try:
             return config_module.load()
         except ConfigError as exc:
             # One clear line instead of a traceback: the user's file is wrong, not the code.
             logger.error("configuration error: %s", exc)
             raise SystemExit(f"jobstream: configuration error: {exc}") from None
+
+    @cached_property
+    def embedded(self) -> EmbeddedServices:
+        """The broker and the simulator this worker starts for itself, if the config asks."""
+        return EmbeddedServices(self.settings)
 
     @cached_property
     def crawler(self) -> Crawler:
@@ -78,9 +97,7 @@ class JobstreamApp(faust.App):
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
         # producer and consumers connect.
-        from jobstream.embedded import embedded_services
-
-        return [*embedded_services(self.settings), *super().on_init_dependencies()]
+        return [self.embedded, *super().on_init_dependencies()]
 
 
 class _FaustSettings(Mapping[str, Any]):
@@ -91,7 +108,7 @@ class _FaustSettings(Mapping[str, Any]):
 
     @cached_property
     def _values(self) -> dict[str, Any]:
-        return faust_settings(self._app.settings)
+        return {**faust_settings(self._app.settings), **self._app._given_options}
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -136,4 +153,3 @@ def faust_settings(config: Config) -> dict[str, Any]:
 
 
 app = JobstreamApp("jobstream", autodiscover=False, origin="jobstream")
-app.config_from_object(_FaustSettings(app))

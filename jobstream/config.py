@@ -1,68 +1,151 @@
-"""Configuration: the YAML file (seed §8), environment overrides, and validation that names the key.
+"""Configuration: the YAML file (seed §8), environment overrides, and one typed schema.
 
-Loading does I/O, so nothing here runs at import: `load()` is called when the Faust app is
-first configured (see `jobstream.app`).
+Each section is declared once, as a msgspec Struct with its constraints on the fields; `load()`
+converts the file to it and turns msgspec's complaint into one line that names the key. Loading
+does I/O, so nothing here runs at import: `load()` is called when the Faust app is first
+configured (see `jobstream.app`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
+import re
 import typing
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
+import msgspec
+import msgspec.inspect as mi
 import yaml
 
+from jobstream.alerts.settings import AlertSettings
 from jobstream.errors import ConfigError
 
 DEFAULT_PATH = Path("config/config.yml")
 EMBEDDED = "embedded"
 DEMO = "demo"
+# The seed's example task: crawled when the config names no task at all.
+DEFAULT_TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+T = TypeVar("T")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
-_PLACEHOLDERS = {"", "your_username", "your_password"}
+PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
+
+# Field types with their constraints; the error message for a bad value is derived from them.
+Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
+NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S", description="must not be empty")]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+TaskIds = Annotated[list[NonBlank], msgspec.Meta(min_length=1)]
 
 
-@dataclass(frozen=True)
-class AppSection:
+def _between(low: float, high: float) -> Any:
+    return msgspec.Meta(ge=low, le=high)
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A config section: immutable, unknown keys refused, secrets kept out of its repr."""
+
+    def __repr__(self) -> str:
+        secret = _secret_fields(type(self))
+        shown = (
+            f"{name}={'***' if name in secret else repr(getattr(self, name))}"
+            for name in self.__struct_fields__
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class AppSection(Section, frozen=True):
     name: str = "jobstream"
     version: str = "1.0.0"
     debug: bool = False
-    web_port: int = 8000
+    web_port: Port = 8000
     # Protects POST /crawl/start and /crawl/stop when set.
-    admin_token: str = field(default="", repr=False)
+    admin_token: Secret = ""
     # Open GET /consume/stream connections this worker serves at once; more get 503.
-    max_streams: int = 100
+    max_streams: Annotated[int, _between(1, 10_000)] = 100
     # Seconds between heartbeat comments on an idle SSE stream (at most 15).
-    sse_heartbeat: float = 15.0
+    sse_heartbeat: Annotated[float, _between(1, 15)] = 15.0
     # Distinct `group` values GET /consume keeps a consumer for; idle ones are closed.
-    max_consumer_groups: int = 16
+    max_consumer_groups: Annotated[int, _between(1, 1000)] = 16
 
 
-@dataclass(frozen=True)
-class ApiSection:
+class TaskSettings(Section, frozen=True):
+    """An entry of `api.tasks`: a task, and what it sets differently from `api.batch_size`
+    and `crawler.interval`."""
+
+    id: NonBlank
+    name: str = ""
+    batch_size: Annotated[int, _between(1, 1000)] | None = None
+    interval: Annotated[float, msgspec.Meta(ge=1)] | None = None
+    enabled: bool = True
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's effective settings: its entry in `api.tasks`, the defaults filled in."""
+
+    id: str
+    name: str  # the configured name, or the id
+    batch_size: int
+    interval: float
+    enabled: bool
+
+
+class ApiSection(Section, frozen=True):
     base_url: str = DEMO
-    task_id: str | list[str] = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+    # One id or a list; with `tasks`, both are crawled (the seed's example when neither is set).
+    task_id: NonBlank | TaskIds | msgspec.UnsetType = msgspec.UNSET
+    tasks: list[TaskSettings] = []
     username: str = ""
-    password: str = field(default="", repr=False)
-    batch_size: int = 100
-    request_timeout: float = 30.0
-    max_retries: int = 3
+    password: Secret = ""
+    batch_size: Annotated[int, _between(1, 1000)] = 100
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_retries: Annotated[int, _between(0, 10)] = 3
     # Pause between page requests; the API allows about 20 requests/s.
-    min_interval: float = 0.05
+    min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.05
     # One account's rate, shared by every task and every page in flight (0: no limit). The
     # limiter spaces request starts by max(min_interval, 1 / max_requests_per_second).
-    max_requests_per_second: float = 20.0
+    max_requests_per_second: Annotated[float, _between(0, 10_000)] = 20.0
     # Pages one task requests ahead of the one it is applying, concurrently.
-    max_pages_in_flight: int = 8
+    max_pages_in_flight: Annotated[int, _between(1, 64)] = 8
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for i, task in enumerate(self.tasks):
+            if task.id in seen:
+                raise ValueError(f"tasks[{i}].id: {task.id!r} is listed twice in api.tasks")
+            seen.add(task.id)
+        if self.is_demo:
+            return
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: expected 'demo' or an http(s) URL, got {self.base_url!r}")
+        if self.username in PLACEHOLDERS or self.password in PLACEHOLDERS:
+            raise ValueError(
+                "username/api.password: required for the real API "
+                "(set API_USERNAME and API_PASSWORD, or use api.base_url: demo)"
+            )
 
     @property
     def task_ids(self) -> tuple[str, ...]:
-        return (self.task_id,) if isinstance(self.task_id, str) else tuple(self.task_id)
+        """Every configured task: those of `task_id`, then those of `tasks` not named there."""
+        if isinstance(self.task_id, msgspec.UnsetType):
+            listed: tuple[str, ...] = () if self.tasks else (DEFAULT_TASK_ID,)
+        else:
+            listed = (self.task_id,) if isinstance(self.task_id, str) else tuple(self.task_id)
+        return tuple(dict.fromkeys([*listed, *(task.id for task in self.tasks)]))
+
+    @property
+    def enabled_task_ids(self) -> tuple[str, ...]:
+        """The tasks to crawl: every configured task but those with `enabled: false`."""
+        disabled = {task.id for task in self.tasks if not task.enabled}
+        return tuple(t for t in self.task_ids if t not in disabled)
+
+    def task_settings(self, task_id: str) -> TaskSettings:
+        """The task's entry in `tasks` (an empty one for a task named only in `task_id`)."""
+        if task_id not in self.task_ids:
+            raise KeyError(task_id)
+        return next((t for t in self.tasks if t.id == task_id), TaskSettings(id=task_id))
 
     @property
     def is_demo(self) -> bool:
@@ -74,55 +157,70 @@ class ApiSection:
         return self.base_url.rstrip("/")
 
 
-@dataclass(frozen=True)
-class KafkaSection:
-    bootstrap_servers: str = EMBEDDED
-    topic: str = "job_data"
-    consumer_group: str = "job_consumer_group"
-    partitions: int = 3
-    raw_topic: str = "job_raw"
-    rejects_topic: str = "job_rejects"
-    commands_topic: str = "job_commands"
-    embedded_port: int = 9092
+class KafkaSection(Section, frozen=True):
+    bootstrap_servers: NonBlank = EMBEDDED
+    topic: NonBlank = "job_data"
+    consumer_group: NonBlank = "job_consumer_group"
+    partitions: Annotated[int, _between(1, 256)] = 3
+    raw_topic: NonBlank = "job_raw"
+    rejects_topic: NonBlank = "job_rejects"
+    commands_topic: NonBlank = "job_commands"
+    embedded_port: Port = 9092
     # Longest an HTTP request waits on the broker (group join, offsets) before a 503.
-    http_timeout: float = 10.0
+    http_timeout: Annotated[float, _between(0.5, 120)] = 10.0
     # Largest message jobstream sends (a job, a reject, a slice of an API page on job_raw);
     # keep it at or below the broker's message.max.bytes (Kafka's default is about 1 MB).
-    max_message_bytes: int = 1_000_000
+    max_message_bytes: Annotated[int, _between(100_000, 100_000_000)] = 1_000_000
     # Producer batching: how long a batch waits to fill, and its size (at most max_message_bytes).
-    linger_ms: float = 10.0
-    batch_bytes: int = 1_000_000
+    linger_ms: Annotated[float, _between(0, 1000)] = 10.0
+    batch_bytes: Annotated[int, _between(16_384, 100_000_000)] = 1_000_000
     # Longest a fetch waits for data; the embedded broker answers only when it elapses.
-    fetch_max_wait_ms: int = 50
+    fetch_max_wait_ms: Annotated[int, _between(1, 10_000)] = 50
 
     @property
     def is_embedded(self) -> bool:
         return self.bootstrap_servers == EMBEDDED
 
 
-@dataclass(frozen=True)
-class CrawlerSection:
-    interval: float = 300.0
-    filter_days: int = 7
+class CrawlerSection(Section, frozen=True):
+    interval: Annotated[float, msgspec.Meta(ge=1)] = 300.0
+    filter_days: Annotated[int, _between(1, 3650)] = 7
     timezone: str = "Asia/Shanghai"
 
+    def __post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
 
-@dataclass(frozen=True)
-class DatabaseSection:
-    path: str = "data/crawl_progress.db"
+
+class DatabaseSection(Section, frozen=True):
+    path: NonBlank = "data/crawl_progress.db"
 
 
-@dataclass(frozen=True)
-class Config:
-    app: AppSection = field(default_factory=AppSection)
-    api: ApiSection = field(default_factory=ApiSection)
-    kafka: KafkaSection = field(default_factory=KafkaSection)
-    crawler: CrawlerSection = field(default_factory=CrawlerSection)
-    database: DatabaseSection = field(default_factory=DatabaseSection)
+class Config(Section, frozen=True):
+    app: AppSection = msgspec.field(default_factory=AppSection)
+    api: ApiSection = msgspec.field(default_factory=ApiSection)
+    kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
+    crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
+    database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
+    # Declared with the alerts it configures (see docs/alerts.zh.md).
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.crawler.timezone)
+
+    def task(self, task_id: str) -> Task:
+        """A configured task's effective settings (KeyError for a task not configured)."""
+        given = self.api.task_settings(task_id)
+        return Task(
+            id=task_id,
+            name=given.name or task_id,
+            batch_size=given.batch_size or self.api.batch_size,
+            interval=given.interval or self.crawler.interval,
+            enabled=given.enabled,
+        )
 
 
 # Environment variable -> (section, key). Faust's own names (WEB_PORT, ...) are read by Faust.
@@ -168,137 +266,215 @@ def load(
 
 
 def from_mapping(raw: Mapping[str, Any]) -> Config:
-    sections = {}
-    hints = typing.get_type_hints(Config)
-    for name, value in raw.items():
-        if name not in hints:
-            raise ConfigError(f"{name}: unknown section (expected one of {', '.join(hints)})")
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name}: must be a mapping")
-        sections[name] = _build_section(name, hints[name], value)
-    config = Config(**sections)
-    _check(config)
-    return config
+    """The config the sections in `raw` describe (missing ones take their defaults)."""
+    # An empty section in YAML is null; a number where text is expected is taken as written
+    # (YAML reads an unquoted password 123456 as an int).
+    sections = {
+        name: _numbers_as_text(name, {} if values is None else values)
+        for name, values in raw.items()
+    }
+    return convert(sections, Config)
 
 
-def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise ConfigError(f"{section}.{key}: unknown key")
-        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
-    return cls(**kwargs)
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    """Accept a value of the declared type; strings from the environment are converted."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in options:
-        if typing.get_origin(option) is list:
-            if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-                return value
-            continue
-        if option is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in {"true", "false"}:
-                return value.lower() == "true"
-            continue
-        if option in (int, float):
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int) or (option is float and isinstance(value, float)):
-                return option(value)
-            if isinstance(value, str):
-                try:
-                    return option(value)
-                except ValueError:
-                    continue
-            continue
-        if option is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-    expected = " or ".join(_type_name(o) for o in options)
-    raise ConfigError(f"{key}: expected {expected}, got {value!r:.60}")
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is list:
-        return "a non-empty list of strings"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _check(config: Config) -> None:
-    api, kafka, crawler = config.api, config.kafka, config.crawler
-    if not 1 <= api.batch_size <= 1000:
-        raise ConfigError(f"api.batch_size: must be between 1 and 1000, got {api.batch_size}")
-    if not api.task_ids or any(not t.strip() for t in api.task_ids):
-        raise ConfigError("api.task_id: must not be empty")
-    if not api.is_demo:
-        if not api.base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"api.base_url: expected 'demo' or an http(s) URL, got {api.base_url!r}"
-            )
-        if api.username in _PLACEHOLDERS or api.password in _PLACEHOLDERS:
-            raise ConfigError(
-                "api.username/api.password: required for the real API "
-                "(set API_USERNAME and API_PASSWORD, or use api.base_url: demo)"
-            )
-    if api.request_timeout <= 0:
-        raise ConfigError("api.request_timeout: must be positive")
-    if not 0 <= api.max_retries <= 10:
-        raise ConfigError("api.max_retries: must be between 0 and 10")
-    if api.min_interval < 0:
-        raise ConfigError("api.min_interval: must not be negative")
-    if not 0 <= api.max_requests_per_second <= 10_000:
-        raise ConfigError("api.max_requests_per_second: must be between 0 (no limit) and 10000")
-    if not 1 <= api.max_pages_in_flight <= 64:
-        raise ConfigError("api.max_pages_in_flight: must be between 1 and 64")
-    if not kafka.bootstrap_servers.strip():
-        raise ConfigError("kafka.bootstrap_servers: must be 'embedded' or host:port[,host:port]")
-    if not 1 <= kafka.partitions <= 256:
-        raise ConfigError("kafka.partitions: must be between 1 and 256")
-    if not 1 <= kafka.embedded_port <= 65535:
-        raise ConfigError("kafka.embedded_port: must be a TCP port")
-    for key in ("topic", "consumer_group", "raw_topic", "rejects_topic", "commands_topic"):
-        if not getattr(kafka, key).strip():
-            raise ConfigError(f"kafka.{key}: must not be empty")
-    if crawler.interval < 1:
-        raise ConfigError("crawler.interval: must be at least 1 second")
-    if not 1 <= crawler.filter_days <= 3650:
-        raise ConfigError("crawler.filter_days: must be between 1 and 3650")
+def convert(raw: Any, struct: type[T], key: str = "") -> T:
+    """`raw` as `struct`, or ConfigError naming the key (`key` is where `raw` sits in the
+    file). Lax: the environment gives every value as text ("8000", "true")."""
     try:
-        zoneinfo.ZoneInfo(crawler.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"crawler.timezone: unknown time zone {crawler.timezone!r}") from None
-    if not config.database.path.strip():
-        raise ConfigError("database.path: must not be empty")
-    if not 1 <= config.app.web_port <= 65535:
-        raise ConfigError("app.web_port: must be a TCP port")
-    if not 1 <= config.app.max_streams <= 10_000:
-        raise ConfigError("app.max_streams: must be between 1 and 10000")
-    if not 1 <= config.app.sse_heartbeat <= 15:
-        raise ConfigError("app.sse_heartbeat: must be between 1 and 15 seconds")
-    if not 1 <= config.app.max_consumer_groups <= 1000:
-        raise ConfigError("app.max_consumer_groups: must be between 1 and 1000")
-    if not 100_000 <= kafka.max_message_bytes <= 100_000_000:
-        raise ConfigError("kafka.max_message_bytes: must be between 100000 and 100000000")
-    if not 0 <= kafka.linger_ms <= 1000:
-        raise ConfigError("kafka.linger_ms: must be between 0 and 1000")
-    if not 16_384 <= kafka.batch_bytes <= 100_000_000:
-        raise ConfigError("kafka.batch_bytes: must be between 16384 and 100000000")
-    if not 1 <= kafka.fetch_max_wait_ms <= 10_000:
-        raise ConfigError("kafka.fetch_max_wait_ms: must be between 1 and 10000")
-    if not 0.5 <= kafka.http_timeout <= 120:
-        raise ConfigError("kafka.http_timeout: must be between 0.5 and 120 seconds")
+        return msgspec.convert(raw, struct, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(explain(str(exc), raw, struct, key)) from None
 
 
-def describe(config: Config) -> dict[str, Any]:
-    """The configuration as a dict with secrets masked, for logs and /status."""
-    out = dataclasses.asdict(config)
-    for section, key in (("api", "password"), ("app", "admin_token")):
-        if out[section][key]:
-            out[section][key] = "***"
-    return out
+# -- from msgspec's complaint to one line naming the key ------------------------------------
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>.+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<name>.+)`")
+_WRONG_TYPE = re.compile(r"Expected `(?P<expected>[\w |]+)`, got `\w+`")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+}
+
+
+def explain(message: str, raw: Any, struct: type, key: str = "") -> str:
+    """msgspec's complaint about `raw` as `struct`, as one line that names the key and says
+    what the field accepts (from its declaration) and what it got (unless it is a secret):
+
+    `Expected `int` <= 1000 - at `$.api.batch_size`` ->
+    `api.batch_size: must be between 1 and 1000, got 5000`."""
+    what, at, where = message.rpartition(" - at `$")
+    if not at:
+        what, where = message, "`"
+    path = where.rstrip("`")
+    steps: list[str | int] = [name or int(index) for name, index in _STEP.findall(path)]
+    name = key + path if key else path.lstrip(".")
+    if found := _UNKNOWN.fullmatch(what):
+        if not name and struct is Config:
+            sections = ", ".join(Config.__struct_fields__)
+            return f"{found['name']}: unknown section (expected one of {sections})"
+        return f"{name}.{found['name']}: unknown key" if name else f"{found['name']}: unknown key"
+    if found := _MISSING.fullmatch(what):
+        return f"{name}.{found['name']}: required" if name else f"{found['name']}: required"
+    field = _field_at(struct, steps)
+    got = "***" if field.secret else f"{_value_at(raw, steps)!r:.60}"
+    if found := _WRONG_TYPE.fullmatch(what):
+        named = (k.strip() for k in found["expected"].split("|"))
+        kinds = (_KINDS.get(k, k) for k in named if k != "null")  # null: an optional key
+        return f"{name}: expected {' or '.join(kinds)}, got {got}"
+    if field.info is None or isinstance(field.info, mi.StructType):
+        # Raised by a struct's own check (__post_init__), which starts with the field's name.
+        return f"{name}.{what}"
+    return f"{name}: {_rule(field)}, got {got}"
+
+
+class _Field(NamedTuple):
+    """What the declaration says of the place a complaint is about."""
+
+    info: mi.Type | None
+    hint: Any = None  # the annotation, for what msgspec.inspect reorders (Literal values)
+    secret: bool = False
+    rule: str = ""  # a pattern's meaning, from its Meta(description=...)
+
+
+def _field_at(struct: type, steps: list[str | int]) -> _Field:
+    info: mi.Type = mi.type_info(struct)
+    hint: Any = struct
+    for step in steps:
+        info = _bare(info)
+        if isinstance(info, mi.UnionType):
+            # A list's item, or a struct's field, belongs to the member that has them.
+            info = next(
+                (_bare(t) for t in info.types if not isinstance(_bare(t), mi.StrType)), info
+            )
+        if isinstance(step, int) and isinstance(info, mi.ListType | mi.VarTupleType):
+            info, hint = info.item_type, None
+        elif isinstance(step, str) and isinstance(info, mi.StructType):
+            fields = {f.name: f for f in info.fields}
+            if step not in fields:
+                return _Field(None)
+            hint = typing.get_type_hints(info.cls, include_extras=True).get(step)
+            info = fields[step].type
+        else:
+            return _Field(None)
+    if isinstance(info, mi.Metadata):
+        secret = bool((info.extra or {}).get("secret"))
+        rule = (info.extra_json_schema or {}).get("description", "")
+        return _Field(info.type, hint, secret, rule)
+    return _Field(info, hint)
+
+
+def _bare(info: mi.Type) -> mi.Type:
+    return info.type if isinstance(info, mi.Metadata) else info
+
+
+def _value_at(raw: Any, steps: list[str | int]) -> Any:
+    for step in steps:
+        try:
+            raw = raw[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _rule(field: _Field) -> str:
+    """What a field accepts, in words, from its declaration."""
+    info = field.info
+    if isinstance(info, mi.UnionType):
+        given = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        if len(given) > 1:
+            return "expected " + " or ".join(_kind(t) for t in given)
+        info = given[0]  # an optional value: what it takes when it is given
+    if isinstance(info, mi.LiteralType):
+        # In the declared order, which msgspec.inspect does not keep.
+        values = _literal_values(field.hint) or info.values
+        return "expected one of " + ", ".join(str(v) for v in values)
+    if isinstance(info, mi.StrType) and info.pattern:
+        return field.rule or f"must match {info.pattern}"
+    if isinstance(info, mi.StrType | mi.ListType) and info.min_length:
+        return "must not be empty"
+    low, high, above = (getattr(info, name, None) for name in ("ge", "le", "gt"))
+    if low is not None and high is not None:
+        return f"must be between {_number(low)} and {_number(high)}"
+    if low is not None:
+        return f"must be at least {_number(low)}"
+    if above is not None:
+        limit = f" and at most {_number(high)}" if high is not None else ""
+        return f"must be above {_number(above)}{limit}"
+    return f"expected {_kind(info)}" if info is not None else "invalid value"
+
+
+def _kind(info: mi.Type) -> str:
+    info = _bare(info)
+    if isinstance(info, mi.ListType) and info.min_length:
+        return "a non-empty list"
+    names = {
+        mi.IntType: "int",
+        mi.FloatType: "float",
+        mi.BoolType: "bool",
+        mi.StrType: "str",
+        mi.ListType: "array",
+        mi.VarTupleType: "array",
+        mi.StructType: "object",
+        mi.DictType: "object",
+    }
+    name = names.get(type(info), type(info).__name__)
+    return _KINDS.get(name, name)
+
+
+def _literal_values(hint: Any) -> tuple[Any, ...]:
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _numbers_as_text(section: str, values: Any) -> Any:
+    fields = _section_fields(section)
+    if not isinstance(values, Mapping) or fields is None:
+        return values
+    return {
+        key: str(value)
+        if key in fields
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _takes_text(fields[key].type)
+        else value
+        for key, value in values.items()
+    }
+
+
+def _takes_text(info: mi.Type) -> bool:
+    if isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return any(_takes_text(t) for t in info.types)
+    return isinstance(info, mi.StrType)
+
+
+@cache
+def _fields(struct: type) -> dict[str, mi.Field]:
+    info = mi.type_info(struct)
+    assert isinstance(info, mi.StructType)
+    return {field.name: field for field in info.fields}
+
+
+def _section_fields(section: str) -> dict[str, mi.Field] | None:
+    field = _fields(Config).get(section)
+    return None if field is None else _fields(field.type.cls)  # type: ignore[attr-defined]
+
+
+@cache
+def _secret_fields(struct: type) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in _fields(struct).items()
+        if isinstance(field.type, mi.Metadata) and (field.type.extra or {}).get("secret")
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import typing
 from collections import deque
+from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -98,7 +99,7 @@ def observe_request(endpoint: str, status: int | None, seconds: float) -> None:
     API_REQUESTS.labels(endpoint, str(status) if status is not None else "error").inc()
     API_LATENCY.labels(endpoint).observe(seconds)
     if endpoint == "data":
-        api_latency_recent.add(seconds)
+        API_LATENCY_RECENT.add(seconds)
     if endpoint == "token" and status == 200:
         TOKEN_GRANTS.inc()
 
@@ -123,19 +124,104 @@ class Recent:
         return sum(v for t, v in self._values if t >= since)
 
 
-api_latency_recent = Recent()
-applied_rows_recent = Recent(size=5000)
+# Process-wide instruments, like the Prometheus metrics above: what /status shows as recent.
+API_LATENCY_RECENT = Recent()
+# Every task's applied rows together; /status shows each task's own (TaskThroughput).
+APPLIED_ROWS_RECENT = Recent(size=5000)
 
 
 def rows_per_minute() -> float:
     """Source rows this worker applied (published, filtered or rejected) in the last minute."""
-    return applied_rows_recent.sum_since(60.0)
+    return APPLIED_ROWS_RECENT.sum_since(60.0)
+
+
+class Sample(NamedTuple):
+    at: float  # time.monotonic()
+    wall: float  # time.time(), for the dashboard's chart
+    value: float
+
+
+class Series:
+    """Samples of one figure over the last `keep` seconds."""
+
+    def __init__(self, keep: float = 3600.0) -> None:
+        self.keep = keep
+        self._samples: deque[Sample] = deque()
+
+    def add(self, value: float, at: float | None = None, wall: float | None = None) -> None:
+        at = time.monotonic() if at is None else at
+        self._samples.append(Sample(at, time.time() if wall is None else wall, value))
+        while self._samples and self._samples[0].at < at - self.keep:
+            self._samples.popleft()
+
+    def samples(self) -> list[Sample]:
+        return list(self._samples)
+
+    def before(self, at: float) -> Sample | None:
+        """The last sample taken at or before `at`, else the oldest one (None when empty)."""
+        found = self._samples[0] if self._samples else None
+        for sample in self._samples:
+            if sample.at > at:
+                break
+            found = sample
+        return found
+
+
+# The rows a task has applied: what the rows per minute count.
+APPLIED_OUTCOMES = frozenset({"published", "filtered", "rejected"})
+# When this process's counters were zero.
+STARTED = time.monotonic()
+
+
+def applied_rows() -> dict[str, float]:
+    """Per task, the source rows this process applied (published, filtered or rejected)."""
+    applied: dict[str, float] = {}
+    for family in ROWS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["outcome"] in APPLIED_OUTCOMES:
+                task_id = sample.labels["task_id"]
+                applied[task_id] = applied.get(task_id, 0.0) + sample.value
+    return applied
+
+
+class TaskThroughput:
+    """Per task, samples of the rows this process applied: the rows per minute /status shows.
+
+    The counts are this process's counters (`ROWS`, kept per page by the agent that applies
+    the task's pages, which runs on the task's owner), sampled, so a figure needs no second
+    feed from the agent; every task's counts start at 0 at `origin`, when the process did."""
+
+    WINDOW = 60.0
+
+    def __init__(self, origin: float = STARTED) -> None:
+        self.origin = origin
+        self._applied: dict[str, Series] = {}
+
+    def record(self, task_id: str, applied: float, at: float | None = None) -> float:
+        """Note that `applied` rows of the task are applied now; returns its rows per minute."""
+        at = time.monotonic() if at is None else at
+        rate = self.rows_per_minute(task_id, applied, at)
+        series = self._applied.get(task_id)
+        if series is None:
+            series = self._applied[task_id] = Series(keep=2 * self.WINDOW)
+            series.add(0.0, at=self.origin)
+        series.add(applied, at)
+        return rate
+
+    def rows_per_minute(self, task_id: str, applied: float, at: float | None = None) -> float:
+        """Rows applied in the last minute, given `applied` now: counted from the sample a
+        minute back (scaled when it is older), from 0 in the process's first minute."""
+        at = time.monotonic() if at is None else at
+        series = self._applied.get(task_id)
+        then = series.before(at - self.WINDOW) if series is not None else None
+        value, since = (then.value, then.at) if then is not None else (0.0, self.origin)
+        return max(0.0, applied - value) * self.WINDOW / max(self.WINDOW, at - since)
 
 
 def api_latency_ms() -> dict[str, float | None]:
     """p50 and p95 of the last data-page calls to the Bazhuayu API, in milliseconds."""
     return {
-        name: None if (value := api_latency_recent.quantile(q)) is None else round(value * 1000, 1)
+        name: None if (value := API_LATENCY_RECENT.quantile(q)) is None else round(value * 1000, 1)
         for name, q in (("p50", 0.50), ("p95", 0.95))
     }
 

@@ -7,7 +7,7 @@ the JSON Schema that the OpenAPI document shows. Field order is the order on the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -22,41 +22,42 @@ RunOutcome = Literal["running", "succeeded", "failed"]
 """What the crawl loop reports about one run of a task."""
 
 
+def _about(text: str) -> msgspec.Meta:
+    # The description the OpenAPI document shows for a field (users read it in Chinese).
+    return msgspec.Meta(description=text)
+
+
 class Job(msgspec.Struct, frozen=True, kw_only=True):
     """A job posting on `job_data` (seed §6.2), keyed by `id`."""
 
-    id: str  # UUID5 of the normalized URL, else of the text fields: stable across replays
-    job_category: str
-    job_title: str
-    company: str
-    salary: str
-    location: str
-    publish_date: str  # YYYY-MM-DD
-    collect_time: str  # YYYY-MM-DD
-    url: str
-    description: str
-    experience: str
-    education: str
-    crawl_time: str  # ISO 8601 with the configured zone's offset
-    task_id: str
-    source_offset: int
-    demo: bool
+    id: Annotated[str, _about("稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）")]
+    job_category: Annotated[str, _about("岗位类别")]
+    job_title: Annotated[str, _about("岗位名称")]
+    company: Annotated[str, _about("公司名称")]
+    salary: Annotated[str, _about("薪资")]
+    location: Annotated[str, _about("工作地点")]
+    publish_date: Annotated[str, _about("发布日期 YYYY-MM-DD")]
+    collect_time: Annotated[str, _about("采集日期 YYYY-MM-DD")]
+    url: Annotated[str, _about("岗位链接")]
+    description: Annotated[str, _about("岗位描述")]
+    experience: Annotated[str, _about("经验要求")]
+    education: Annotated[str, _about("学历要求")]
+    crawl_time: Annotated[str, _about("本服务抓取时间（ISO 8601，带时区）")]
+    task_id: Annotated[str, _about("八爪鱼任务 ID")]
+    source_offset: Annotated[int, _about("该行在八爪鱼任务中的偏移量")]
+    demo: Annotated[bool, _about("true 表示来自内置模拟器的演示数据")]
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
-    """A source row that could not become a job, on `job_rejects`, keyed `task_id:offset`.
+    """A source row that could not become a job, on `job_rejects`, keyed `task_id:offset`."""
 
-    `row` is the row as the API sent it (invalid Unicode replaced). A row too large to keep
-    whole has `row` null and the start of its JSON text in `row_excerpt`.
-    """
-
-    task_id: str
-    source_offset: int
-    field: str  # the source field at fault, or "row"
-    reason: str
-    row: Any = None
-    row_excerpt: str = ""
-    crawl_time: str = ""
+    task_id: Annotated[str, _about("八爪鱼任务 ID")]
+    source_offset: Annotated[int, _about("该行在八爪鱼任务中的偏移量")]
+    field: Annotated[str, _about("出错的源字段（aae397、Collect_time），整行问题时为 row")]
+    reason: Annotated[str, _about("原因")]
+    row: Annotated[Any, _about("API 返回的原始行（无效 Unicode 已替换）；过大的行为 null")] = None
+    row_excerpt: Annotated[str, _about("过大或无法解析的行的开头片段，否则为空")] = ""
+    crawl_time: Annotated[str, _about("本服务抓取时间（ISO 8601，带时区）")] = ""
 
 
 class RawPage(msgspec.Struct, frozen=True, kw_only=True):

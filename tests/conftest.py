@@ -1,16 +1,28 @@
-"""Fixtures that start real parts: a broker, the API simulator and the worker (tests/harness.py)."""
+"""Fixtures that start real parts: a broker, the API simulator and the worker (tests/harness.py).
+
+`session_broker` is the one Tansu broker the in-process tests share; `broker` is a broker of a
+test's own, for workers (whose topics and consumer group are fixed names) that must not meet
+another test's data.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from tests.harness import Broker, Simulator, Worker
+from tests.harness import Broker, Simulator, Worker, read_topic
+
+__all__ = ["read_topic"]  # imported from here by older tests; it lives in tests.harness
+
+
+@pytest.fixture(scope="session")
+def session_broker() -> Iterator[Broker]:
+    started = Broker.start()
+    yield started
+    started.stop()
 
 
 @pytest.fixture
@@ -46,52 +58,3 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     yield make
     for worker in started:
         worker.stop()
-
-
-async def read_topic(
-    bootstrap: str,
-    topic: str,
-    *,
-    expect: int | None = None,
-    idle: float = 3.0,
-    deadline_s: float = 60.0,
-    raw: bool = False,
-) -> list[Any]:
-    """Every message of `topic` from the beginning, as (key, value) pairs, or as aiokafka's
-    ConsumerRecords (partition, offset, raw bytes) with `raw=True`.
-
-    Reads until `expect` messages arrived (and one more idle poll finds nothing), or until
-    nothing new arrives for `idle` seconds: the embedded broker reports end offsets short,
-    so "reached the end offsets" cannot be trusted.
-    """
-    import asyncio
-    import time
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    messages: list[Any] = []
-    try:
-        deadline = time.monotonic() + deadline_s
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            got = [m for records in batch.values() for m in records]
-            if got:
-                messages.extend(got)
-                quiet_since = time.monotonic()
-                continue
-            enough = expect is not None and len(messages) >= expect
-            if enough or time.monotonic() - quiet_since >= idle:
-                break
-            await asyncio.sleep(0)
-    finally:
-        await consumer.stop()
-    if raw:
-        return messages
-    return [(m.key.decode() if m.key else None, json.loads(m.value)) for m in messages]

@@ -1,7 +1,7 @@
 """Alerts (告警通知, seed §11): webhook messages to WeCom, DingTalk, Feishu robots or any JSON
 endpoint when a task fails or stalls, consumer lag grows, or the broker is unreachable.
 
-- `settings`: the `alerts` config section (`AlertSettings`, `load_alerts`);
+- `settings`: the `alerts` config section (`AlertSettings`);
 - `snapshot`: what the rules look at (`Snapshot`, `TaskSnapshot`, `SnapshotSource`);
 - `rules`: when to alert, as a pure function (`evaluate`);
 - `messages`: what the messages say, in Chinese;
@@ -11,7 +11,7 @@ endpoint when a task fails or stalls, consumer lag grows, or the broker is unrea
 """
 
 from jobstream.alerts.service import AlertService
-from jobstream.alerts.settings import AlertSettings, Webhook, load_alerts
+from jobstream.alerts.settings import AlertSettings, Webhook
 from jobstream.alerts.snapshot import Snapshot, SnapshotSource, TaskSnapshot
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "SnapshotSource",
     "TaskSnapshot",
     "Webhook",
-    "load_alerts",
 ]

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mode import ServiceT
+from mode import Service, ServiceT
 
 from jobstream.config import Config
-from jobstream.embedded.broker import EmbeddedBroker
-from jobstream.embedded.simulator import DEMO_PASSWORD, DEMO_USERNAME, EmbeddedSimulator
+from jobstream.embedded.demo_api import DEMO_PASSWORD, DEMO_USERNAME, EmbeddedSimulator
+from jobstream.embedded.tansu import EmbeddedBroker
 
-__all__ = [
-    "ApiEndpoint",
-    "EmbeddedBroker",
-    "EmbeddedSimulator",
-    "api_endpoint",
-    "embedded_services",
-]
-
-_simulator: EmbeddedSimulator | None = None
-
-
-def embedded_services(config: Config) -> list[ServiceT]:
-    global _simulator
-    services: list[ServiceT] = []
-    if config.kafka.is_embedded:
-        services.append(EmbeddedBroker(config.kafka.embedded_port))
-    if config.api.is_demo:
-        _simulator = EmbeddedSimulator(config.api.task_ids)
-        services.append(_simulator)
-    return services
+__all__ = ["ApiEndpoint", "EmbeddedBroker", "EmbeddedServices", "EmbeddedSimulator"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +24,27 @@ class ApiEndpoint:
     demo: bool = False
 
 
-def api_endpoint(config: Config) -> ApiEndpoint:
-    if config.api.is_demo:
-        if _simulator is None:
-            raise RuntimeError("demo mode, but the embedded simulator was not started")
-        return ApiEndpoint(_simulator.url, DEMO_USERNAME, DEMO_PASSWORD, demo=True)
-    return ApiEndpoint(config.api.base_url, config.api.username, config.api.password, demo=False)
+class EmbeddedServices(Service):
+    """The embedded broker (`kafka.bootstrap_servers: embedded`) and the built-in simulator
+    (`api.base_url: demo`), whichever the config asks for; the app starts this service before
+    its producer and consumers, and stops it after them."""
+
+    def __init__(self, config: Config, **kwargs: object) -> None:
+        self.config = config
+        self.broker = (
+            EmbeddedBroker(config.kafka.embedded_port) if config.kafka.is_embedded else None
+        )
+        self.simulator = EmbeddedSimulator(config.api.task_ids) if config.api.is_demo else None
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        return [service for service in (self.broker, self.simulator) if service is not None]
+
+    def api_endpoint(self) -> ApiEndpoint:
+        """The simulator once it serves (demo), else the configured API and credentials."""
+        api = self.config.api
+        if self.simulator is None:
+            return ApiEndpoint(api.base_url, api.username, api.password, demo=False)
+        if not self.simulator.started:
+            raise RuntimeError("demo mode, but the embedded simulator has not started")
+        return ApiEndpoint(self.simulator.url, DEMO_USERNAME, DEMO_PASSWORD, demo=True)

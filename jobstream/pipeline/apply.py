@@ -266,7 +266,7 @@ def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress)
         ("rejected", counts.rejected),
     ):
         metrics.ROWS.labels(task_id, outcome).inc(n)
-    metrics.applied_rows_recent.add(counts.published + counts.filtered + counts.rejected)
+    metrics.APPLIED_ROWS_RECENT.add(counts.published + counts.filtered + counts.rejected)
     metrics.PROGRESS.labels(task_id).set(
         progress.current_offset / progress.total if progress.total else 0.0
     )

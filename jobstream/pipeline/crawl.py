@@ -18,7 +18,6 @@ from faust.types import TP
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.embedded import api_endpoint
 from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.commands import send_command
 from jobstream.pipeline.outbox import Outbox
@@ -75,7 +74,7 @@ class Crawler:
         command. The tasks this worker owns are crawled together, each with its own pages in
         flight, all under the account's one rate limiter (`api.max_requests_per_second`)."""
         settings = self.app.settings
-        endpoint = api_endpoint(settings)
+        endpoint = self.app.embedded.api_endpoint()
         await declare_outputs()
         async with BazhuayuClient(
             endpoint.base_url,

@@ -14,9 +14,10 @@ import time
 from aiohttp import web
 from aiokafka.structs import ConsumerRecord
 
-from jobstream.app import app
-from jobstream.web import gateway, params
-from jobstream.web.base import JsonView, json_response
+from jobstream.web import params
+from jobstream.web.endpoint import JsonView
+from jobstream.web.readers import READERS
+from jobstream.web.responses import json_response
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,10 @@ class ConsumeView(JsonView):
         batch_size = params.integer(request, "batch_size", default=default, low=low, high=high)
         low, high, default = TIMEOUT_MS
         timeout_ms = params.integer(request, "timeout_ms", default=default, low=low, high=high)
-        group = params.group(request, app.settings.kafka.consumer_group, reserved=(app.conf.id,))
-        reader = await gateway.current().reader(group)
+        group = params.group(
+            request, self.config.kafka.consumer_group, reserved=(self.app.conf.id,)
+        )
+        reader = await request.app[READERS].reader(group)
 
         async def deliver(records: list[ConsumerRecord]) -> tuple[web.Response, bool]:
             jobs = jobs_of(records)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobstream.app import app
 from jobstream.web import openapi
-from jobstream.web.base import JsonView, json_response
+from jobstream.web.endpoint import Endpoint
+from jobstream.web.responses import json_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Everything the page loads comes from this worker.
@@ -25,12 +25,12 @@ def docs_page() -> bytes:
     return (STATIC_DIR / "docs.html").read_bytes()
 
 
-class OpenApiView(JsonView):
+class OpenApiView(Endpoint):
     async def get(self, request: web.Request) -> web.Response:
-        return json_response(openapi.spec(app.settings, reserved_groups=(app.conf.id,)))
+        return json_response(openapi.spec(self.config, reserved_groups=(self.app.conf.id,)))
 
 
-class DocsView(JsonView):
+class DocsView(Endpoint):
     async def get(self, request: web.Request) -> web.Response:
         return web.Response(
             body=docs_page(),

@@ -3,22 +3,14 @@ agents running), for compose and Kubernetes probes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from jobstream.app import app
-from jobstream.web import gateway
-from jobstream.web.base import JsonView
-
-_started = False
-
-
-# mode types signal receivers too narrowly for a coroutine function, which it does await.
-@app.on_rebalance_complete.connect  # type: ignore[arg-type]
-async def _on_rebalance_complete(sender: Any, *args: Any, **kwargs: Any) -> None:
-    global _started
-    _started = True
+from jobstream.web.endpoint import JsonView
+from jobstream.web.forwarding import worker_started
+from jobstream.web.probe import PROBE
+from jobstream.web.readers import READERS
+from jobstream.web.responses import RETRY_SOON, HttpError
+from jobstream.web.stream_registry import STREAMS
 
 
 class HealthView(JsonView):
@@ -28,14 +20,17 @@ class HealthView(JsonView):
 
 class ReadyView(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        gw = gateway.running()
+        probe = request.app[PROBE]
+        services = (probe, request.app[READERS], request.app[STREAMS])
         checks = {
-            "partitions_assigned": _started and not app.rebalancing,
-            "agents_running": all(not agent.should_stop for agent in app.agents.values()),
-            "http_kafka_clients": gw is not None,
-            "broker_reachable": gw is not None and gw.broker_up,
+            "partitions_assigned": worker_started(self.app) and not self.app.rebalancing,
+            "agents_running": all(not agent.should_stop for agent in self.app.agents.values()),
+            "http_kafka_clients": all(s.started and not s.should_stop for s in services),
+            "broker_reachable": probe.broker_up is True,
         }
         failing = [name for name, ok in checks.items() if not ok]
         if failing:
-            return self.error(503, f"not ready: {', '.join(failing)}", {"Retry-After": "2"})
+            raise HttpError(
+                503, f"not ready: {', '.join(failing)}", {"Retry-After": str(RETRY_SOON)}
+            )
         return self.ok({"ready": True, **checks})

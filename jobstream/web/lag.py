@@ -13,11 +13,12 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from jobstream.web.brokers import client_options
+from jobstream.web.kafka_clients import start_or_close
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ def lag_by_partition(
 class LagProbe:
     """A consumer without a group, paused between probes, and an admin client for offsets."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_options: dict[str, Any]) -> None:
+        self._client_options = client_options
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
@@ -90,12 +92,8 @@ class LagProbe:
         """The group's committed offsets, asked over a connection of its own: a group member's
         coordinator connection is held by its JoinGroup call while the group joins."""
         if self._admin is None:
-            admin = AIOKafkaAdminClient(client_id="jobstream-lag-probe", **client_options())
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
+            admin = AIOKafkaAdminClient(client_id="jobstream-lag-probe", **self._client_options)
+            await start_or_close(admin.start(), admin.close)
             self._admin = admin
         offsets = await self._admin.list_consumer_group_offsets(group, partitions=tps)
         # -1 (or no entry): the group has committed nothing for that partition yet.
@@ -111,13 +109,9 @@ class LagProbe:
                 # come back at once, and a small one is enough to learn the high watermark.
                 fetch_max_wait_ms=10,
                 max_partition_fetch_bytes=1024,
-                **client_options(),
+                **self._client_options,
             )
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
-                raise
+            await start_or_close(consumer.start(), consumer.stop)
             self._consumer = consumer
         if self._consumer.assignment() != set(tps):
             self._consumer.assign(tps)

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from jobstream.config import Config
+from jobstream.records import Job, Reject
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
+from jobstream.web.dashboard import DashboardSettings
+from jobstream.web.history import HistoryBody
+from jobstream.web.responses import ErrorBody
+from jobstream.web.status import Status, StatusList, TaskUnavailable
 
 JSON = "application/json"
 GROUP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -22,7 +29,7 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
 
 
 def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+    return _json(_ref("ErrorBody"), description)
 
 
 def _retry_later(description: str) -> dict[str, Any]:
@@ -44,123 +51,75 @@ def _ok(data: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_NULLABLE_STR = {"type": ["string", "null"]}
-_NULLABLE_NUM = {"type": ["number", "null"]}
-
-JOB_FIELDS = {
-    "id": "稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）",
-    "job_category": "岗位类别",
-    "job_title": "岗位名称",
-    "company": "公司名称",
-    "salary": "薪资",
-    "location": "工作地点",
-    "publish_date": "发布日期 YYYY-MM-DD",
-    "collect_time": "采集日期 YYYY-MM-DD",
-    "url": "岗位链接",
-    "description": "岗位描述",
-    "experience": "经验要求",
-    "education": "学历要求",
-    "crawl_time": "本服务抓取时间（ISO 8601，带时区）",
-    "task_id": "八爪鱼任务 ID",
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["code", "message"],
-        "additionalProperties": False,
-        "properties": {
-            "code": {"type": "integer", "not": {"const": 0}, "description": "HTTP 状态码"},
-            "message": {"type": "string", "description": "出错原因"},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "description": "job_data 中的一条岗位消息（seed §6.2）",
-        "required": [*JOB_FIELDS],
-        "properties": {
-            **{name: {"type": "string", "description": text} for name, text in JOB_FIELDS.items()},
-            "source_offset": {"type": "integer", "description": "该行在八爪鱼任务中的偏移量"},
-            "demo": {"type": "boolean", "description": "true 表示来自内置模拟器的演示数据"},
-        },
-    },
-    "Status": {
-        "type": "object",
-        "required": [
-            "task_id",
-            "total",
-            "current_offset",
-            "progress",
-            "kafka_lag",
-            "status",
-            "last_update",
-            "last_error",
-            "rows_per_minute",
-            "kept_ratio",
-            "api_latency_ms",
-            "rows",
+def schemas() -> dict[str, Any]:
+    """The JSON Schema of every body, from the declarations that encode it: the records on
+    job_data and job_rejects, the bodies of /status and the dashboard's endpoints, and the
+    error body."""
+    _, components = msgspec.json.schema_components(
+        [
+            Job,
+            Reject,
+            Status,
+            StatusList,
+            TaskUnavailable,
+            HistoryBody,
+            DashboardSettings,
+            ErrorBody,
         ],
-        "properties": {
-            "task_id": {"type": "string"},
-            "total": {"type": "integer", "description": "数据源总行数"},
-            "current_offset": {"type": "integer", "description": "下一条待处理的源偏移量"},
-            "progress": {"type": "string", "examples": ["60.87%"]},
-            "kafka_lag": _NULLABLE_INT
-            | {"description": "消费组在 job_data 上的积压条数；无法测量时为 null"},
-            "status": {"enum": ["idle", "running", "stopped", "error"]},
-            "last_update": _NULLABLE_STR,
-            "last_error": _NULLABLE_STR,
-            "kafka": {
-                "type": "object",
-                "properties": {
-                    "consumer_group": {"type": "string"},
-                    "lag_by_partition": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer"},
-                    },
-                    "error": _NULLABLE_STR,
-                },
-            },
-            "rows_per_minute": {"type": "number", "description": "近 60 秒处理的源行数"},
-            "kept_ratio": _NULLABLE_NUM | {"description": "通过 7 天过滤的行占比"},
-            "api_latency_ms": {
-                "type": "object",
-                "properties": {"p50": _NULLABLE_NUM, "p95": _NULLABLE_NUM},
-            },
-            "rows": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-                "description": "fetched / applied / published / filtered / rejected 等计数",
-            },
-            "demo": {"type": "boolean"},
+        ref_template="#/components/schemas/{name}",
+    )
+    return components
+
+
+def _page(content_type: str, description: str, summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["仪表盘"],
+        "responses": {
+            "200": {
+                "description": description,
+                "content": {content_type: {"schema": {"type": "string"}}},
+            }
         },
-    },
-}
+    }
 
 
 def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any]:
     """`reserved_groups`: group names /consume refuses (the worker's own Faust group)."""
     task_ids = list(config.api.task_ids)
     protected = bool(config.app.admin_token)
+    several = len(task_ids) > 1
     task_param = {
         "name": "task_id",
         "in": "query",
         "required": False,
-        "description": f"任务 ID，默认 {task_ids[0]}",
+        "description": (
+            "任务 ID；不指定时为所有任务" if several else f"任务 ID，默认 {task_ids[0]}"
+        ),
         "schema": {"type": "string", "enum": task_ids},
     }
-    status_ok = _json(_ok(_ref("Status")), "任务状态")
+    # Several tasks: without task_id the answer lists them all.
+    status_schema = {"anyOf": [_ref("Status"), _ref("StatusList")]} if several else _ref("Status")
+    status_ok = _json(
+        _ok(status_schema),
+        "任务状态；配置了多个任务且未指定 task_id 时为所有任务的列表（StatusList）",
+    )
 
     def command(summary: str, description: str) -> dict[str, Any]:
+        if several:
+            description += (
+                "未指定 task_id 时发给所有启用的任务（各自由负责的 worker 执行），"
+                "应答为所有这些任务的新状态（StatusList）：全部生效时 200，否则 202，"
+                "未生效的任务在列表中标明。"
+            )
         operation: dict[str, Any] = {
             "summary": summary,
             "description": description,
             "tags": ["采集控制"],
             "parameters": [task_param],
             "responses": {
-                "200": _json(_ok(_ref("Status")), "命令已生效，返回新的状态"),
-                "202": _json(_ok(_ref("Status")), "命令已发送、尚未生效，返回当前状态"),
+                "200": _json(_ok(status_schema), "命令已生效，返回新的状态"),
+                "202": _json(_ok(status_schema), "命令已发送、尚未（全部）生效，返回当前状态"),
                 "404": _error("未配置的 task_id"),
                 "503": _retry_later("Kafka 不可用，或任务分区正在分配"),
             },
@@ -280,6 +239,22 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                 },
             }
         },
+        "/status/history": {
+            "get": {
+                "summary": "近一小时的吞吐量与 Kafka 积压",
+                "description": (
+                    "每个任务的每分钟行数（由负责它的 worker 每 5 秒采样）与 job_data 的积压，"
+                    "仪表盘的折线图用它。指定 task_id 时只含该任务。"
+                ),
+                "tags": ["状态"],
+                "parameters": [task_param],
+                "responses": {
+                    "200": _json(_ok(_ref("HistoryBody")), "采样序列"),
+                    "404": _error("未配置的 task_id"),
+                    "503": _retry_later("worker 正在启动，或任务所属 worker 无应答"),
+                },
+            }
+        },
         "/crawl/start": {
             "post": command(
                 "立即开始采集",
@@ -349,6 +324,34 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                 },
             }
         },
+        "/dashboard": {
+            "get": _page(
+                "text/html",
+                "HTML 页面（脚本与样式随程序包发布，不访问任何外部地址）",
+                "运维仪表盘：每个任务的进度、状态、吞吐量、积压与启停按钮",
+            )
+        },
+        "/dashboard/app.js": {"get": _page("text/javascript", "脚本", "仪表盘的脚本")},
+        "/dashboard/app.css": {"get": _page("text/css", "样式表", "仪表盘的样式")},
+        "/dashboard/settings": {
+            "get": {
+                "summary": "仪表盘页面的设置（需要哪些令牌、刷新间隔）",
+                "tags": ["仪表盘"],
+                "responses": {"200": _json(_ok(_ref("DashboardSettings")), "设置")},
+            }
+        },
+        "/": {
+            "get": {
+                "summary": "转到 /dashboard",
+                "tags": ["仪表盘"],
+                "responses": {
+                    "302": {
+                        "description": "重定向到仪表盘",
+                        "headers": {"Location": {"schema": {"const": "/dashboard"}}},
+                    }
+                },
+            }
+        },
     }
     for operations in paths.values():
         for operation in operations.values():
@@ -365,7 +368,7 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
             ),
         },
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": schemas()},
     }
     if protected:
         document["components"]["securitySchemes"] = {

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from jobstream.web.base import ApiError
+from jobstream.web.responses import HttpError
 
 # Plain decimal integers: an optional minus, no plus, exponent or leading zeros ("+5", "1e3").
 _INTEGER = re.compile(r"0|-?[1-9][0-9]{0,11}")
@@ -18,7 +18,7 @@ _GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 def _single(request: web.Request, name: str) -> str | None:
     values = request.query.getall(name, [])
     if len(values) > 1:
-        raise ApiError(400, f"{name}: give it once, not {len(values)} times")
+        raise HttpError(400, f"{name}: give it once, not {len(values)} times")
     return values[0] if values else None
 
 
@@ -27,7 +27,7 @@ def integer(request: web.Request, name: str, *, default: int, low: int, high: in
     if raw is None:
         return default
     if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
-        raise ApiError(400, f"{name}: expected an integer from {low} to {high}, got {raw!r:.40}")
+        raise HttpError(400, f"{name}: expected an integer from {low} to {high}, got {raw!r:.40}")
     return int(raw)
 
 
@@ -36,7 +36,7 @@ def choice(request: web.Request, name: str, choices: Sequence[str], default: str
     if raw is None:
         return default
     if raw not in choices:
-        raise ApiError(400, f"{name}: expected one of {', '.join(choices)}, got {raw!r:.40}")
+        raise HttpError(400, f"{name}: expected one of {', '.join(choices)}, got {raw!r:.40}")
     return raw
 
 
@@ -46,13 +46,13 @@ def group(request: web.Request, default: str, reserved: Sequence[str]) -> str:
     if raw is None:
         return default
     if not _GROUP.fullmatch(raw):
-        raise ApiError(
+        raise HttpError(
             400,
             "group: expected 1 to 100 characters from A-Z a-z 0-9 . _ - "
             f"starting with a letter or digit, got {raw!r:.40}",
         )
     if raw in reserved:
-        raise ApiError(400, f"group: {raw!r} is reserved for the worker itself")
+        raise HttpError(400, f"group: {raw!r} is reserved for the worker itself")
     return raw
 
 
@@ -61,5 +61,5 @@ def task_id(request: web.Request, task_ids: Sequence[str]) -> str:
     if raw is None:
         return task_ids[0]
     if raw not in task_ids:
-        raise ApiError(404, f"unknown task_id {raw!r:.80}; configured: {', '.join(task_ids)}")
+        raise HttpError(404, f"unknown task_id {raw!r:.80}; configured: {', '.join(task_ids)}")
     return raw

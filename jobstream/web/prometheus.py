@@ -8,18 +8,17 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
-from jobstream.app import app
-from jobstream.web import gateway
-from jobstream.web.base import JsonView
+from jobstream.web.endpoint import Endpoint
+from jobstream.web.probe import PROBE
 
 
-class MetricsView(JsonView):
+class MetricsView(Endpoint):
     async def get(self, request: web.Request) -> web.Response:
-        gw = gateway.running()
-        if gw is not None:
-            await gw.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
-        for task_id in app.crawler.owned_tasks():
-            progress = app.progress_store.current(task_id)
+        probe = request.app[PROBE]
+        if probe.started and not probe.should_stop:
+            await probe.lag()  # sets jobstream_job_data_consumer_lag when it can be measured
+        for task_id in self.app.crawler.owned_tasks():
+            progress = self.app.progress_store.current(task_id)
             metrics.set_crawl_status(task_id, progress.status)
             metrics.CONSECUTIVE_FAILURES.labels(task_id).set(progress.consecutive_failures)
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -1,4 +1,5 @@
-"""GET /consume's consumers: one per consumer group, each read guarded by a lock.
+"""GET /consume's consumers: one per consumer group, each read guarded by a lock, kept in a
+pool that joins the default group as soon as job_data exists and closes idle ones.
 
 A read takes up to `batch_size` messages, hands them to the caller to deliver, and commits them
 only once they were delivered. If delivery fails (the client left, the worker is stopping), the
@@ -17,18 +18,25 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
+from mode import Service
 
 from jobstream import metrics
-from jobstream.web.base import ApiError
+from jobstream.config import Config
+from jobstream.web.kafka_clients import client_options, start_or_close
+from jobstream.web.probe import CHECK_INTERVAL, BrokerProbe
+from jobstream.web.responses import HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # Waiting for data is sliced so that a caller who left, or a shutdown, ends the wait quickly.
 WAIT_SLICE = 0.2
+# A /consume group other than the default one is closed after this long without a call.
+IDLE_GROUP_SECONDS = 600.0
 
 
 class _Joined(ConsumerRebalanceListener):
@@ -125,10 +133,8 @@ class GroupReader:
             async with asyncio.timeout(self.join_timeout):
                 await self.joined.wait()
         except TimeoutError:
-            raise ApiError(
-                503,
-                f"consumer group {self.group!r} is still joining; retry in a few seconds",
-                {"Retry-After": "2"},
+            raise unavailable(
+                f"consumer group {self.group!r} is still joining; retry in a few seconds", 2
             ) from None
 
     async def _fetch(
@@ -180,3 +186,90 @@ class GroupReader:
             )
             return
         metrics.CONSUMED.labels(self.group).inc(len(records))
+
+
+class ReaderPool(Service):
+    """One GroupReader per /consume group, at most `app.max_consumer_groups`. The default group
+    joins as soon as job_data exists, so the first /consume does not wait for it; another
+    group joins on its first call and is closed after IDLE_GROUP_SECONDS without one."""
+
+    def __init__(
+        self, config: Config, probe: BrokerProbe, group_options: dict[str, Any], **kwargs: object
+    ) -> None:
+        self.probe = probe
+        self.default_group = config.kafka.consumer_group
+        self.limit = config.app.max_consumer_groups
+        self.readers: dict[str, GroupReader] = {}
+        self._consumer_options = {**client_options(config), **group_options}
+        self._lock = asyncio.Lock()
+        # Set at shutdown: every wait for data ends.
+        self._closing = asyncio.Event()
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def stop_waiting(self) -> None:
+        """End every wait for data now (shutdown: the answers go out before the readers stop)."""
+        self._closing.set()
+
+    async def on_stop(self) -> None:
+        self.stop_waiting()
+        for reader in list(self.readers.values()):
+            await reader.stop()
+        self.readers.clear()
+
+    async def reader(self, group: str) -> GroupReader:
+        require_running(self)
+        self.probe.require_topic()
+        return self.readers.get(group) or await self._add(group)
+
+    async def _add(self, group: str) -> GroupReader:
+        async with self._lock:
+            if group not in self.readers:
+                self.readers[group] = await self._start_reader(group)
+            return self.readers[group]
+
+    async def _start_reader(self, group: str) -> GroupReader:
+        if len(self.readers) >= self.limit:
+            raise unavailable(
+                f"this worker already serves {self.limit} consumer groups "
+                "(app.max_consumer_groups); reuse one, or retry when an idle one closes"
+            )
+        reader = GroupReader(
+            group,
+            self.probe.topic,
+            consumer_options=self._consumer_options,
+            join_timeout=self.probe.timeout,
+            closing=self._closing,
+        )
+        try:
+            async with asyncio.timeout(self.probe.timeout):
+                await start_or_close(reader.start(), reader.stop)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            logger.warning("group=%s cannot start a /consume consumer: %s", group, exc)
+            raise unavailable("Kafka is unreachable; retry later") from None
+        logger.info("group=%s /consume consumer started", group)
+        return reader
+
+    @Service.task
+    async def _join_default_group(self) -> None:
+        while not self.should_stop and self.default_group not in self.readers:
+            if self.probe.broker_up and self.probe.partitions:
+                with contextlib.suppress(HttpError):
+                    await self._add(self.default_group)
+            await self.sleep(CHECK_INTERVAL)
+
+    @Service.timer(60.0)
+    async def _close_idle_groups(self) -> None:
+        now = time.monotonic()
+        for name, reader in list(self.readers.items()):
+            if name != self.default_group and now - reader.last_used > IDLE_GROUP_SECONDS:
+                async with self._lock:
+                    self.readers.pop(name, None)
+                logger.info(
+                    "group=%s /consume consumer closed after %.0fs idle",
+                    name,
+                    now - reader.last_used,
+                )
+                await reader.stop()
+
+
+READERS = web.AppKey("jobstream.readers", ReaderPool)

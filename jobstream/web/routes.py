@@ -1,50 +1,104 @@
-"""Every URL the worker serves, on one screen, and the web-side setup that goes with them.
+"""Every URL the worker serves, on one screen, and what the web application runs beside them:
+the error middleware, the four services the views use and the alert service that watches
+what they see, started and stopped with it.
 
-Faust also serves its own `/`, `/router/` and `/table/` pages (built-in blueprints).
+Faust also serves its own `/router/` and `/table/` pages (built-in blueprints); its `/` is
+shadowed by ours, registered first.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import cast
 
 from aiohttp import web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from jobstream.app import app
-from jobstream.web import gateway
+from jobstream.alerts import AlertService
+from jobstream.app import JobstreamApp
+from jobstream.web.alerting import worker_snapshot
 from jobstream.web.consume import ConsumeView
-from jobstream.web.crawl import CrawlStartView, CrawlStopView
+from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
+from jobstream.web.dashboard import (
+    DashboardScriptView,
+    DashboardSettingsView,
+    DashboardStyleView,
+    DashboardView,
+    RootView,
+)
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
+from jobstream.web.endpoint import Endpoint
 from jobstream.web.health import HealthView, ReadyView
-from jobstream.web.middleware import envelope
+from jobstream.web.history import HISTORY, History, HistoryView
+from jobstream.web.kafka_clients import group_options
+from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.prometheus import MetricsView
+from jobstream.web.readers import READERS, ReaderPool
+from jobstream.web.responses import answer_errors
 from jobstream.web.status import StatusView
 from jobstream.web.stream import StreamView
+from jobstream.web.stream_registry import STREAMS, StreamRegistry
 
-app.page("/consume")(ConsumeView)
-app.page("/consume/stream")(StreamView)
-app.page("/status")(StatusView)
-app.page("/crawl/start")(CrawlStartView)
-app.page("/crawl/stop")(CrawlStopView)
-app.page("/metrics")(MetricsView)
-app.page("/health")(HealthView)
-app.page("/ready")(ReadyView)
-app.page("/openapi.json")(OpenApiView)
-app.page("/docs")(DocsView)
-app.web.add_static("/docs/static", STATIC_DIR, follow_symlinks=False, show_index=False)
-
-# Faust's aiohttp driver: its application takes the middleware and the shutdown hook.
-web_app = cast(AiohttpWeb, app.web).web_app
-web_app.middlewares.append(envelope)
-# The Kafka clients behind /consume, /consume/stream and the lag, started with the app.
-app.service(gateway.Gateway)
-
-
-async def _end_streams(_: web.Application) -> None:
-    # aiohttp waits for open handlers at shutdown: end the endless ones first.
-    gw = gateway.running()
-    if gw is not None:
-        gw.stop_streams()
+ROUTES: dict[str, type[Endpoint]] = {
+    "/consume": ConsumeView,
+    "/consume/stream": StreamView,
+    "/status": StatusView,
+    "/status/history": HistoryView,
+    "/crawl/start": CrawlStartView,
+    "/crawl/stop": CrawlStopView,
+    "/metrics": MetricsView,
+    "/health": HealthView,
+    "/ready": ReadyView,
+    "/openapi.json": OpenApiView,
+    "/docs": DocsView,
+    "/dashboard": DashboardView,
+    "/dashboard/app.js": DashboardScriptView,
+    "/dashboard/app.css": DashboardStyleView,
+    "/dashboard/settings": DashboardSettingsView,
+    "/": RootView,
+}
+STATIC_PREFIX = "/docs/static"
+ALERTS = web.AppKey("jobstream.alerts", AlertService)
 
 
-web_app.on_shutdown.append(_end_streams)
+def register(app: JobstreamApp) -> web.Application:
+    """Serve every route on `app`'s web server, with the services behind the views; returns
+    the aiohttp application (a test serves it with aiohttp's test client)."""
+    for path, view in ROUTES.items():
+        app.page(path)(view)
+    app.web.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False, show_index=False)
+    web_app = cast(AiohttpWeb, app.web).web_app
+    web_app.middlewares.append(answer_errors)
+    config = app.settings
+    probe = BrokerProbe(config)
+    web_app[PROBE] = probe
+    web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
+    web_app[STREAMS] = StreamRegistry(config)
+    web_app[HISTORY] = History(app, probe)
+    web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
+
+    async def run_services(web_app: web.Application) -> AsyncIterator[None]:
+        services = (
+            web_app[PROBE],
+            web_app[READERS],
+            web_app[STREAMS],
+            web_app[HISTORY],
+            web_app[ALERTS],
+        )
+        for service in services:
+            await service.start()
+        warn_if_unprotected(config)
+        yield
+        for service in reversed(services):
+            await service.stop()
+
+    web_app.cleanup_ctx.append(run_services)
+    web_app.on_shutdown.append(_end_waits)
+    return web_app
+
+
+async def _end_waits(web_app: web.Application) -> None:
+    # aiohttp waits for open handlers at shutdown: end the endless ones (streams) and the
+    # long ones (a /consume waiting for data) first.
+    web_app[STREAMS].end_all()
+    web_app[READERS].stop_waiting()

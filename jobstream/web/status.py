@@ -1,76 +1,254 @@
-"""GET /status: a task's crawl progress, the consumer lag and the monitoring figures (seed §5.4,
-§10). The worker that owns the task answers; any other forwards the request to it."""
+"""GET /status: each task's crawl progress, the consumer lag and the monitoring figures (seed
+§5.4, §10). The worker that owns a task answers for it; any other forwards the request to it.
+
+With `task_id`, or when one task is configured, the body is that task's `Status`. Otherwise it
+is a `StatusList`: every configured task, each answered by its owner concurrently and within
+`LISTING_TIMEOUT`; a task whose owner does not answer in time is listed as unavailable, the
+others as usual.
+
+`Status` is the body's one declaration: the view encodes it and the OpenAPI document shows its
+JSON Schema. Seed §5.4's keys come first, in the seed's order.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from jobstream import metrics
-from jobstream.app import app
+from jobstream.app import JobstreamApp
+from jobstream.config import Config
 from jobstream.progress import rules
-from jobstream.records import Progress
-from jobstream.web import gateway, owner, params
-from jobstream.web.base import JsonView
+from jobstream.records import Progress, TaskStatus
+from jobstream.web import fanout, forwarding, params
+from jobstream.web.endpoint import JsonView
+from jobstream.web.history import HISTORY, History
 from jobstream.web.lag import Lag
+from jobstream.web.probe import PROBE, BrokerProbe
 
 
-def status_body(progress: Progress, lag: Lag) -> dict[str, Any]:
+def _about(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+class KafkaLag(msgspec.Struct, frozen=True):
+    consumer_group: str
+    lag_by_partition: Annotated[dict[str, int], _about("各分区的积压条数")]
+    error: Annotated[str | None, _about("无法测量积压时的原因")]
+
+
+class ApiLatency(msgspec.Struct, frozen=True):
+    """近期八爪鱼 API 数据请求的响应时间（毫秒）"""
+
+    p50: float | None
+    p95: float | None
+
+
+class RowCounts(msgspec.Struct, frozen=True):
+    """源行计数：published + filtered + rejected + skipped = applied = current_offset"""
+
+    fetched: Annotated[int, _about("本 worker 启动以来从 API 取到的行数")]
+    applied: int
+    published: Annotated[int, _about("发布到 job_data 的行数")]
+    filtered: Annotated[int, _about("被 7 天规则过滤的行数")]
+    rejected: Annotated[int, _about("无法使用、进入 job_rejects 的行数")]
+    skipped: Annotated[int, _about("被数据源游标跳过的 offset 数")]
+    future_dated: Annotated[int, _about("日期晚于今天一天以上的行数")]
+    duplicates: Annotated[int, _about("重复的职位数（URL 去重；该功能上线前为 0）")] = 0
+
+
+class Status(msgspec.Struct, frozen=True):
+    """一个采集任务的进度、Kafka 积压与监控指标"""
+
+    task_id: str
+    total: Annotated[int, _about("数据源总行数")]
+    current_offset: Annotated[int, _about("下一条待处理的源偏移量")]
+    progress: Annotated[str, msgspec.Meta(examples=["60.87%"])]
+    kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
+    status: TaskStatus
+    last_update: str | None
+    name: Annotated[str, _about("任务名称（api.tasks[].name），未配置时为任务 ID")]
+    enabled: Annotated[bool, _about("false：配置为不采集（api.tasks[].enabled）")]
+    last_error: Annotated[str | None, _about("上一轮采集失败的原因；成功后清除")]
+    consecutive_failures: Annotated[int, _about("上次成功以来连续失败的采集轮数")]
+    stuck_since: Annotated[str | None, _about("开始在 failing_offset 处失败的时间")]
+    failing_offset: Annotated[int | None, _about("失败时的位置")]
+    cursor_anomalies: Annotated[int, _about("API 游标异常（跳跃、回退、停滞等）的次数")]
+    last_anomaly: str | None
+    source_resets: Annotated[int, _about("数据源被清空后从 0 重新采集的次数")]
+    source: Annotated[str, _about("进度所属的 API：demo 或其地址")]
+    kafka: KafkaLag
+    rows_per_minute: Annotated[float, _about("该任务近 60 秒处理的源行数")]
+    kept_ratio: Annotated[float | None, _about("通过 7 天过滤的行占比")]
+    api_latency_ms: ApiLatency
+    rows: RowCounts
+    demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
+
+
+class TaskUnavailable(msgspec.Struct, frozen=True):
+    """列表中无法取得状态的任务：负责它的 worker 没有及时应答，或其分区正在分配"""
+
+    task_id: str
+    name: str
+    enabled: bool
+    status: Literal["unavailable"]
+    error: Annotated[str, _about("原因")]
+
+
+class StatusList(msgspec.Struct, frozen=True):
+    """所有采集任务的状态（配置了多个任务且未指定 task_id 时）"""
+
+    tasks: Annotated[
+        list[Any],
+        msgspec.Meta(
+            description="按配置顺序的每个任务：Status，或 status 为 unavailable 的 TaskUnavailable",
+            extra_json_schema={
+                "items": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/Status"},
+                        {"$ref": "#/components/schemas/TaskUnavailable"},
+                    ]
+                }
+            },
+        ),
+    ]
+    kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
+    kafka: KafkaLag
+    rows_per_minute: Annotated[float, _about("各任务近 60 秒处理的源行数之和（不含不可用的任务）")]
+    demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
+
+
+def kafka_lag(lag: Lag, config: Config) -> KafkaLag:
+    return KafkaLag(
+        consumer_group=config.kafka.consumer_group,
+        lag_by_partition={str(p): n for p, n in sorted(lag.by_partition.items())},
+        error=lag.error,
+    )
+
+
+def status_of(
+    progress: Progress,
+    lag: Lag,
+    rows_fetched: int,
+    config: Config,
+    rows_per_minute: float = 0.0,
+) -> Status:
+    """The body of /status for `progress`, as this worker sees it."""
     judged = progress.published + progress.filtered + progress.rejected
-    applied = judged + progress.skipped
-    return {
-        # Seed §5.4 first, in its order.
-        "task_id": progress.task_id,
-        "total": progress.total,
-        "current_offset": progress.current_offset,
-        "progress": rules.percent(progress),
-        "kafka_lag": lag.total,
-        "status": progress.status,
-        "last_update": progress.last_update or None,
-        # Seed §10 and the rest.
-        "last_error": progress.last_error or None,
-        "consecutive_failures": progress.consecutive_failures,
-        "stuck_since": progress.stuck_since or None,
-        "failing_offset": progress.failing_offset,
-        "cursor_anomalies": progress.cursor_anomalies,
-        "last_anomaly": progress.last_anomaly or None,
-        "source_resets": progress.source_resets,
-        "source": progress.source,
-        "kafka": {
-            "consumer_group": app.settings.kafka.consumer_group,
-            "lag_by_partition": {str(p): n for p, n in sorted(lag.by_partition.items())},
-            "error": lag.error,
-        },
-        "rows_per_minute": round(metrics.rows_per_minute(), 1),
-        "kept_ratio": round(progress.published / judged, 4) if judged else None,
-        "api_latency_ms": metrics.api_latency_ms(),
-        "rows": {
-            "fetched": app.crawler.fetched.get(progress.task_id, 0),
-            "applied": applied,
-            "published": progress.published,
-            "filtered": progress.filtered,
-            "rejected": progress.rejected,
-            "skipped": progress.skipped,
-            "future_dated": progress.future_dated,
-        },
-        "demo": app.settings.api.is_demo,
-    }
+    task = config.task(progress.task_id)
+    return Status(
+        task_id=progress.task_id,
+        total=progress.total,
+        current_offset=progress.current_offset,
+        progress=rules.percent(progress),
+        kafka_lag=lag.total,
+        status=progress.status,
+        last_update=progress.last_update or None,
+        name=task.name,
+        enabled=task.enabled,
+        last_error=progress.last_error or None,
+        consecutive_failures=progress.consecutive_failures,
+        stuck_since=progress.stuck_since or None,
+        failing_offset=progress.failing_offset,
+        cursor_anomalies=progress.cursor_anomalies,
+        last_anomaly=progress.last_anomaly or None,
+        source_resets=progress.source_resets,
+        source=progress.source,
+        kafka=kafka_lag(lag, config),
+        rows_per_minute=round(rows_per_minute, 1),
+        kept_ratio=round(progress.published / judged, 4) if judged else None,
+        api_latency_ms=ApiLatency(**metrics.api_latency_ms()),
+        rows=RowCounts(
+            fetched=rows_fetched,
+            applied=judged + progress.skipped,
+            published=progress.published,
+            filtered=progress.filtered,
+            rejected=progress.rejected,
+            skipped=progress.skipped,
+            future_dated=progress.future_dated,
+        ),
+        demo=config.api.is_demo,
+    )
 
 
-async def task_status(task_id: str) -> dict[str, Any]:
+async def current_lag(probe: BrokerProbe) -> Lag:
+    return await probe.lag() if probe.started else Lag(None, error="the worker is starting")
+
+
+async def task_status(
+    app: JobstreamApp, probe: BrokerProbe, task_id: str, history: History | None = None
+) -> Status:
     """The status as this worker, the task's owner, sees it."""
-    gw = gateway.running()
-    lag = await gw.lag() if gw is not None else Lag(None, error="the worker is starting")
-    return status_body(app.progress_store.current(task_id), lag)
+    lag = await current_lag(probe)
+    progress = app.progress_store.current(task_id)
+    return status_of(
+        progress,
+        lag,
+        app.crawler.fetched.get(task_id, 0),
+        app.settings,
+        rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
+    )
+
+
+def entry_of(reply: fanout.Reply, config: Config) -> Status | TaskUnavailable:
+    """A task's entry in a listing: its status as its owner answered, or why there is none."""
+    if reply.ok:
+        if isinstance(reply.data, Status):
+            return reply.data
+        try:
+            return msgspec.convert(reply.data, Status)
+        except msgspec.ValidationError as exc:
+            error = f"the owner's answer is not a status: {exc}"
+    else:
+        error = reply.error or f"HTTP {reply.status}"
+    task = config.task(reply.task_id)
+    return TaskUnavailable(
+        task_id=reply.task_id, name=task.name, enabled=task.enabled, status="unavailable",
+        error=error,
+    )  # fmt: skip
+
+
+def status_list(
+    entries: Sequence[Status | TaskUnavailable], lag: Lag, config: Config
+) -> StatusList:
+    return StatusList(
+        tasks=list(entries),
+        kafka_lag=lag.total,
+        kafka=kafka_lag(lag, config),
+        rows_per_minute=round(sum(e.rows_per_minute for e in entries if isinstance(e, Status)), 1),
+        demo=config.api.is_demo,
+    )
+
+
+def lists_all(request: web.Request, config: Config) -> bool:
+    """Whether the request is about every task (no task_id, several configured)."""
+    return "task_id" not in request.query and len(config.api.task_ids) > 1
 
 
 class StatusView(JsonView):
     params = frozenset({"task_id"})
 
     async def get(self, request: web.Request) -> web.Response:
-        task_id = params.task_id(request, app.settings.api.task_ids)
-        forwarded = await owner.forward(request, task_id)
+        probe, history = request.app[PROBE], request.app[HISTORY]
+        if lists_all(request, self.config):
+            return self.ok(await self.listing(request, probe, history))
+        task_id = params.task_id(request, self.config.api.task_ids)
+        forwarded = await forwarding.forward(self.app, request, task_id)
         if forwarded is not None:
             return forwarded
-        return self.ok(await task_status(task_id))
+        return self.ok(await task_status(self.app, probe, task_id, history))
+
+    async def listing(
+        self, request: web.Request, probe: BrokerProbe, history: History
+    ) -> StatusList:
+        async def here(task_id: str) -> tuple[int, Status]:
+            return 200, await task_status(self.app, probe, task_id, history)
+
+        replies = await fanout.each_task(
+            self.app, request, self.config.api.task_ids, here, within=fanout.LISTING_TIMEOUT
+        )
+        entries = [entry_of(reply, self.config) for reply in replies]
+        return status_list(entries, await current_lag(probe), self.config)

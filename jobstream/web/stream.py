@@ -5,7 +5,7 @@ event's `id` is the stream's position in all partitions (`jobstream.web.position
 reconnecting with it as `Last-Event-ID` continues with the next message, no gap, no repeat.
 The stream opens with `retry:` and an id-only block carrying the start position, so even a
 client that saw no job yet resumes where it connected. aiohttp-sse sends the heartbeat
-comments; the stream ends when the client leaves (checked at least once a second) or the
+comments; the stream ends when the client leaves (checked four times a second) or the
 worker stops, and its consumer goes with it.
 """
 
@@ -22,15 +22,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from jobstream import metrics
-from jobstream.app import app
-from jobstream.web import gateway, params, positions
-from jobstream.web.base import ApiError, JsonView
+from jobstream.web import params, positions
 from jobstream.web.consume import client_gone
+from jobstream.web.endpoint import Endpoint
+from jobstream.web.probe import PROBE, BrokerProbe
+from jobstream.web.responses import HttpError, unavailable
+from jobstream.web.stream_registry import STREAMS, OpenStream
 
 logger = logging.getLogger(__name__)
 
 RETRY_MS = 3000
-POLL_MS = 1000
+# How long the pump waits for messages before it looks again whether the client is still there.
+POLL_MS = 250
 MAX_EVENTS_PER_POLL = 500
 # A client that takes longer than this to accept a write is cut off (aiohttp-sse's guard).
 SEND_TIMEOUT = 60.0
@@ -79,35 +82,31 @@ class EventStream(EventSourceResponse):
             raise
 
 
-class StreamView(JsonView):
+class StreamView(Endpoint):
     methods_allowed = frozenset({"GET"})
     params = frozenset({"from"})
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         start = params.choice(request, "from", ("latest", "earliest"), "latest")
         last_event_id = request.headers.get("Last-Event-ID", "").strip()
-        gw = gateway.current()
-        tps = gw.require_topic()
+        probe = request.app[PROBE]
+        tps = probe.require_topic()
         resume = None
         if last_event_id:
             try:
                 resume = positions.decode(last_event_id, len(tps))
             except ValueError as exc:
-                raise ApiError(400, f"Last-Event-ID: {exc}") from None
-        async with gw.stream_slot():
-            consumer = await gw.stream_consumer()
+                raise HttpError(400, f"Last-Event-ID: {exc}") from None
+        async with request.app[STREAMS].open(tps) as stream:
             try:
-                try:
-                    at = await self._position(gw, consumer, tps, start, resume)
-                except (KafkaError, TimeoutError):
-                    raise ApiError(503, "Kafka did not answer in time; retry later") from None
-                return await self._stream(request, gw, consumer, at)
-            finally:
-                await consumer.stop()
+                at = await self._position(probe, stream.consumer, tps, start, resume)
+            except (KafkaError, TimeoutError):
+                raise unavailable("Kafka did not answer in time; retry later") from None
+            return await self._stream(request, stream, at)
 
     async def _position(
         self,
-        gw: gateway.Gateway,
+        probe: BrokerProbe,
         consumer: AIOKafkaConsumer,
         tps: list[TopicPartition],
         start: str,
@@ -122,21 +121,17 @@ class StreamView(JsonView):
         elif start == "earliest":
             await consumer.seek_to_beginning(*tps)
         else:
-            for tp, end in (await gw.true_end_offsets()).items():
+            for tp, end in (await probe.true_end_offsets()).items():
                 consumer.seek(tp, end)
-        async with asyncio.timeout(gw.timeout):
+        async with asyncio.timeout(probe.timeout):
             return {tp.partition: await consumer.position(tp) for tp in tps}
 
     async def _stream(
-        self,
-        request: web.Request,
-        gw: gateway.Gateway,
-        consumer: AIOKafkaConsumer,
-        at: dict[int, int],
+        self, request: web.Request, stream: OpenStream, at: dict[int, int]
     ) -> EventStream:
-        response = EventStream(ping_interval=app.settings.app.sse_heartbeat)
+        response = EventStream(ping_interval=self.config.app.sse_heartbeat)
         await response.prepare(request)
-        gw.streams.add(response)
+        stream.attach(response)
         tasks: list[asyncio.Future[None]] = []
         try:
             # Opening block: the reconnection delay, and the start position as the last event
@@ -144,16 +139,15 @@ class StreamView(JsonView):
             opening = f"retry: {RETRY_MS}\r\nid: {positions.encode(at)}\r\n\r\n"
             await response.write(opening.encode())
             tasks = [
-                asyncio.create_task(self._pump(request, response, consumer, at)),
+                asyncio.create_task(self._pump(request, response, stream.consumer, at)),
                 asyncio.ensure_future(response.wait()),
             ]
             # Ends when the client goes (the heartbeat or an event fails to write, or the pump
-            # sees the socket closed) or when shutdown calls stop_streaming().
+            # sees the socket closed) or when the registry ends every stream at shutdown.
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except (ConnectionError, RuntimeError):
             pass
         finally:
-            gw.streams.discard(response)
             response.stop_streaming()
             for task in tasks:
                 task.cancel()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 import yaml
 
@@ -56,8 +56,8 @@ def test_config_k8s_configmap_matches_docker_config_but_bootstrap(
     configmap = yaml.safe_load((repo / "deploy" / "k8s" / "configmap.yaml").read_text("utf-8"))
     path = tmp_path / "config.yml"
     path.write_text(configmap["data"]["config.yml"], encoding="utf-8")
-    in_pod = dataclasses.asdict(jobstream_config.load(path, env=CREDENTIALS))
-    in_compose = dataclasses.asdict(jobstream_config.load(_docker_config(repo), env=CREDENTIALS))
+    in_pod = msgspec.to_builtins(jobstream_config.load(path, env=CREDENTIALS))
+    in_compose = msgspec.to_builtins(jobstream_config.load(_docker_config(repo), env=CREDENTIALS))
     assert in_pod["kafka"].pop("bootstrap_servers") == "kafka:9092"
     in_compose["kafka"].pop("bootstrap_servers")
     assert in_pod == in_compose

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from jobstream import config as jobstream_config
-from jobstream.embedded.broker import broker_binary
-from tests.harness import free_port
+from jobstream.embedded.tansu import broker_binary
+from tests.harness import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
@@ -128,10 +128,7 @@ def test_image_cmd_demo_embedded_ready_then_sigterm_exits_cleanly(tmp_path: Path
             pytest.fail(f"still running {STOP_TIMEOUT}s after SIGTERM:\n{output()}")
         assert code == 0, output()
         # The embedded broker it started is gone with it.
-        deadline = time.monotonic() + 5
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _group_alive(process.pid), "left a child process running"
+        wait_until(lambda: not _group_alive(process.pid), 5, "no child process left running")
         assert "Traceback" not in log_path.read_text(encoding="utf-8", errors="replace")
         # Nothing lands in the working directory: in the image /app is root's, and in
         # Kubernetes the root filesystem is read-only.

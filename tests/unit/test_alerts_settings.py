@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from jobstream.alerts.settings import AlertSettings, Webhook, load_alerts
+from jobstream.alerts.settings import AlertSettings, Webhook
+from jobstream.config import from_mapping
 from jobstream.errors import ConfigError
 
 WECOM = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DINGTALK = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef"
 FEISHU = "https://open.feishu.cn/open-apis/bot/v2/hook/5e3d587e-d78e-4a07-bd07-265f269f86fd"
 TOKENS = ("693a91f6", "0123456789abcdef", "5e3d587e", "SECabc", "s3cret")
+
+
+def load_alerts(raw: dict | None) -> AlertSettings:
+    """The section as `config.load` reads it."""
+    return from_mapping({"alerts": raw}).alerts
 
 
 def problem(raw: dict) -> str:
@@ -136,7 +142,7 @@ def test_load_alerts_secret_of_the_wrong_type_is_not_repeated() -> None:
 
 
 def test_load_alerts_not_a_mapping_is_refused() -> None:
-    assert problem(["x"]) == "alerts: must be a mapping"  # type: ignore[arg-type]
+    assert problem(["x"]) == "alerts: expected a mapping, got ['x']"  # type: ignore[arg-type]
 
 
 def test_webhook_repr_hides_the_token_and_the_secret() -> None:

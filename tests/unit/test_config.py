@@ -57,17 +57,30 @@ def test_config_bad_yaml_names_the_line(tmp_path: Path) -> None:
     [
         ({"api": {"bogus": 1}}, r"^api\.bogus: unknown key"),
         ({"nonsense": {"a": 1}}, r"^nonsense: unknown section"),
-        ({"api": {"batch_size": "many"}}, r"^api\.batch_size: expected int"),
+        ({"api": {"batch_size": "many"}}, r"^api\.batch_size: expected an integer, got 'many'$"),
         ({"api": {"batch_size": 0}}, r"^api\.batch_size: must be between 1 and 1000, got 0"),
         ({"api": {"batch_size": 1001}}, r"^api\.batch_size: must be between 1 and 1000"),
-        ({"api": {"batch_size": True}}, r"^api\.batch_size: expected int"),
+        ({"api": {"batch_size": True}}, r"^api\.batch_size: expected an integer, got True$"),
         ({"crawler": {"interval": 0}}, r"^crawler\.interval:"),
         ({"crawler": {"filter_days": -1}}, r"^crawler\.filter_days:"),
         ({"crawler": {"timezone": "Mars/Olympus"}}, r"^crawler\.timezone: unknown time zone"),
-        ({"kafka": {"partitions": "x"}}, r"^kafka\.partitions: expected int"),
-        ({"app": {"debug": "maybe"}}, r"^app\.debug: expected bool"),
-        ({"api": {"task_id": []}}, r"^api\.task_id: expected str or a non-empty list"),
+        ({"kafka": {"partitions": "x"}}, r"^kafka\.partitions: expected an integer"),
+        ({"app": {"debug": "maybe"}}, r"^app\.debug: expected true or false, got 'maybe'$"),
+        ({"api": {"task_id": []}}, r"^api\.task_id: expected text or a non-empty list, got \[\]$"),
         ({"api": {"base_url": "ftp://x"}}, r"^api\.base_url: expected 'demo' or an http"),
+        ({"api": {"task_id": ["a", " "]}}, r"^api\.task_id\[1\]: must not be empty, got ' '$"),
+        ({"api": {"request_timeout": 0}}, r"^api\.request_timeout: must be above 0, got 0$"),
+        ({"kafka": {"bootstrap_servers": " "}}, r"^kafka\.bootstrap_servers: must not be empty"),
+        ({"kafka": {"http_timeout": 200}}, r"^kafka\.http_timeout: must be between 0\.5 and 120"),
+        ({"app": {"web_port": 70000}}, r"^app\.web_port: must be between 1 and 65535, got 70000$"),
+        ({"database": {"path": ""}}, r"^database\.path: must not be empty, got ''$"),
+        ({"app": {"admin_token": ["x"]}}, r"^app\.admin_token: expected text, got \*\*\*$"),
+        (
+            {"alerts": {"webhooks": [{"type": "slack", "url": "https://h/x"}]}},
+            r"^alerts\.webhooks\[0\]\.type: expected one of wecom, dingtalk, feishu, json, got",
+        ),
+        ({"alerts": {"webhooks": [{"type": "json"}]}}, r"^alerts\.webhooks\[0\]\.url: required$"),
+        ({"alerts": {"check_interval": 0}}, r"^alerts\.check_interval: must be between 1 and"),
     ],
 )
 def test_config_wrong_value_names_the_key(tmp_path: Path, change: dict, message: str) -> None:
@@ -107,12 +120,35 @@ def test_config_environment_overrides_file(tmp_path: Path) -> None:
     assert loaded.app.admin_token == "tok"
 
 
-def test_config_secrets_never_in_repr_or_description(tmp_path: Path) -> None:
+def test_config_secrets_never_in_repr(tmp_path: Path) -> None:
     loaded = load_with(
         tmp_path, {"api": {"password": "s3cret-pw"}, "app": {"admin_token": "adm1n-tok"}}
     )
-    for text in (repr(loaded), repr(loaded.api), str(config.describe(loaded))):
+    for text in (repr(loaded), repr(loaded.api), repr(loaded.app), str(loaded)):
         assert "s3cret-pw" not in text and "adm1n-tok" not in text
+    assert "password=***" in repr(loaded.api) and "username=''" in repr(loaded.api)
+
+
+def test_config_environment_strings_become_numbers_and_numbers_text(tmp_path: Path) -> None:
+    """The environment gives strings; YAML reads an unquoted password 123456 as a number."""
+    loaded = config.from_mapping(
+        {"app": {"web_port": "8080", "debug": "true", "admin_token": 123456, "version": 1.5}}
+    )
+    assert (loaded.app.web_port, loaded.app.debug) == (8080, True)
+    assert (loaded.app.admin_token, loaded.app.version) == ("123456", "1.5")
+    assert config.from_mapping({"crawler": None}).crawler == config.CrawlerSection()
+    with pytest.raises(ConfigError, match=r"^api: expected a mapping, got 'x'$"):
+        config.from_mapping({"api": "x"})
+
+
+def test_config_alerts_section_loads_with_the_others(tmp_path: Path) -> None:
+    url = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef"
+    loaded = load_with(
+        tmp_path, {"alerts": {"webhooks": [{"type": "dingtalk", "url": url, "secret": "SECx"}]}}
+    )
+    assert loaded.alerts.enabled and loaded.alerts.webhooks[0].secret == "SECx"
+    assert "0123456789abcdef" not in repr(loaded) and "SECx" not in repr(loaded)
+    assert not config.load(SHIPPED, env={}).alerts.enabled
 
 
 def test_config_task_id_list_gives_several_tasks(tmp_path: Path) -> None:

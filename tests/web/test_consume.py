@@ -1,11 +1,11 @@
-"""GET /consume against a real worker: disjoint and complete batches, commit only after the
-answer left, the lag on /status, and every bad parameter answered with a JSON 4xx."""
+"""GET /consume in-process: disjoint and complete batches, commit only after the answer left,
+the wait for data, the true lag, and every bad parameter answered with a JSON 4xx."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
-import time
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -13,24 +13,48 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.web.conftest import TAIL_BATCH, Dataset, assert_json_error, get
+from tests.harness import wait_until_async
+from tests.web.conftest import (
+    TAIL_BATCH,
+    Dataset,
+    Served,
+    assert_json_error,
+    make_job,
+    produce,
+)
 
-pytestmark = pytest.mark.slow
 
+async def drain(
+    client: httpx.AsyncClient,
+    url: str,
+    group: str,
+    batch_size: int,
+    expect: int,
+    answered: list[dict] | None = None,
+    wait_ms: int = 5000,
+) -> list[dict]:
+    """Call /consume until `expect` jobs were answered (to this caller and to those sharing
+    `answered`), then once more, which must answer nothing; the jobs answered to this caller,
+    in order.
 
-async def drain(client: httpx.AsyncClient, url: str, group: str, batch_size: int) -> list[dict]:
-    """Call /consume until it answers an empty batch; every job answered, in order."""
+    An answer comes as soon as there is data, so `wait_ms` only bounds a call that finds none;
+    callers that share a group queue for it, and should not each wait long."""
     jobs: list[dict] = []
-    while True:
-        response = await client.get(
-            f"{url}/consume", params={"group": group, "batch_size": batch_size, "timeout_ms": 500}
-        )
+    answered = [] if answered is None else answered
+    params = {"group": group, "batch_size": batch_size, "timeout_ms": wait_ms}
+    while len(answered) < expect:
+        response = await client.get(f"{url}/consume", params=params)
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["code"] == 0 and body["count"] == len(body["data"]) <= batch_size
-        if not body["data"]:
-            return jobs
         jobs += body["data"]
+        answered += body["data"]
+    return jobs
+
+
+async def assert_drained(client: httpx.AsyncClient, url: str, group: str) -> None:
+    last = await client.get(f"{url}/consume", params={"group": group, "timeout_ms": 100})
+    assert last.json() == {"code": 0, "data": [], "count": 0}
 
 
 def assert_exactly_once(jobs: list[dict], dataset: Dataset) -> None:
@@ -40,29 +64,31 @@ def assert_exactly_once(jobs: list[dict], dataset: Dataset) -> None:
 
 
 async def test_consume_sequential_calls_return_disjoint_batches_covering_job_data(
-    dataset: Dataset,
+    served: Served, dataset: Dataset, group: str
 ) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
-        jobs = await drain(client, dataset.url, "t-sequential", batch_size=37)
+        jobs = await drain(client, served.url, group, 37, expect=len(dataset.messages))
+        await assert_drained(client, served.url, group)
     assert_exactly_once(jobs, dataset)
-    # Each job as it is in job_data, in partition order.
+    # Each job as it is in job_data.
     by_id = {m.job["id"]: m.job for m in dataset.messages}
     assert all(job == by_id[job["id"]] for job in jobs)
 
 
 async def test_consume_concurrent_calls_return_disjoint_batches_covering_job_data(
-    dataset: Dataset,
+    served: Served, dataset: Dataset, group: str
 ) -> None:
+    answered: list[dict] = []
     async with httpx.AsyncClient(timeout=30) as client:
-        # The group's first call waits for its join; the race starts after it.
-        first = await client.get(
-            f"{dataset.url}/consume", params={"group": "t-concurrent", "batch_size": 5}
-        )
         results = await asyncio.gather(
-            *(drain(client, dataset.url, "t-concurrent", batch_size=9) for _ in range(8))
+            *(
+                drain(client, served.url, group, 9, len(dataset.messages), answered, wait_ms=50)
+                for _ in range(8)
+            )
         )
+        await assert_drained(client, served.url, group)
     assert all(results), "every client got a share"
-    assert_exactly_once(first.json()["data"] + [j for jobs in results for j in jobs], dataset)
+    assert_exactly_once([j for jobs in results for j in jobs], dataset)
 
 
 def request_and_leave(url: str, group: str) -> None:
@@ -76,68 +102,78 @@ def request_and_leave(url: str, group: str) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-async def test_consume_client_gone_before_answer_loses_nothing(dataset: Dataset) -> None:
-    group = "t-gone"
+async def test_consume_client_gone_before_answer_loses_nothing(
+    served: Served, dataset: Dataset, group: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobstream.web.readers")
     async with httpx.AsyncClient(timeout=30) as client:
-        warm = await client.get(f"{dataset.url}/consume", params={"group": group, "batch_size": 3})
+        warm = await client.get(f"{served.url}/consume", params={"group": group, "batch_size": 3})
         answered = warm.json()["data"]
-        # The worker fetches 50 messages for each request, finds the caller gone when it answers,
+        # The view fetches 50 messages for each request, finds the caller gone when it answers,
         # and must seek back instead of committing.
-        log_before = dataset.stack.worker.log().count(f"group={group} answer not delivered")
         for _ in range(3):
-            request_and_leave(dataset.url, group)
-        deadline = time.monotonic() + 10
-        while dataset.stack.worker.log().count(f"group={group} answer not delivered") == log_before:
-            assert time.monotonic() < deadline, "the worker never noticed a caller that left"
-            await asyncio.sleep(0.1)
-        rest = await drain(client, dataset.url, group, batch_size=100)
+            request_and_leave(served.url, group)
+
+        async def rewound() -> int:
+            return caplog.text.count(f"group={group} answer not delivered")
+
+        await wait_until_async(rewound, what="a caller that left noticed")
+        rest = await drain(client, served.url, group, 100, expect=len(dataset.messages) - 3)
+        await assert_drained(client, served.url, group)
     assert_exactly_once(answered + rest, dataset)
 
 
-async def test_consume_lag_falls_as_consume_reads(dataset: Dataset) -> None:
-    """kafka_lag is the default group's true lag, although the embedded broker reports the
-    partitions' end offsets short."""
-    total = len(dataset.messages)
-    reported = await reported_end_offsets(dataset.stack.bootstrap)
-    print(f"reported end offsets {reported}, true {dataset.ends()}")
-    assert reported[1] == dataset.ends()[1] - TAIL_BATCH + 1, "the broker quirk is not in play"
-
-    status = dataset.stack.worker.status()
-    assert status["kafka_lag"] == total
-    assert status["kafka"]["lag_by_partition"] == {str(p): n for p, n in dataset.ends().items()}
-    async with httpx.AsyncClient(timeout=30) as client:
-        taken = 0
-        for batch_size in (100, 250):
-            response = await client.get(f"{dataset.url}/consume", params={"batch_size": batch_size})
-            taken += response.json()["count"]
-            await asyncio.sleep(1.1)  # the lag is measured at most once a second
-            assert dataset.stack.worker.status()["kafka_lag"] == total - taken
-        metrics = (await client.get(f"{dataset.url}/metrics")).text
-    gauge = 'jobstream_job_data_consumer_lag{group="job_consumer_group"}'
-    assert f"{gauge} {total - taken}.0" in metrics
-
-
-async def reported_end_offsets(bootstrap: str) -> dict[int, int]:
+async def reported_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition("job_data", p) for p in range(3)])
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(3)])
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
 
 
-async def test_consume_drained_group_waits_timeout_then_answers_empty(dataset: Dataset) -> None:
+async def test_consume_lag_falls_as_consume_reads(served: Served, dataset: Dataset) -> None:
+    """The lag is the default group's true lag, although the embedded broker reports the
+    partitions' end offsets short."""
+    total = len(dataset.messages)
+    reported = await reported_end_offsets(dataset.bootstrap, dataset.topic)
+    assert reported[1] == dataset.ends()[1] - TAIL_BATCH + 1, "the broker quirk is not in play"
+
+    lag = await served.probe.lag(max_age=0)
+    assert lag.total == total
+    assert lag.by_partition == dataset.ends()
+    taken = 0
     async with httpx.AsyncClient(timeout=30) as client:
-        await drain(client, dataset.url, "t-empty", batch_size=1000)
-        for timeout_ms, low, high in ((0, 0.0, 0.5), (800, 0.7, 2.0)):
-            started = time.monotonic()
-            response = await client.get(
-                f"{dataset.url}/consume", params={"group": "t-empty", "timeout_ms": timeout_ms}
-            )
-            elapsed = time.monotonic() - started
-            assert response.json() == {"code": 0, "data": [], "count": 0}
-            assert low <= elapsed < high, (timeout_ms, elapsed)
+        for batch_size in (100, 250):
+            response = await client.get(f"{served.url}/consume", params={"batch_size": batch_size})
+            taken += response.json()["count"]
+            assert (await served.probe.lag(max_age=0)).total == total - taken
+        metrics = (await client.get(f"{served.url}/metrics")).text
+    gauge = f'jobstream_job_data_consumer_lag{{group="{served.default_group}"}}'
+    assert f"{gauge} {total - taken}.0" in metrics
+
+
+async def test_consume_waits_for_data_up_to_timeout_ms(served_empty: Served) -> None:
+    group = served_empty.take_group()
+    url = f"{served_empty.url}/consume"
+    async with httpx.AsyncClient(timeout=30) as client:
+        empty = await client.get(url, params={"group": group, "timeout_ms": 0})
+        assert empty.json() == {"code": 0, "data": [], "count": 0}
+        waiting = asyncio.create_task(
+            client.get(url, params={"group": group, "timeout_ms": 30_000})
+        )
+        reader = served_empty.readers.readers[group]
+
+        async def reading() -> bool:
+            return reader.lock.locked()
+
+        # The view holds the group's lock while it waits; a job sent now must be its answer.
+        await wait_until_async(reading, what="the view waiting for data")
+        job = make_job(10_000)
+        await produce(served_empty.bootstrap, served_empty.topic, [job])
+        answer = (await waiting).json()
+    assert answer == {"code": 0, "data": [job], "count": 1}
 
 
 @pytest.mark.parametrize(
@@ -161,9 +197,9 @@ async def test_consume_drained_group_waits_timeout_then_answers_empty(dataset: D
         "size=10",
     ],
 )
-def test_consume_bad_parameter_answers_json_400(dataset: Dataset, query: str) -> None:
-    status, body = get(f"{dataset.url}/consume?{query}")
-    assert_json_error(status, body, 400)
+async def test_consume_bad_parameter_answers_json_400(served: Served, query: str) -> None:
+    response = await served.client.get(f"/consume?{query}")
+    assert_json_error(response.status, await response.json(), 400)
 
 
 @pytest.mark.parametrize(
@@ -177,16 +213,16 @@ def test_consume_bad_parameter_answers_json_400(dataset: Dataset, query: str) ->
         ("POST", "/consume/stream"),
     ],
 )
-def test_consume_wrong_method_answers_json_405_with_allow(
-    dataset: Dataset, method: str, path: str
+async def test_consume_wrong_method_answers_json_405_with_allow(
+    served: Served, method: str, path: str
 ) -> None:
-    response = httpx.request(method, f"{dataset.url}{path}")
-    assert response.status_code == 405
+    response = await served.client.request(method, path)
+    assert response.status == 405
     assert response.headers["Allow"]
     if method != "HEAD":
-        assert_json_error(405, response.json(), 405)
+        assert_json_error(405, await response.json(), 405)
 
 
-def test_consume_unknown_path_answers_json_404(dataset: Dataset) -> None:
-    status, body = get(f"{dataset.url}/consume/nothing")
-    assert_json_error(status, body, 404)
+async def test_consume_unknown_path_answers_json_404(served: Served) -> None:
+    response = await served.client.get("/consume/nothing")
+    assert_json_error(response.status, await response.json(), 404)

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from jobstream.web import params
-from jobstream.web.base import ApiError
+from jobstream.web.responses import HttpError
 
 
 def request(query: str) -> web.Request:
@@ -23,7 +23,7 @@ def test_params_integer_in_range_parses(query: str, expected: int) -> None:
     "raw", ["-1", "0", "abc", "1e9", "1001", "%2B5", "007", "1.5", "", "9" * 13, "1%200"]
 )
 def test_params_integer_bad_value_raises_400(raw: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(HttpError) as caught:
         params.integer(request(f"n={raw}"), "n", default=10, low=1, high=1000)
     assert (
         caught.value.code == 400 and "n: expected an integer from 1 to 1000" in caught.value.detail
@@ -31,7 +31,7 @@ def test_params_integer_bad_value_raises_400(raw: str) -> None:
 
 
 def test_params_repeated_parameter_raises_400() -> None:
-    with pytest.raises(ApiError, match="give it once"):
+    with pytest.raises(HttpError, match="give it once"):
         params.integer(request("n=1&n=2"), "n", default=10, low=1, high=1000)
 
 
@@ -42,12 +42,12 @@ def test_params_group_valid_name_accepted(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["", "-a", ".a", "a b", "a/b", "x" * 101, "jobstream", "组"])
 def test_params_group_bad_or_reserved_name_raises_400(raw: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(HttpError) as caught:
         params.group(request(f"group={raw}"), "default", reserved=("jobstream",))
     assert caught.value.code == 400
 
 
 def test_params_unknown_task_id_raises_404() -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(HttpError) as caught:
         params.task_id(make_mocked_request("GET", "/status?task_id=x"), ("t1", "t2"))
     assert caught.value.code == 404

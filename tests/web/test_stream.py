@@ -1,27 +1,19 @@
-"""GET /consume/stream against a real worker, read with a real SSE client (httpx-sse): framing,
+"""GET /consume/stream in-process, read with a real SSE client (httpx-sse): framing,
 Last-Event-ID resume, where `from=latest` starts, heartbeats, the stream cap and teardown."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
+from msgspec.structs import replace
 
-from tests.web.conftest import Dataset, assert_json_error, broker_connections, get
-
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-async def no_open_streams(dataset: Dataset) -> None:
-    """Streams of the previous test may take up to a second to notice their client left; the
-    dataset worker allows only four at a time (app.max_streams: 4)."""
-    await wait_for(lambda: open_streams(dataset), 0)
+from tests.harness import wait_until_async
+from tests.web.conftest import Dataset, Served, ServeFactory, assert_json_error, config_for
 
 
 def positions(event_id: str) -> dict[int, int]:
@@ -67,12 +59,12 @@ def check_ids(events: list[ServerSentEvent], start: dict[int, int]) -> list[dict
 
 
 async def test_stream_from_earliest_sends_every_message_once_as_job_events(
-    dataset: Dataset,
+    served: Served, dataset: Dataset
 ) -> None:
     total = len(dataset.messages)
     async with httpx.AsyncClient(timeout=30) as client:
         opening, events = await read_events(
-            client, f"{dataset.url}/consume/stream?from=earliest", total
+            client, f"{served.url}/consume/stream?from=earliest", total
         )
     # The opening block: a reconnection delay and the start position, no data.
     assert opening.retry == 3000 and opening.data == ""  # httpx-sse names it "message"
@@ -83,9 +75,11 @@ async def test_stream_from_earliest_sends_every_message_once_as_job_events(
     assert positions(events[-1].id) == dataset.ends()
 
 
-async def test_stream_last_event_id_resumes_without_gap_or_repeat(dataset: Dataset) -> None:
+async def test_stream_last_event_id_resumes_without_gap_or_repeat(
+    served: Served, dataset: Dataset
+) -> None:
     total = len(dataset.messages)
-    url = f"{dataset.url}/consume/stream?from=earliest"
+    url = f"{served.url}/consume/stream?from=earliest"
     async with httpx.AsyncClient(timeout=30) as client:
         opening, first = await read_events(client, url, 123)
         resumed_opening, second = await read_events(
@@ -99,98 +93,111 @@ async def test_stream_last_event_id_resumes_without_gap_or_repeat(dataset: Datas
     assert {j["id"] for j in jobs} == dataset.ids
 
 
-async def test_stream_from_latest_starts_at_true_end_offsets(dataset: Dataset) -> None:
+async def test_stream_from_latest_starts_at_true_end_offsets(
+    served: Served, dataset: Dataset
+) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
-        async with aconnect_sse(client, "GET", f"{dataset.url}/consume/stream") as source:
+        async with aconnect_sse(client, "GET", f"{served.url}/consume/stream") as source:
             opening = await anext(source.aiter_sse())
     # The embedded broker reports end offsets short; the stream must not replay that tail.
     assert positions(opening.id) == dataset.ends()
 
 
-async def test_stream_idle_sends_heartbeat_comments(dataset: Dataset) -> None:
-    """The dataset worker runs with app.sse_heartbeat: 1 (the default is 15 s)."""
+async def test_stream_idle_sends_heartbeat_comments(
+    serve_factory: ServeFactory, dataset: Dataset
+) -> None:
+    """Two heartbeats on an idle stream. app.sse_heartbeat is at least 1 s in a config file; a
+    tenth of that here keeps the test short (the Struct takes any value in code)."""
+    config = config_for(dataset.bootstrap, dataset.topic)
+    config = replace(config, app=replace(config.app, sse_heartbeat=0.1))
+    served = await serve_factory(config=config)
     received = b""
     async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream("GET", f"{dataset.url}/consume/stream") as response:
+        async with client.stream("GET", f"{served.url}/consume/stream") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            started = time.monotonic()
-            async for chunk in response.aiter_raw():
-                received += chunk
-                if received.count(b": ping") >= 2 or time.monotonic() - started > 5:
-                    break
+            async with asyncio.timeout(10):
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if received.count(b": ping") >= 2:
+                        break
     assert received.count(b": ping") >= 2, received
-    assert time.monotonic() - started < 3.5
-
-
-async def open_streams(dataset: Dataset) -> int:
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{dataset.url}/metrics")).text
-    line = next(x for x in text.splitlines() if x.startswith("jobstream_sse_streams_open "))
-    return int(float(line.split()[1]))
 
 
 async def test_stream_cap_refuses_extra_stream_and_teardown_frees_everything(
-    dataset: Dataset,
+    serve_factory: ServeFactory, dataset: Dataset
 ) -> None:
-    """The dataset worker runs with app.max_streams: 4."""
-    worker = dataset.stack.worker
-    assert worker.process is not None
-    broker_port = int(dataset.stack.bootstrap.rsplit(":", 1)[1])
-    baseline = broker_connections(worker.process.pid, broker_port)
+    served = await serve_factory(dataset.topic, app={"max_streams": 4})
     async with httpx.AsyncClient(timeout=30) as client:
         streams = []
         for _ in range(4):
-            context = aconnect_sse(client, "GET", f"{dataset.url}/consume/stream")
+            context = aconnect_sse(client, "GET", f"{served.url}/consume/stream")
             source = await context.__aenter__()
             assert source.response.status_code == 200
             streams.append(context)
-        assert await open_streams(dataset) == 4
-        assert broker_connections(worker.process.pid, broker_port) > baseline
-        extra = await client.get(f"{dataset.url}/consume/stream")
+        assert served.streams.count == 4
+        consumers = [stream.consumer for stream in served.streams._open]
+        extra = await client.get(f"{served.url}/consume/stream")
         assert_json_error(extra.status_code, extra.json(), 503)
         assert extra.headers["Retry-After"]
 
         await streams.pop().__aexit__(None, None, None)
-        await wait_for(lambda: open_streams(dataset), 3)
-        async with aconnect_sse(client, "GET", f"{dataset.url}/consume/stream") as source:
+        await open_streams_become(served, 3)
+        async with aconnect_sse(client, "GET", f"{served.url}/consume/stream") as source:
             assert source.response.status_code == 200
         for context in streams:
             await context.__aexit__(None, None, None)
-    await wait_for(lambda: open_streams(dataset), 0)
-    # Every stream's consumer is gone with it.
-    deadline = time.monotonic() + 5
-    while broker_connections(worker.process.pid, broker_port) > baseline:
-        assert time.monotonic() < deadline, "stream consumers still connected to the broker"
-        await asyncio.sleep(0.1)
+    await open_streams_become(served, 0)
+    # Every stream's consumer is gone with it (aiokafka marks a stopped consumer closed).
+    assert all(consumer._closed for consumer in consumers)
 
 
-async def wait_for(probe: Any, expected: int) -> None:
-    deadline = time.monotonic() + 5
-    while (value := await probe()) != expected:
-        assert time.monotonic() < deadline, f"{value} != {expected}"
-        await asyncio.sleep(0.1)
+async def open_streams_become(served: Served, expected: int) -> None:
+    async def count() -> bool:
+        return served.streams.count == expected
+
+    await wait_until_async(count, what=f"{expected} open streams")
+
+
+async def test_stream_shutdown_ends_open_streams(
+    serve_factory: ServeFactory, dataset: Dataset
+) -> None:
+    served = await serve_factory(dataset.topic)
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with aconnect_sse(client, "GET", f"{served.url}/consume/stream") as source:
+            events = source.aiter_sse()
+            await anext(events)  # the opening block: the stream is open
+            # What the worker's web server does first when it stops (aiohttp's on_shutdown).
+            await served.client.app.shutdown()
+            async with asyncio.timeout(10):
+                async for _ in events:
+                    pass
+    await open_streams_become(served, 0)
+    refused = await served.client.get("/consume/stream")
+    assert_json_error(refused.status, await refused.json(), 503)
 
 
 @pytest.mark.parametrize(
     "last_event_id",
     ["abc", "0:1,0:2", "9:0", "0:-1", "0:1;1:2", "0:1,", "0:99999999999999999999", "x" * 5000],
 )
-def test_stream_bad_last_event_id_answers_json_400(dataset: Dataset, last_event_id: str) -> None:
-    status, body = get(f"{dataset.url}/consume/stream", **{"Last-Event-ID": last_event_id})
-    assert_json_error(status, body, 400)
+async def test_stream_bad_last_event_id_answers_json_400(
+    served: Served, last_event_id: str
+) -> None:
+    response = await served.client.get("/consume/stream", headers={"Last-Event-ID": last_event_id})
+    assert_json_error(response.status, await response.json(), 400)
 
 
 @pytest.mark.parametrize("query", ["from=middle", "from=", "from=latest&from=earliest", "x=1"])
-def test_stream_bad_parameter_answers_json_400(dataset: Dataset, query: str) -> None:
-    status, body = get(f"{dataset.url}/consume/stream?{query}")
-    assert_json_error(status, body, 400)
+async def test_stream_bad_parameter_answers_json_400(served: Served, query: str) -> None:
+    response = await served.client.get(f"/consume/stream?{query}")
+    assert_json_error(response.status, await response.json(), 400)
 
 
-async def test_stream_leaves_consume_group_untouched(dataset: Dataset) -> None:
+async def test_stream_leaves_consume_group_untouched(served: Served, dataset: Dataset) -> None:
     """Streams have no group: reading everything over SSE does not move the /consume group."""
-    before = dataset.stack.worker.status()["kafka_lag"]
+    before = (await served.probe.lag(max_age=0)).total
     async with httpx.AsyncClient(timeout=30) as client:
-        url = f"{dataset.url}/consume/stream?from=earliest"
+        url = f"{served.url}/consume/stream?from=earliest"
         await read_events(client, url, len(dataset.messages))
-    await asyncio.sleep(1.1)  # the lag is measured at most once a second
-    assert dataset.stack.worker.status()["kafka_lag"] == before > 0
+    assert (await served.probe.lag(max_age=0)).total == before
+    assert before is not None and before > 0

@@ -3,13 +3,12 @@ whichever of them owns its partition (the other forwards the request)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import TASK_ID, Broker, Simulator, Worker, http
+from tests.harness import TASK_ID, Broker, Simulator, Worker, http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +25,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Wor
             worker = Worker.configure(
                 Path(tmp_path_factory.mktemp(f"worker-{name}")),
                 {
-                    "api": {"base_url": sim.url, "username": "demo", "password": "demo"},
+                    "api": sim.api(),
                     "kafka": {"bootstrap_servers": broker.bootstrap},
                     "crawler": {"interval": 2},
                     "app": {"admin_token": TOKEN},
@@ -48,14 +47,16 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Wor
 
 def owner_of_task(workers: list[Worker]) -> Worker:
     """The worker whose crawl loop picks the task up on the next tick."""
-    runs = [w.log().count(f"task_id={TASK_ID} offset=300 crawl run starts") for w in workers]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for worker, before in zip(workers, runs, strict=True):
-            if worker.log().count(f"task_id={TASK_ID} offset=300 crawl run starts") > before:
-                return worker
-        time.sleep(0.2)
-    raise TimeoutError("no worker crawled the task")
+    line = f"task_id={TASK_ID} offset=300 crawl run starts"
+    runs = [w.log().count(line) for w in workers]
+
+    def crawling() -> Worker | None:
+        return next(
+            (w for w, before in zip(workers, runs, strict=True) if w.log().count(line) > before),
+            None,
+        )
+
+    return wait_until(crawling, 10, "a worker crawling the task")
 
 
 def served(worker: Worker, method: str, route: str) -> int:

@@ -1,0 +1,122 @@
+"""POST /crawl/start and /crawl/stop: commands on job_commands, answered with the new status.
+
+The views cannot change the progress table themselves (only an agent may); they send a command
+and wait, on the task's owner, until the `apply_commands` agent has applied it. A stop is kept
+in the table and its SQLite mirror, so it survives a restart; the crawl loop honours it at the
+next page boundary and a start lifts it. Both need the admin token when one is set.
+
+Without `task_id` and with several tasks configured, the command goes to every enabled task,
+each through its owner and all at once, and the answer lists every task's new status (200
+when the command took effect on all of them, 202 otherwise: the entries say where it did not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import ClassVar, Literal
+
+from aiohttp import web
+
+from jobstream.config import Config
+from jobstream.pipeline.commands import send_command
+from jobstream.records import Progress
+from jobstream.web import fanout, forwarding, params
+from jobstream.web.endpoint import JsonView
+from jobstream.web.history import HISTORY
+from jobstream.web.probe import PROBE
+from jobstream.web.responses import require_running, unavailable
+from jobstream.web.status import (
+    Status,
+    current_lag,
+    entry_of,
+    lists_all,
+    status_list,
+    task_status,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def warn_if_unprotected(config: Config) -> None:
+    if not config.app.admin_token:
+        logger.warning(
+            "app.admin_token (ADMIN_TOKEN) is not set: anyone who reaches port %d can "
+            "POST /crawl/start and /crawl/stop",
+            config.app.web_port,
+        )
+
+
+class CrawlControlView(JsonView):
+    """Sends `action` for the task and waits until `applied(progress)` holds."""
+
+    methods_allowed = frozenset({"POST"})
+    params = frozenset({"task_id"})
+    requires_token = True
+    action: ClassVar[Literal["start", "stop"]]
+
+    def applied(self, progress: Progress) -> bool:
+        raise NotImplementedError
+
+    async def post(self, request: web.Request) -> web.Response:
+        if lists_all(request, self.config):
+            return await self.post_all(request)
+        task_id = params.task_id(request, self.config.api.task_ids)
+        forwarded = await forwarding.forward(self.app, request, task_id)
+        if forwarded is not None:
+            return forwarded
+        status, body = await self.command(request, task_id)
+        return self.ok(body, status=status)
+
+    async def post_all(self, request: web.Request) -> web.Response:
+        """The command for every enabled task, each on its owner."""
+
+        async def here(task_id: str) -> tuple[int, Status]:
+            return await self.command(request, task_id)
+
+        # An owner waits up to http_timeout for the broker to take the command, as long again
+        # for the command to apply.
+        timeout = 2 * self.config.kafka.http_timeout + 5
+        replies = await fanout.each_task(
+            self.app, request, self.config.api.enabled_task_ids, here, within=timeout
+        )
+        entries = [entry_of(reply, self.config) for reply in replies]
+        applied = all(reply.status == 200 for reply in replies)
+        body = status_list(entries, await current_lag(request.app[PROBE]), self.config)
+        return self.ok(body, status=200 if applied else 202)
+
+    async def command(self, request: web.Request, task_id: str) -> tuple[int, Status]:
+        """Send the command for a task this worker owns; 200 and the status once applied, 202
+        and the status as it stands when it is not applied within `kafka.http_timeout`."""
+        probe, history = request.app[PROBE], request.app[HISTORY]
+        timeout = self.config.kafka.http_timeout
+        require_running(probe)
+        if not probe.broker_up:
+            raise unavailable("Kafka is unreachable; the command cannot be sent")
+        try:
+            async with asyncio.timeout(timeout):
+                await send_command(task_id, self.action)
+        except TimeoutError:
+            raise unavailable("Kafka did not take the command in time; retry") from None
+        deadline = time.monotonic() + timeout
+        while not self.applied(self.app.progress_store.current(task_id)):
+            if time.monotonic() > deadline:
+                # Sent, not yet applied: 202 and the status as it stands.
+                return 202, await task_status(self.app, probe, task_id, history)
+            await asyncio.sleep(0.05)
+        return 200, await task_status(self.app, probe, task_id, history)
+
+
+class CrawlStartView(CrawlControlView):
+    action = "start"
+
+    def applied(self, progress: Progress) -> bool:
+        return progress.status in ("idle", "running")
+
+
+class CrawlStopView(CrawlControlView):
+    action = "stop"
+
+    def applied(self, progress: Progress) -> bool:
+        return progress.status == "stopped"

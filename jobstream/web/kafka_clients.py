@@ -1,0 +1,36 @@
+"""How the HTTP layer's Kafka clients reach the broker: addresses, timeouts, group sessions,
+and starting a client without leaving a half-started one behind."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.types.settings import Settings
+
+from jobstream.app import broker_urls
+from jobstream.config import Config
+
+
+def client_options(config: Config) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": [url.split("://", 1)[-1] for url in broker_urls(config)],
+        "request_timeout_ms": int(config.kafka.http_timeout * 1000),
+    }
+
+
+def group_options(conf: Settings) -> dict[str, Any]:
+    """The Faust worker's own group session settings (see `jobstream.app` for why)."""
+    return {
+        "session_timeout_ms": int(conf.broker_session_timeout * 1000),
+        "heartbeat_interval_ms": int(conf.broker_heartbeat_interval * 1000),
+    }
+
+
+async def start_or_close(start: Awaitable[object], close: Callable[[], Awaitable[object]]) -> None:
+    """Await `start`; if it fails (a timeout or a cancellation too), await `close` and re-raise."""
+    try:
+        await start
+    except BaseException:
+        await close()
+        raise

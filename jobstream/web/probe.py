@@ -1,0 +1,133 @@
+"""What the HTTP views know of the broker: whether it answers, how many partitions job_data
+has, its true end offsets, and the default consumer group's lag.
+
+A metadata round trip every two seconds lets a view facing an outage answer 503 at once
+instead of waiting on Kafka; the lag (for /status and /metrics) is measured at most once a
+second however often it is asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from jobstream import metrics
+from jobstream.config import Config
+from jobstream.web.kafka_clients import client_options, start_or_close
+from jobstream.web.lag import Lag, LagProbe
+from jobstream.web.responses import HttpError, require_running, unavailable
+
+logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 2.0
+LAG_CACHE_SECONDS = 1.0
+
+
+class BrokerProbe(Service):
+    """The broker as the views see it; `broker_up` and `partitions` are refreshed by `check`."""
+
+    def __init__(self, config: Config, **kwargs: object) -> None:
+        self.topic = config.kafka.topic
+        self.group = config.kafka.consumer_group
+        self.timeout = config.kafka.http_timeout
+        # None until the first round trip has answered either way.
+        self.broker_up: bool | None = None
+        self.partitions: int | None = None
+        self._options = client_options(config)
+        self._client: AIOKafkaClient | None = None
+        self._lag_probe = LagProbe(self._options)
+        self._lag: tuple[float, Lag] | None = None
+        self._lag_task: asyncio.Task[Lag] | None = None
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    async def on_start(self) -> None:
+        await self.check()
+
+    async def on_stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        await self._lag_probe.close()
+        if self._client is not None:
+            await self._client.close()
+
+    @Service.task
+    async def _keep_checking(self) -> None:
+        while not self.should_stop:
+            await self.sleep(CHECK_INTERVAL)
+            await self.check()
+
+    async def check(self) -> None:
+        """Metadata round trip: is the broker there, and how many partitions has job_data?
+
+        Asks for every topic's metadata, which never auto-creates job_data with the broker's
+        default partition count (asking for job_data by name could, before the worker
+        declares it)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._client is None:
+                    client = AIOKafkaClient(client_id="jobstream-http", **self._options)
+                    await start_or_close(client.bootstrap(), client.close)
+                    self._client = client
+                cluster = await self._client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if self.broker_up:
+                logger.warning("Kafka is unreachable from the HTTP views: %s", exc)
+            self.broker_up = False
+        else:
+            if not self.broker_up:
+                logger.info("Kafka reachable from the HTTP views")
+            self.broker_up = True
+            found = cluster.partitions_for_topic(self.topic)
+            self.partitions = len(found) if found else None
+        metrics.KAFKA_UP.set(1.0 if self.broker_up else 0.0)
+
+    def require_topic(self) -> list[TopicPartition]:
+        """job_data's partitions, or a 503 when the worker, the broker or the topic is not
+        there."""
+        require_running(self)
+        if not self.broker_up:
+            raise unavailable("Kafka is unreachable; retry later")
+        if not self.partitions:
+            raise unavailable(f"topic {self.topic} does not exist yet; the crawl creates it")
+        return [TopicPartition(self.topic, p) for p in range(self.partitions)]
+
+    async def true_end_offsets(self) -> dict[TopicPartition, int]:
+        tps = self.require_topic()
+        async with asyncio.timeout(self.timeout):
+            return await self._lag_probe.true_end_offsets(tps)
+
+    async def lag(self, max_age: float = LAG_CACHE_SECONDS) -> Lag:
+        """The default group's lag, measured again only when the last one is older than
+        `max_age` seconds (one measurement at a time, shared by every caller)."""
+        if self._lag is not None and time.monotonic() - self._lag[0] < max_age:
+            return self._lag[1]
+        if self._lag_task is None or self._lag_task.done():
+            self._lag_task = asyncio.create_task(self._measure_lag())
+        return await asyncio.shield(self._lag_task)
+
+    async def _measure_lag(self) -> Lag:
+        try:
+            tps = self.require_topic()
+            async with asyncio.timeout(self.timeout):
+                lag = await self._lag_probe.measure(self.group, tps)
+        except HttpError as exc:
+            lag = Lag(None, error=exc.detail)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            logger.warning("group=%s lag not measured: %r", self.group, exc)
+            lag = Lag(None, error="Kafka did not answer in time")
+        except Exception:
+            logger.exception("group=%s lag not measured", self.group)
+            lag = Lag(None, error="internal error; see the worker log")
+        else:
+            metrics.CONSUMER_LAG.labels(self.group).set(lag.total or 0)
+        self._lag = (time.monotonic(), lag)
+        return lag
+
+
+PROBE = web.AppKey("jobstream.probe", BrokerProbe)
