@@ -70,12 +70,16 @@ class Crawler:
         ]
 
     async def run_forever(self) -> None:
-        """First run at worker start, then every `crawler.interval` seconds or on a start
+        """Each task's first run at worker start, then one every `interval` seconds (the task's
+        own in `api.tasks`, else `crawler.interval`) after its last ended, or at once on a start
         command. The tasks this worker owns are crawled together, each with its own pages in
-        flight, all under the account's one rate limiter (`api.max_requests_per_second`)."""
+        flight, all under the account's one rate limiter (`api.max_requests_per_second`); a
+        task with `enabled: false` is not crawled."""
         settings = self.app.settings
         endpoint = self.app.embedded.api_endpoint()
         await declare_outputs()
+        running: dict[str, asyncio.Task[None]] = {}
+        due: dict[str, float] = {}  # when each task's next run starts (absent: now)
         async with BazhuayuClient(
             endpoint.base_url,
             endpoint.username,
@@ -86,22 +90,48 @@ class Crawler:
             max_requests_per_second=settings.api.max_requests_per_second,
             on_request=metrics.observe_request,
         ) as client:
-            while not self.app.should_stop:
-                self.wakeup.clear()
-                await asyncio.gather(
-                    *(
-                        self.run_once(client, task_id, endpoint.demo)
-                        for task_id in self.owned_tasks()
+            try:
+                while not self.app.should_stop:
+                    if self.wakeup.is_set():
+                        self.wakeup.clear()
+                        due.clear()  # a start command: every idle task runs now
+                    now = time.monotonic()
+                    owned = self.owned_tasks()
+                    for task_id in owned:
+                        task = settings.task(task_id)
+                        if task.enabled and task_id not in running and due.get(task_id, 0) <= now:
+                            running[task_id] = asyncio.create_task(
+                                self.run_once(client, task_id, endpoint.demo, task.batch_size)
+                            )
+                    waiting = [*running.values(), asyncio.ensure_future(self.wakeup.wait())]
+                    later = [t - now for t in due.values() if t > now]
+                    # Owning nothing yet (the worker is joining its group): look again soon.
+                    idle = settings.crawler.interval if owned else 1.0
+                    done, _ = await asyncio.wait(
+                        waiting,
+                        timeout=min(later, default=idle),
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
-                )
-                if self.app.should_stop:
-                    return
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=settings.crawler.interval)
-                except TimeoutError:
-                    pass
+                    waiting[-1].cancel()
+                    for task_id, run in list(running.items()):
+                        if run in done:
+                            del running[task_id]
+                            due[task_id] = time.monotonic() + settings.task(task_id).interval
+                            if not run.cancelled() and run.exception() is not None:
+                                # run_once reports every failure itself; this is a defect.
+                                logger.error(
+                                    "task_id=%s crawl run crashed",
+                                    task_id,
+                                    exc_info=run.exception(),
+                                )
+            finally:
+                for run in running.values():
+                    run.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def run_once(self, client: BazhuayuClient, task_id: str, demo: bool) -> None:
+    async def run_once(
+        self, client: BazhuayuClient, task_id: str, demo: bool, batch_size: int
+    ) -> None:
         """One run of one task; whatever happens is reported, never raised (but cancellation)."""
         progress = await self._caught_up(task_id)
         if progress.status == "stopped":
@@ -110,7 +140,7 @@ class Crawler:
         logger.info("task_id=%s offset=%d crawl run starts", task_id, offset)
         try:
             await send_command(task_id, "report", run="running")
-            total = await self._crawl(client, progress, demo)
+            total = await self._crawl(client, progress, demo, batch_size)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -121,7 +151,9 @@ class Crawler:
         if total is not None:
             await send_command(task_id, "report", run="succeeded", total=total)
 
-    async def _crawl(self, client: BazhuayuClient, progress: Progress, demo: bool) -> int | None:
+    async def _crawl(
+        self, client: BazhuayuClient, progress: Progress, demo: bool, batch_size: int
+    ) -> int | None:
         """Fetch from `progress.current_offset` to the end; the source total, or None when the
         run was stopped. Raises RunFailed (or what the source raised) when it cannot finish.
 
@@ -129,7 +161,6 @@ class Crawler:
         order, consecutive ones joined into events of up to `kafka.max_message_bytes`."""
         settings = self.app.settings
         task_id, source = progress.task_id, progress.source
-        batch_size = settings.api.batch_size
         reader = ReadAhead(partial(client.fetch_page, task_id), settings.api.max_pages_in_flight)
         reader.start(progress.current_offset, batch_size)
         outbox = Outbox(task_id, partition_for(task_id, settings.kafka.partitions))

@@ -105,3 +105,36 @@ async def test_progress_changelog_entries_land_in_their_tasks_partition(
     seen = {(json.loads(r.key), r.partition) for r in records}
     assert {task for task, _ in seen} == set(TASKS)
     assert all(partition == partition_for(task, 3) for task, partition in seen), seen
+
+
+async def test_each_task_crawls_with_its_own_batch_size_and_a_disabled_one_not_at_all(
+    broker, simulator_factory, worker_factory
+):
+    sim = simulator_factory("--total", "1000", *(a for t in TASKS for a in ("--task-id", t)))
+    worker = worker_factory(
+        api={
+            "base_url": sim.url,
+            "username": "demo",
+            "password": "demo",
+            "task_id": TASKS[0],
+            "tasks": [
+                {"id": TASKS[1], "batch_size": 250},
+                {"id": TASKS[2], "enabled": False},
+            ],
+            "batch_size": 100,
+            "min_interval": 0,
+            "max_requests_per_second": 0,
+        },
+        kafka={"bootstrap_servers": broker.bootstrap},
+    )
+    worker.start()
+    worker.wait_ready()
+    for task_id in TASKS[:2]:
+        worker.wait_status(
+            lambda s: s["current_offset"] == 1000 and s["status"] == "idle", task_id=task_id
+        )
+
+    requests = {task: n["requests"] for task, n in sim.stats()["tasks"].items()}
+    assert requests[TASKS[0]] == 10  # 100-row pages: the last one says restTotal 0
+    assert requests[TASKS[1]] == 4  # 250-row pages
+    assert TASKS[2] not in requests
