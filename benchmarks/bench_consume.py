@@ -79,9 +79,7 @@ async def producer_for(bootstrap: str) -> AIOKafkaProducer:
         pass
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=2**20
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=2**20)
     await producer.start()
     return producer
 

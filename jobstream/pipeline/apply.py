@@ -33,7 +33,6 @@ from jobstream.transform.outcome import RowContext
 logger = logging.getLogger(__name__)
 
 
-
 @app.agent(raw_topic)
 async def apply_pages(events: StreamT[bytes]) -> None:
     await declare_outputs()
