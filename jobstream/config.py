@@ -204,7 +204,7 @@ class Config(Section, frozen=True):
     kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
-    # Declared with the alerts it configures (see docs/alerts.zh.md).
+    # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property
