@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
+from faust.types import TransportT
 from mode import ServiceT
 
 from jobstream import config as config_module
@@ -99,6 +100,12 @@ class JobstreamApp(faust.App):
         """Why this worker cannot go on (its embedded broker died), or None."""
         broker = self.embedded.broker
         return broker.failure if broker is not None else None
+
+    def _new_transport(self) -> TransportT:
+        # Faust's own transport, but with the fetch wait from the config (see the module).
+        from jobstream.pipeline.kafka_transport import KafkaTransport
+
+        return KafkaTransport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
         # Faust creates its datadir without parents; the database directory may be new.
@@ -188,6 +195,10 @@ def faust_settings(config: Config) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         # Pages are split below this on job_raw; see pipeline.crawl.split_page.
         "producer_max_request_size": 1_000_000,
+        # Throughput: batches of up to ~1 MB (one produce request carries many messages) that
+        # wait a few ms to fill. A batch is one message to the broker's size limit.
+        "producer_linger": config.kafka.linger_ms / 1000,
+        "producer_max_batch_size": min(config.kafka.batch_bytes, config.kafka.max_message_bytes),
         # An event on job_raw is a whole page (up to ~1 MB): Faust's default of 4096 buffered
         # events per stream would let a crawl that runs ahead hold gigabytes in memory.
         "stream_buffer_maxsize": 32,

@@ -107,6 +107,11 @@ class ApiSection(Section, frozen=True):
     max_retries: Annotated[int, _between(0, 10)] = 3
     # Pause between page requests; the API allows about 20 requests/s.
     min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.05
+    # One account's rate, shared by every task and every page in flight (0: no limit). The
+    # limiter spaces request starts by max(min_interval, 1 / max_requests_per_second).
+    max_requests_per_second: Annotated[float, _between(0, 10_000)] = 20.0
+    # Pages one task requests ahead of the one it is applying, concurrently.
+    max_pages_in_flight: Annotated[int, _between(1, 64)] = 8
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -169,6 +174,11 @@ class KafkaSection(Section, frozen=True):
     # Largest message jobstream sends (a job, a reject, a slice of an API page on job_raw);
     # keep it at or below the broker's message.max.bytes (Kafka's default is about 1 MB).
     max_message_bytes: Annotated[int, _between(100_000, 100_000_000)] = 1_000_000
+    # Producer batching: how long a batch waits to fill, and its size (at most max_message_bytes).
+    linger_ms: Annotated[float, _between(0, 1000)] = 10.0
+    batch_bytes: Annotated[int, _between(16_384, 100_000_000)] = 1_000_000
+    # Longest a fetch waits for data; the embedded broker answers only when it elapses.
+    fetch_max_wait_ms: Annotated[int, _between(1, 10_000)] = 50
 
     @property
     def is_embedded(self) -> bool:
@@ -197,7 +207,7 @@ class Config(Section, frozen=True):
     kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
-    # Declared with the alerts it configures (see docs/alerts.zh.md).
+    # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property

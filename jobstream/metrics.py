@@ -35,6 +35,17 @@ CURSOR_ANOMALIES = Counter(
     "standing still, an empty page with rows left); each is recovered and logged",
     ["task_id"],
 )
+FETCH_AHEAD_MISSES = Counter(
+    "jobstream_fetch_ahead_misses_total",
+    "Times a page's returned cursor was not offset + size, so the pages requested ahead of it "
+    "were dropped and the crawl followed the cursor",
+    ["task_id"],
+)
+FETCH_AHEAD_DROPPED = Counter(
+    "jobstream_fetch_ahead_dropped_total",
+    "Page requests made ahead and dropped unused (a cursor that differed, an error, a stop)",
+    ["task_id"],
+)
 SOURCE_RESETS = Counter(
     "jobstream_source_resets_total",
     "Times a task's source total fell below the rows applied, and the crawl started over",

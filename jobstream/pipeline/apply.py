@@ -5,37 +5,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from datetime import datetime
+from typing import Any, cast
 
+import aiokafka
+import cramjam
 import msgspec
 from faust import StreamT
+from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.pipeline.messages import PageMessages, page_messages
+from jobstream.pipeline.messages import Message, PageMessages, page_messages
+from jobstream.pipeline.pages import decode_event
 from jobstream.progress import rules
 from jobstream.records import Progress, RawPage
-from jobstream.topics import data_topic, declare_outputs, raw_topic, rejects_topic
+from jobstream.topics import (
+    data_topic,
+    declare_outputs,
+    key_partition,
+    raw_topic,
+    rejects_topic,
+)
 from jobstream.transform.outcome import RowContext
 
 logger = logging.getLogger(__name__)
-
-_DECODER = msgspec.json.Decoder(RawPage)
 
 
 @app.agent(raw_topic)
 async def apply_pages(events: StreamT[bytes]) -> None:
     await declare_outputs()
+    # This agent's pages awaiting acknowledgements; it lives as long as the agent.
+    pipeline = Pipeline()
     async for value in events:
         try:
-            page = _DECODER.decode(value)
-        except msgspec.DecodeError as exc:
+            page = decode_event(value)
+        except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
             # Not a page this version wrote (or not a page at all): nothing of the source is in
             # it that the crawl will not fetch again from the stored offset.
             logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)
             continue
         try:
-            await apply_page(page)
+            await apply_page(page, pipeline)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -44,10 +56,85 @@ async def apply_pages(events: StreamT[bytes]) -> None:
             logger.exception("task_id=%s offset=%d page not applied", page.task_id, page.offset)
 
 
-async def apply_page(page: RawPage) -> None:
-    store = app.progress_store
+class Pipeline:
+    """Each task's pages whose messages are sent and whose acknowledgements are awaited.
+
+    Waiting for a page's acknowledgements before judging the next left the worker idle for
+    the broker's round trip on every page. Now the agent judges and sends page N+1 while
+    page N's acknowledgements are on their way; a task at most `depth` pages deep. Each page's
+    progress is still written only after every message of that page (and of every page before
+    it) is acknowledged, strictly in offset order: `settle` steps are chained per task, and a
+    page whose predecessor failed fails too. Those writes happen outside the agent's iteration,
+    which the `crawl_progress` table allows (see `TaskTable` in jobstream.topics).
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        # Per task: the offset the task will stand at once its pages in flight are applied,
+        # and the settle steps of those pages, oldest first.
+        self._planned: dict[str, int] = {}
+        self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+
+    def progress(self, task_id: str) -> Progress:
+        """The task's progress as the next page must be planned against: what the store holds,
+        moved past the pages in flight."""
+        current = app.progress_store.current(task_id)
+        planned = self._planned.get(task_id)
+        if planned is None:
+            return current
+        return msgspec.structs.replace(current, current_offset=planned)
+
+    async def add(
+        self, page: RawPage, before: int, out: PageMessages, deliveries: list[asyncio.Future[Any]]
+    ) -> None:
+        """Chain the page's settle step after its task's others; wait while the task has more
+        than `depth` pages in flight."""
+        task_id = page.task_id
+        steps = self._steps.setdefault(task_id, deque())
+        previous = steps[-1] if steps else None
+        self._planned[task_id] = page.next_offset
+        step = asyncio.create_task(self._settle(page, before, out, deliveries, previous))
+        steps.append(step)
+        while len(steps) > self.depth:
+            await asyncio.shield(steps[0])
+
+    async def _settle(
+        self,
+        page: RawPage,
+        before: int,
+        out: PageMessages,
+        deliveries: list[asyncio.Future[Any]],
+        previous: asyncio.Task[bool] | None,
+    ) -> bool:
+        task_id = page.task_id
+        ok = False
+        try:
+            ok = await previous if previous is not None else True
+            if ok:
+                ok = await _acknowledged(page, deliveries)
+            else:
+                _discard(deliveries)
+            if ok:
+                ok = _advance(page, before, out)
+        except Exception:
+            logger.exception("task_id=%s offset=%d page not applied", task_id, page.offset)
+            ok = False
+        finally:
+            if not ok:
+                # Pages planned after this one are refused as gaps until the crawl refetches.
+                self._planned.pop(task_id, None)
+            steps = self._steps.get(task_id)
+            if steps and steps[0] is asyncio.current_task():
+                steps.popleft()
+            if not steps:
+                self._steps.pop(task_id, None)
+                self._planned.pop(task_id, None)
+        return ok
+
+
+async def apply_page(page: RawPage, pipeline: Pipeline) -> None:
     task_id = page.task_id
-    progress = store.current(task_id)
+    progress = pipeline.progress(task_id)
     plan = rules.plan_page(progress, page)
     if plan.action == "skip":
         logger.info("task_id=%s offset=%d page skipped: %s", task_id, page.offset, plan.reason)
@@ -65,10 +152,39 @@ async def apply_page(page: RawPage) -> None:
         demo=page.demo,
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
-    await _publish(out)
+    deliveries = await _publish(out)
+    await pipeline.add(page, progress.current_offset, out, deliveries)
+
+
+async def _acknowledged(page: RawPage, deliveries: list[asyncio.Future[Any]]) -> bool:
+    try:
+        # Progress (and the mirror) may only claim what the broker holds.
+        await asyncio.gather(*deliveries)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception(
+            "task_id=%s offset=%d page not applied: its messages were not acknowledged",
+            page.task_id,
+            page.offset,
+        )
+        return False
+    return True
+
+
+def _discard(deliveries: list[asyncio.Future[Any]]) -> None:
+    """Retrieve what failed deliveries raised: the page before already failed and said so."""
+    for delivery in deliveries:
+        delivery.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
+    """Count the acknowledged page in the task's progress, unless the task moved meanwhile."""
+    store = app.progress_store
+    task_id = page.task_id
     # Read again: the commands agent may have changed the task (a stop, a report) meanwhile.
     latest = store.current(task_id)
-    if latest.current_offset != progress.current_offset:
+    if latest.current_offset != before:
         logger.warning(
             "task_id=%s offset=%d page not counted: the task moved to offset %d meanwhile "
             "(a source reset); its messages were sent and carry their stable ids",
@@ -76,24 +192,69 @@ async def apply_page(page: RawPage) -> None:
             page.offset,
             latest.current_offset,
         )
-        return
+        return False
     after = rules.advance(
-        latest, page, out.counts, datetime.now(settings.tz).isoformat(timespec="seconds")
+        latest, page, out.counts, datetime.now(app.settings.tz).isoformat(timespec="seconds")
     )
     store.save(after)
+    app.crawler.progressed()
     _observe(task_id, page, out, after)
+    return True
 
 
-async def _publish(out: PageMessages) -> None:
-    """Send the page's messages and wait until the broker holds every one of them."""
-    producer = app.producer
-    deliveries = []
+async def _publish(out: PageMessages) -> list[asyncio.Future[Any]]:
+    """Send the page's messages; the futures that resolve once the broker holds them.
+
+    The messages are already bytes: they go to the broker in batches built here, one per
+    partition (and per `kafka.batch_bytes`), through the Faust producer's own aiokafka producer
+    (Faust's Producer has no batch call). The same producer, so the same connection, acks
+    setting and per-partition order as anything Faust sends; a batch's future resolves when
+    the broker has acknowledged every message in it.
+    """
+    # NotReady until the producer has started.
+    producer = cast(FaustKafkaProducer, app.producer)._ensure_producer()
+    deliveries: list[asyncio.Future[Any]] = []
     for topic, messages in ((data_topic(), out.jobs), (rejects_topic(), out.rejects)):
+        if not messages:
+            continue
         name = topic.get_topic_name()
-        for key, value in messages:
-            deliveries.append(await producer.send(name, key, value, None, None, None))
-    # Progress (and the mirror) may only claim what the broker holds.
-    await asyncio.gather(*deliveries)
+        partitions = sorted(await producer.partitions_for(name))
+        for partition, batch in by_partition(messages, partitions).items():
+            deliveries.extend(await _send_batches(producer, name, partition, batch))
+    return deliveries
+
+
+def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, list[Message]]:
+    """The messages by the partition Kafka's default partitioner gives their key, in order."""
+    out: dict[int, list[Message]] = {}
+    count = len(partitions)
+    for message in messages:
+        partition = partitions[key_partition(message[0], count)]
+        group = out.get(partition)
+        if group is None:
+            out[partition] = [message]
+        else:
+            group.append(message)
+    return out
+
+
+async def _send_batches(
+    producer: aiokafka.AIOKafkaProducer, topic: str, partition: int, messages: list[Message]
+) -> list[asyncio.Future[Any]]:
+    futures = []
+    batch = producer.create_batch()
+    for key, value in messages:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            # Full: send it and start the next. A batch takes its first message whatever its
+            # size, and no message here exceeds kafka.max_message_bytes.
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    if batch.record_count():
+        # Closed: complete, so the producer sends it at once instead of lingering for more.
+        batch.close()
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress) -> None:

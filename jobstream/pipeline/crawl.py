@@ -6,10 +6,11 @@ page it sent has been applied; any other end is a failed run, reported with its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import deque
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -19,7 +20,9 @@ from jobstream import metrics
 from jobstream.app import app
 from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.commands import send_command
+from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.pages import slice_page, unreadable_row
+from jobstream.pipeline.readahead import ReadAhead
 from jobstream.records import Progress
 from jobstream.source import BazhuayuClient, Page, UnreadableAnswer
 from jobstream.topics import declare_outputs, partition_for, raw_topic
@@ -31,8 +34,9 @@ logger = logging.getLogger(__name__)
 
 # How long a run waits for the pages it sent to be applied before it counts as failed.
 APPLY_TIMEOUT = 60.0
-# Pages sent but not yet applied before the loop waits: bounds what a crawl holds in flight.
-MAX_PAGES_UNAPPLIED = 8
+# Events sent but not yet applied before the loop waits: bounds what a crawl holds in flight
+# (each at most kafka.max_message_bytes).
+MAX_EVENTS_UNAPPLIED = 8
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -42,8 +46,8 @@ class RunFailed(Exception):
 
 
 class TaskMoved(Exception):
-    """This worker no longer owns the task (a rebalance began): the run ends at once, and the
-    task's new owner crawls on from the stored offset."""
+    """This worker no longer owns the task (a rebalance began): the run ends at once, without
+    sending what it holds, and the task's owner crawls on from the stored offset."""
 
 
 class Crawler:
@@ -56,6 +60,8 @@ class Crawler:
         self.fetched: dict[str, int] = {}
         # The offset each task's last run sent pages up to.
         self._sent_until: dict[str, int] = {}
+        # Pulsed by the page agent on this worker whenever it advances a task.
+        self._progressed = asyncio.Event()
 
     def owned_tasks(self) -> list[str]:
         """The tasks whose job_raw partition is assigned to this worker; none during a
@@ -72,11 +78,16 @@ class Crawler:
         ]
 
     async def run_forever(self) -> None:
-        """First run at worker start, then every `crawler.interval` seconds or on a start
-        command."""
+        """Each task's first run at worker start, then one every `interval` seconds (the task's
+        own in `api.tasks`, else `crawler.interval`) after its last ended, or at once on a start
+        command. The tasks this worker owns are crawled together, each with its own pages in
+        flight, all under the account's one rate limiter (`api.max_requests_per_second`); a
+        task with `enabled: false` is not crawled."""
         settings = self.app.settings
         endpoint = self.app.embedded.api_endpoint()
         await declare_outputs()
+        running: dict[str, asyncio.Task[None]] = {}
+        due: dict[str, float] = {}  # when each task's next run starts (absent: now)
         async with BazhuayuClient(
             endpoint.base_url,
             endpoint.username,
@@ -84,20 +95,51 @@ class Crawler:
             request_timeout=settings.api.request_timeout,
             max_retries=settings.api.max_retries,
             min_interval=settings.api.min_interval,
+            max_requests_per_second=settings.api.max_requests_per_second,
             on_request=metrics.observe_request,
         ) as client:
-            while not self.app.should_stop:
-                self.wakeup.clear()
-                for task_id in self.owned_tasks():
-                    await self.run_once(client, task_id, endpoint.demo)
-                    if self.app.should_stop:
-                        return
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=settings.crawler.interval)
-                except TimeoutError:
-                    pass
+            try:
+                while not self.app.should_stop:
+                    if self.wakeup.is_set():
+                        self.wakeup.clear()
+                        due.clear()  # a start command: every idle task runs now
+                    now = time.monotonic()
+                    owned = self.owned_tasks()
+                    for task_id in owned:
+                        task = settings.task(task_id)
+                        if task.enabled and task_id not in running and due.get(task_id, 0) <= now:
+                            running[task_id] = asyncio.create_task(
+                                self.run_once(client, task_id, endpoint.demo, task.batch_size)
+                            )
+                    waiting = [*running.values(), asyncio.ensure_future(self.wakeup.wait())]
+                    later = [t - now for t in due.values() if t > now]
+                    # Owning nothing yet (the worker is joining its group): look again soon.
+                    idle = settings.crawler.interval if owned else 1.0
+                    done, _ = await asyncio.wait(
+                        waiting,
+                        timeout=min(later, default=idle),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    waiting[-1].cancel()
+                    for task_id, run in list(running.items()):
+                        if run in done:
+                            del running[task_id]
+                            due[task_id] = time.monotonic() + settings.task(task_id).interval
+                            if not run.cancelled() and run.exception() is not None:
+                                # run_once reports every failure itself; this is a defect.
+                                logger.error(
+                                    "task_id=%s crawl run crashed",
+                                    task_id,
+                                    exc_info=run.exception(),
+                                )
+            finally:
+                for run in running.values():
+                    run.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def run_once(self, client: BazhuayuClient, task_id: str, demo: bool) -> None:
+    async def run_once(
+        self, client: BazhuayuClient, task_id: str, demo: bool, batch_size: int
+    ) -> None:
         """One run of one task; whatever happens is reported, never raised (but cancellation)."""
         try:
             progress = await self._caught_up(task_id)
@@ -109,7 +151,7 @@ class Crawler:
         logger.info("task_id=%s offset=%d crawl run starts", task_id, offset)
         try:
             await send_command(task_id, "report", run="running")
-            total = await self._crawl(client, progress, demo)
+            total = await self._crawl(client, progress, demo, batch_size)
         except asyncio.CancelledError:
             raise
         except TaskMoved:
@@ -123,72 +165,108 @@ class Crawler:
         if total is not None:
             await send_command(task_id, "report", run="succeeded", total=total)
 
-    async def _crawl(self, client: BazhuayuClient, progress: Progress, demo: bool) -> int | None:
+    async def _crawl(
+        self, client: BazhuayuClient, progress: Progress, demo: bool, batch_size: int
+    ) -> int | None:
         """Fetch from `progress.current_offset` to the end; the source total, or None when the
-        run was stopped. Raises RunFailed (or what the source raised) when it cannot finish."""
+        run was stopped. Raises RunFailed (or what the source raised) when it cannot finish.
+
+        Pages are requested ahead (`api.max_pages_in_flight`) and sent to job_raw in offset
+        order, consecutive ones joined into events of up to `kafka.max_message_bytes`."""
         settings = self.app.settings
         task_id, source = progress.task_id, progress.source
-        partition = partition_for(task_id, settings.kafka.partitions)
-        batch_size = settings.api.batch_size
-        offset, size = progress.current_offset, batch_size
-        in_flight: deque[int] = deque()
+        reader = ReadAhead(partial(client.fetch_page, task_id), settings.api.max_pages_in_flight)
+        reader.start(progress.current_offset, batch_size)
+        outbox = Outbox(task_id, partition_for(task_id, settings.kafka.partitions))
         first = True
-        while True:
-            if self.app.should_stop:
-                return None
-            if task_id not in self.owned_tasks():
-                raise TaskMoved
-            if self.app.progress_store.current(task_id).status == "stopped":
-                logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
-                return None
-            fetched_at = datetime.now(settings.tz).isoformat()
-            try:
-                page = await client.fetch_page(task_id, offset, size)
-            except UnreadableAnswer as exc:
-                if size > 1:
-                    # The answer's content cannot be parsed: narrow down to the row that holds it.
-                    size = max(1, size // 2)
-                    logger.warning(
-                        "task_id=%s offset=%d %s; asking for %d rows to find the row",
-                        task_id, offset, exc, size,
-                    )  # fmt: skip
-                    continue
-                events = [
-                    unreadable_row(
-                        task_id, offset, self._last_total(progress),
-                        why=f"the API's answer for this row cannot be parsed: {exc}",
-                        excerpt_text=exc.excerpt, source=source, fetched_at=fetched_at, demo=demo,
+        try:
+            while True:
+                if self.app.should_stop:
+                    return None
+                offset, size = reader.offset, reader.size
+                if task_id not in self.owned_tasks():
+                    raise TaskMoved
+                if self.app.progress_store.current(task_id).status == "stopped":
+                    await self._send(outbox)
+                    logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
+                    return None
+                fetched_at = datetime.now(settings.tz).isoformat()
+                try:
+                    page = await reader.take()
+                except UnreadableAnswer as exc:
+                    if size > 1:
+                        # The answer's content cannot be parsed: narrow down to the row that
+                        # holds it, one request at a time.
+                        size = max(1, size // 2)
+                        logger.warning(
+                            "task_id=%s offset=%d %s; asking for %d rows to find the row",
+                            task_id, offset, exc, size,
+                        )  # fmt: skip
+                        reader.start(offset, size, ahead=False)
+                        continue
+                    events = [
+                        unreadable_row(
+                            task_id, offset, self._last_total(progress),
+                            why=f"the API's answer for this row cannot be parsed: {exc}",
+                            excerpt_text=exc.excerpt, source=source, fetched_at=fetched_at,
+                            demo=demo,
+                        )
+                    ]  # fmt: skip
+                    next_offset, is_last = offset + 1, False
+                    reader.start(next_offset, batch_size)
+                except Exception:
+                    # What was fetched before the failure is good: it goes to job_raw.
+                    await self._send(outbox)
+                    raise
+                else:
+                    if first and page.offset > 0 and page.total < page.offset and not page.rows:
+                        await self._restart_after_reset(task_id, source, page)
+                        reader.start(0, batch_size)
+                        first = False
+                        continue
+                    await self._report_anomalies(task_id, page)
+                    events = slice_page(
+                        page,
+                        source=source,
+                        fetched_at=fetched_at,
+                        demo=demo,
+                        max_event_bytes=settings.kafka.max_message_bytes,
                     )
-                ]  # fmt: skip
-                next_offset, is_last = offset + 1, False
-            else:
-                if first and page.offset > 0 and page.total < page.offset and not page.rows:
-                    await self._restart_after_reset(task_id, source, page)
-                    offset, first = 0, False
-                    continue
-                await self._report_anomalies(task_id, page)
-                events = slice_page(
-                    page,
-                    source=source,
-                    fetched_at=fetched_at,
-                    demo=demo,
-                    max_event_bytes=settings.kafka.max_message_bytes,
-                )
-                next_offset, is_last = page.next_offset, page.is_last
-                size = batch_size
-            first = False
-            for event in events:
-                await raw_topic.send(key=task_id, value=_ENCODER.encode(event), partition=partition)
-            rows = sum(len(e.rows) for e in events)
-            self.fetched[task_id] = self.fetched.get(task_id, 0) + rows
-            metrics.ROWS.labels(task_id, "fetched").inc(rows)
-            offset = self._sent_until[task_id] = next_offset
-            in_flight.append(offset)
-            if is_last:
-                await self._applied(task_id, offset)
-                return events[-1].total
-            if len(in_flight) > MAX_PAGES_UNAPPLIED:
-                await self._applied(task_id, in_flight.popleft())
+                    next_offset, is_last = page.next_offset, page.is_last
+                    if size != batch_size and not is_last:
+                        reader.start(next_offset, batch_size)  # the row was narrowed down
+                self._count_misses(task_id, reader)
+                first = False
+                rows = outbox.add(events)
+                self.fetched[task_id] = self.fetched.get(task_id, 0) + rows
+                metrics.ROWS.labels(task_id, "fetched").inc(rows)
+                # Pages that have arrived are joined into fewer, larger events; what is taken
+                # is sent as soon as the next page is not there yet.
+                if is_last or not reader.ready() or outbox.full(settings.kafka.max_message_bytes):
+                    await self._send(outbox)
+                if is_last:
+                    await self._applied(task_id, next_offset)
+                    return events[-1].total
+                while len(outbox.unapplied) > MAX_EVENTS_UNAPPLIED:
+                    await self._applied(task_id, outbox.unapplied.popleft())
+        finally:
+            reader.cancel()
+            self._count_misses(task_id, reader)
+
+    async def _send(self, outbox: Outbox) -> None:
+        """Send what the outbox holds to job_raw, in offset order."""
+        for event, value in outbox.take(self.app.settings.kafka.max_message_bytes):
+            await raw_topic.send(key=outbox.task_id, value=value, partition=outbox.partition)
+            outbox.unapplied.append(event.next_offset)
+            self._sent_until[outbox.task_id] = event.next_offset
+
+    def _count_misses(self, task_id: str, reader: ReadAhead) -> None:
+        if reader.misses:
+            metrics.FETCH_AHEAD_MISSES.labels(task_id).inc(reader.misses)
+            reader.misses = 0
+        if reader.dropped:
+            metrics.FETCH_AHEAD_DROPPED.labels(task_id).inc(reader.dropped)
+            reader.dropped = 0
 
     def _last_total(self, progress: Progress) -> int:
         return max(progress.total, self._sent_until.get(progress.task_id, 0))
@@ -208,7 +286,13 @@ class Crawler:
                     f"{APPLY_TIMEOUT:.0f}s (applied up to {current.current_offset}); "
                     "see the worker log for why"
                 )
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progressed.wait(), timeout=0.05)
+
+    def progressed(self) -> None:
+        """Called by the page agent after it advanced a task: wakes the runs waiting for it."""
+        self._progressed.set()
+        self._progressed.clear()
 
     async def _caught_up(self, task_id: str) -> Progress:
         """The task's progress once the pages this worker sent before have been applied (or

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import cramjam
 import msgspec
 
 from jobstream.records import RawPage
@@ -20,6 +21,8 @@ from jobstream.source import Page
 
 # Room left in each event for the record's key, headers and batch overhead.
 EVENT_HEADROOM = 1024
+# How many times kafka.max_message_bytes of JSON one job_raw event may hold (see `frames`).
+RAW_EVENT_FACTOR = 2
 # How much of an unusable row travels on, for job_rejects.
 EXCERPT_BYTES = 4096
 
@@ -156,6 +159,111 @@ def _event_size(
         unreadable=unreadable,
     )
     return len(_ENCODER.encode(empty))
+
+
+# job_raw values are zstd frames of the event's JSON: scraped JSON shrinks about ten times, and
+# the broker stores and serves a tenth of the bytes (its CPU on job_raw fell about five times).
+# Readers tell a frame from plain JSON (what earlier versions wrote) by zstd's magic number.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_DECODER = msgspec.json.Decoder(RawPage)
+
+
+def encode_event(event: RawPage) -> bytes:
+    """The event as job_raw carries it."""
+    return bytes(cramjam.zstd.compress(_ENCODER.encode(event), level=3))
+
+
+def decode_event(value: bytes) -> RawPage:
+    """An event from job_raw, compressed or not. Raises msgspec.DecodeError (or, for a broken
+    frame, cramjam's DecompressionError) for anything that is not one."""
+    if value[:4] == ZSTD_MAGIC:
+        # As bytes: the event's rows are views into what is decoded, and must keep it alive.
+        return _DECODER.decode(bytes(cramjam.zstd.decompress(value)))
+    return _DECODER.decode(value)
+
+
+def event_bytes(event: RawPage) -> int:
+    """An upper bound of the event's encoded size, counted the way `_slices` counts."""
+    header = len(_ENCODER.encode(msgspec.structs.replace(event, rows=[], unreadable={})))
+    rows = sum(len(row) + 1 for row in event.rows)
+    notes = sum(len(why) * 3 + 16 for why in event.unreadable.values())
+    return header + rows + notes
+
+
+def merge_events(events: list[RawPage], max_event_bytes: int) -> list[RawPage]:
+    """Consecutive events joined into as few as fit in `max_event_bytes` each.
+
+    Several API pages then travel as one event, applied in one step (one acknowledgement, one
+    progress update). Only an event whose rows fill its offsets is joined to the next: the
+    offsets a cursor jump skipped come after an event's rows and must stay at its end.
+    """
+    return [_join(group) for group in _groups(events, max_event_bytes)]
+
+
+def frames(events: list[RawPage], max_event_bytes: int) -> Iterator[tuple[RawPage, bytes]]:
+    """Consecutive events joined and encoded for job_raw, each value at most `max_event_bytes`
+    (less the headroom) as sent.
+
+    Scraped JSON shrinks about ten times in a zstd frame, so an event may hold up to
+    RAW_EVENT_FACTOR times `max_event_bytes` of JSON: fewer, larger events cost the broker and
+    the page agent less per row. An event whose frame would still be too large (text that does
+    not compress) is sent as events of at most `max_event_bytes` of JSON each, and one of those
+    whose frame is larger than its JSON (zstd's few bytes a block on incompressible data) as
+    its plain JSON, which readers take too.
+    """
+    limit = max_event_bytes - EVENT_HEADROOM
+    for group in _groups(events, RAW_EVENT_FACTOR * max_event_bytes):
+        event = _join(group)
+        value = encode_event(event)
+        if len(value) <= limit:
+            yield event, value
+            continue
+        for part in merge_events(group, max_event_bytes):
+            value = encode_event(part)
+            yield part, value if len(value) <= limit else _ENCODER.encode(part)
+
+
+def _groups(events: list[RawPage], max_event_bytes: int) -> Iterator[list[RawPage]]:
+    limit = max_event_bytes - EVENT_HEADROOM
+    group: list[RawPage] = []
+    size = 0
+    for event in events:
+        cost = event_bytes(event)
+        if group and (size + cost > limit or not _joinable(group[-1], event)):
+            yield group
+            group, size = [], 0
+        group.append(event)
+        size += cost
+    if group:
+        yield group
+
+
+def _joinable(before: RawPage, after: RawPage) -> bool:
+    return (
+        before.next_offset == before.offset + len(before.rows)
+        and after.offset == before.next_offset
+        and after.task_id == before.task_id
+        and after.source == before.source
+        and after.demo == before.demo
+    )
+
+
+def _join(group: list[RawPage]) -> RawPage:
+    if len(group) == 1:
+        return group[0]
+    rows: list[msgspec.Raw] = []
+    unreadable: dict[int, str] = {}
+    for event in group:
+        unreadable.update({len(rows) + i: why for i, why in event.unreadable.items()})
+        rows.extend(event.rows)
+    first, last = group[0], group[-1]
+    return msgspec.structs.replace(
+        first,
+        next_offset=last.next_offset,
+        total=last.total,
+        rows=rows,
+        unreadable=unreadable,
+    )
 
 
 def unreadable_row(

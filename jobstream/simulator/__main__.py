@@ -32,6 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-jitter-ms", type=float, default=0.0)
     p.add_argument("--rate-limit", type=float, default=20.0, help="requests/s; 0 turns it off")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--page-cache-mb",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="keep served pages' rows to serve them again without generating them (0: off)",
+    )
     p.add_argument("--junk-ratio", type=float, default=0.01)
     p.add_argument("--missing-url-ratio", type=float, default=0.0)
     p.add_argument("--duplicate-url-ratio", type=float, default=0.0)
@@ -88,6 +95,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         rate_limit=args.rate_limit or None,
+        page_cache_bytes=int(args.page_cache_mb * 2**20),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobstream.simulator import cursor, replies
+from jobstream.simulator import body, cursor, replies
 from jobstream.simulator.state import SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -106,11 +106,13 @@ async def data_all(request: web.Request) -> web.Response:
         state.stats.count_cursor(fault.kind)
         logger.info("cursor anomaly %s fires for task %s at offset %d", fault.kind, task_id, offset)
     plan = cursor.plan_page(offset, size, task.total, fault)
-    rows = task.rows(plan.first_row, plan.row_count)
-    state.stats.count_page(task_id, len(rows))
+    count = max(0, min(task.total, plan.first_row + plan.row_count) - plan.first_row)
+    rows = state.page_cache.rows_json(
+        task, plan.first_row, count, lambda: body.rows_json(task.rows(plan.first_row, count))
+    )
+    state.stats.count_page(task_id, count)
     page: dict[str, Any] = {"total": task.total}
     if state.config.include_offset:
         page["offset"] = plan.next_offset
     page["restTotal"] = plan.rest_total
-    page[state.config.rows_key] = rows
-    return replies.page(page, state.config.rows_key)
+    return replies.page_text(page, state.config.rows_key, rows)

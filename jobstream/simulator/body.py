@@ -30,7 +30,19 @@ def spliced(envelope: dict[str, Any], rows_key: str, rows: list[Any]) -> bytes:
 
     Plain rows are dumped exactly as the fast path dumps them (ASCII escapes, ", " separators).
     """
+    return splice(envelope, rows_key, rows_json(rows))
+
+
+def rows_json(rows: list[Any]) -> bytes:
+    """The rows as a JSON array, exactly as `json.dumps(rows)` writes plain rows."""
+    if not has_raw_rows(rows):
+        return json.dumps(rows).encode()
+    parts = [row.json if type(row) is RawRow else json.dumps(row).encode() for row in rows]
+    return b"".join((b"[", b", ".join(parts), b"]"))
+
+
+def splice(envelope: dict[str, Any], rows_key: str, rows: bytes) -> bytes:
+    """`json.dumps(envelope)` with the JSON array `rows` as `envelope["data"][rows_key]`."""
     slot = {**envelope, "data": {**envelope["data"], rows_key: _ROWS_SLOT}}  # same key order
     head, tail = json.dumps(slot).split(json.dumps(_ROWS_SLOT))
-    parts = [row.json if type(row) is RawRow else json.dumps(row).encode() for row in rows]
-    return b"".join((head.encode(), b"[", b", ".join(parts), b"]", tail.encode()))
+    return b"".join((head.encode(), rows, tail.encode()))

@@ -36,6 +36,8 @@ class SimulatorConfig:
     # about 20/s over 5 s). None turns rate limiting off.
     rate_limit: float | None = 20.0
     rate_burst_seconds: float = 5.0
+    # Bytes of served rows' JSON kept for serving again (0: off); see `pagecache`.
+    page_cache_bytes: int = 0
     # Calendar clock (aware datetimes); row dates are relative to its reading when rows appear.
     clock: Callable[[], datetime] = field(default=shanghai_now, repr=False, compare=False)
 

@@ -38,6 +38,17 @@ def page(data: dict[str, Any], rows_key: str) -> web.Response:
     )
 
 
+def page_text(data: dict[str, Any], rows_key: str, rows: bytes) -> web.Response:
+    """A data page whose rows are already a JSON array (`body.rows_json`): the same bytes as
+    `page` writes for the same rows."""
+    envelope = {"data": {**data, rows_key: None}, "requestId": _request_id()}
+    return web.Response(
+        body=body.splice(envelope, rows_key, rows),
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
 def error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:

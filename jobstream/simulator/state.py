@@ -12,6 +12,7 @@ from typing import Any
 from jobstream.simulator.config import SimulatorConfig
 from jobstream.simulator.cursor import CursorFaults
 from jobstream.simulator.faults import Faults
+from jobstream.simulator.pagecache import PageCache
 from jobstream.simulator.rows import RowGenerator, RowOptions, RowTruth
 from jobstream.simulator.stats import Stats
 from jobstream.simulator.tokens import TokenStore
@@ -68,6 +69,7 @@ class SimulatorState:
         self.faults.set_rate_limit(config.rate_limit, config.rate_burst_seconds)
         self.cursor = CursorFaults()
         self.stats = Stats()
+        self.page_cache = PageCache(config.page_cache_bytes)
 
     def tick(self) -> None:
         """Append the rows `grow_per_minute` says are due by now (called on each data request)."""

@@ -2,6 +2,7 @@
 
 from jobstream.source.client import ApiRequestError, BazhuayuClient
 from jobstream.source.envelope import MalformedResponse, UnreadableAnswer
+from jobstream.source.limiter import RateLimiter
 from jobstream.source.paging import Page, parse_page
 from jobstream.source.token import Token, parse_token
 from jobstream.source.transport import OnRequest
@@ -12,6 +13,7 @@ __all__ = [
     "MalformedResponse",
     "OnRequest",
     "Page",
+    "RateLimiter",
     "Token",
     "UnreadableAnswer",
     "parse_page",

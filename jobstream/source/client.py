@@ -15,6 +15,7 @@ from jobstream.errors import AuthError, SourceError
 from jobstream.redaction import keep_secret, scrub
 from jobstream.source.backoff import full_jitter, retry_after
 from jobstream.source.envelope import MalformedResponse, UnreadableAnswer, error_of
+from jobstream.source.limiter import RateLimiter
 from jobstream.source.paging import Page, parse_page
 from jobstream.source.token import REFRESH_MARGIN, Token, parse_token
 from jobstream.source.transport import OnRequest, Reply, Transport
@@ -60,6 +61,8 @@ class BazhuayuClient:
         backoff_max: float = 30.0,
         max_rate_limit_waits: int = 10,
         min_interval: float = 0.0,
+        max_requests_per_second: float = 0.0,
+        limiter: RateLimiter | None = None,
         refresh_margin: float = REFRESH_MARGIN,
         on_request: OnRequest | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -79,10 +82,13 @@ class BazhuayuClient:
         # The clock only decides token freshness; tests move it instead of sleeping.
         self._clock = clock
         self._rng = rng or random.Random()
+        # One limiter for every call of this account: token and data, every task, every page
+        # in flight. A 429 pauses all of them.
+        self.limiter = limiter or RateLimiter(max_requests_per_second, min_interval)
         self._transport = Transport(
             self.base_url,
             request_timeout=request_timeout,
-            min_interval=min_interval,
+            limiter=self.limiter,
             on_request=on_request,
         )
         self._token: Token | None = None
@@ -243,12 +249,14 @@ class BazhuayuClient:
         if delay is None:
             delay = full_jitter(throttles, self.backoff_base, self.backoff_max, self._rng)
         logger.warning(
-            "%s: rate limited (HTTP 429); waiting %.2fs (%d waits left)",
+            "%s: rate limited (HTTP 429); every request waits %.2fs (%d waits left)",
             context,
             delay,
             self.max_rate_limit_waits - throttles,
         )
-        await asyncio.sleep(delay)
+        # Shared backoff: the limiter holds every request of this account, this one included
+        # (its next attempt waits in `acquire`).
+        self.limiter.pause(delay)
 
     def _accepted(self, reply: Reply, token: Token | None) -> Any:
         """The body of a reply worth parsing. Raises _TokenRejected, MalformedResponse for what

@@ -1,6 +1,6 @@
-"""One aiohttp session to the API: sends a request, paces and times it, and reads the body."""
+"""One aiohttp session to the API: sends a request when the rate limiter allows, times it, and
+reads the body."""
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from jobstream.source.body import NOT_JSON, decode_body
+from jobstream.source.limiter import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +42,14 @@ class Transport:
         base_url: str,
         *,
         request_timeout: float,
-        min_interval: float = 0.0,
+        limiter: RateLimiter | None = None,
         on_request: OnRequest | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.request_timeout = request_timeout
-        self.min_interval = min_interval
+        self.limiter = limiter or RateLimiter()
         self._on_request = on_request
         self._session: aiohttp.ClientSession | None = None
-        self._pace_lock = asyncio.Lock()
-        self._next_slot = 0.0
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -68,7 +67,7 @@ class Transport:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         """One HTTP exchange. Raises TimeoutError or aiohttp.ClientError when it fails."""
-        await self._pace()
+        await self.limiter.acquire()
         if self._session is None or self._session.closed:
             # Created on first use so that it belongs to the loop that uses it.
             self._session = aiohttp.ClientSession()
@@ -91,17 +90,6 @@ class Transport:
             self._report(endpoint, status, time.perf_counter() - started)
         body, unreadable = decode_body(raw)
         return Reply(status, body, raw, retry_after, unreadable)
-
-    async def _pace(self) -> None:
-        """Keep at least `min_interval` between request starts (the API allows ~20 per second)."""
-        if self.min_interval <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        async with self._pace_lock:
-            wait = self._next_slot - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next_slot = max(loop.time(), self._next_slot) + self.min_interval
 
     def _report(self, endpoint: str, status: int | None, seconds: float) -> None:
         if self._on_request is None:

@@ -4,7 +4,7 @@
 and never drops a row without saying so: every row yields exactly one of the three values.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
@@ -17,7 +17,6 @@ from jobstream.transform.window import (
     cutoff,
     is_suspicious_future,
     stale_reason,
-    within_window,
 )
 
 __all__ = [
@@ -48,6 +47,15 @@ class RowContext:
     today: date = field(init=False, repr=False, compare=False)
     oldest: date = field(init=False, repr=False, compare=False)
     crawl_time: str = field(init=False, repr=False, compare=False)
+    # Date strings already parsed against this context: sources repeat them ("昨天",
+    # "3天前", "1月13日", a day without a time), and the answer depends only on the string
+    # and `now`. A failure is remembered as its error. Bounded: cleared when full.
+    publish_memo: dict[str, date | DateParseError] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    collect_memo: dict[str, date | DateParseError] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         zone = self.now.tzinfo
@@ -94,15 +102,16 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
         return Rejected("aae397 is missing", "aae397")
     if "Collect_time" not in row:
         return Rejected("Collect_time is missing", "Collect_time")
-    try:
-        publish = parse_publish_date(row["aae397"], ctx.now)
-    except DateParseError as exc:
-        return Rejected(f"aae397: {exc}", "aae397")
-    try:
-        collect = parse_collect_date(row["Collect_time"], ctx.zone)
-    except DateParseError as exc:
-        return Rejected(f"Collect_time: {exc}", "Collect_time")
-    if not within_window(publish, collect, ctx.today, ctx.filter_days):
+    publish = _memoised(ctx.publish_memo, row["aae397"], _parse_publish, ctx)
+    if type(publish) is DateParseError:
+        return Rejected(f"aae397: {publish}", "aae397")
+    collect = _collect_date(row["Collect_time"], ctx)
+    if type(collect) is DateParseError:
+        return Rejected(f"Collect_time: {collect}", "Collect_time")
+    assert isinstance(publish, date) and isinstance(collect, date)
+    # within_window(publish, collect, ctx.today, ctx.filter_days), its cutoff computed once
+    # for the context instead of once a row.
+    if publish < ctx.oldest or collect < ctx.oldest:
         return Filtered(stale_reason(publish, collect, ctx.oldest))
     text = map_text_fields(row)
     job = build_job(
@@ -117,6 +126,65 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     )
     future = is_suspicious_future(publish, ctx.today) or is_suspicious_future(collect, ctx.today)
     return Kept(job, future)
+
+
+# Distinct strings a context remembers per field; a page has at most a few thousand rows.
+MEMO_SIZE = 4096
+
+
+def _parse_publish(value: object, ctx: RowContext) -> date:
+    return parse_publish_date(value, ctx.now)
+
+
+def _parse_collect(value: object, ctx: RowContext) -> date:
+    return parse_collect_date(value, ctx.zone)
+
+
+def _collect_date(value: object, ctx: RowContext) -> date | DateParseError:
+    """The collect day, its commonest shape (`2026-01-15 10:30:00`, a naive local time whose
+    day is its first ten characters) memoised by that day: every row has its own second, but
+    a page's rows share a few days. Anything else goes through the parser whole."""
+    if (
+        type(value) is str
+        and len(value) == 19
+        and value.isascii()
+        and value[10] == " "
+        and value[13] == ":"
+        and value[16] == ":"
+        and value[11:13].isdigit()
+        and value[14:16].isdigit()
+        and value[17:19].isdigit()
+        and int(value[11:13]) < 24
+        and int(value[14:16]) < 60
+        and int(value[17:19]) < 60
+    ):
+        day = _memoised(ctx.collect_memo, value[:10], _parse_collect, ctx)
+        if type(day) is date:
+            return day
+        # Not a date after all: parse the whole value, for the message that names it.
+    return _memoised(ctx.collect_memo, value, _parse_collect, ctx)
+
+
+def _memoised(
+    memo: dict[str, date | DateParseError],
+    value: object,
+    parse: Callable[[object, RowContext], date],
+    ctx: RowContext,
+) -> date | DateParseError:
+    """parse(value, ctx), or the DateParseError it raised; strings are remembered in `memo`."""
+    if type(value) is str:
+        known = memo.get(value)
+        if known is not None:
+            return known
+    try:
+        result: date | DateParseError = parse(value, ctx)
+    except DateParseError as exc:
+        result = exc
+    if type(value) is str:
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[value] = result
+    return result
 
 
 def reject_message(row: object, source_offset: int, rejected: Rejected, ctx: RowContext) -> Reject:

@@ -1,0 +1,140 @@
+"""Several tasks crawled together, each with pages requested ahead, all under one API rate
+limit: the real worker, broker and simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import read_topic
+from tests.harness import http
+from tests.integration.truth import check_jobs, check_rejects, expected
+
+pytestmark = pytest.mark.slow
+
+TASKS = (
+    "7a1d0c8e-0000-4000-8000-000000000001",
+    "7a1d0c8e-0000-4000-8000-000000000002",
+    "7a1d0c8e-0000-4000-8000-000000000003",
+)
+
+
+async def test_three_tasks_progress_together_under_one_rate_limit(
+    broker, simulator_factory, worker_factory
+):
+    # The simulator enforces 20 calls/s (429 above it); the worker allows itself as much,
+    # for the three tasks together.
+    sim = simulator_factory(
+        "--total", "4000", "--rate-limit", "20", *(a for t in TASKS for a in ("--task-id", t))
+    )
+    sim.cursor_fault("jump", 1000, task_id=TASKS[1], skip=20)
+    worker = worker_factory(
+        api={
+            "base_url": sim.url,
+            "username": "demo",
+            "password": "demo",
+            "task_id": list(TASKS),
+            "batch_size": 100,
+            "min_interval": 0,
+            "max_requests_per_second": 20,
+            "max_pages_in_flight": 4,
+        },
+        kafka={"bootstrap_servers": broker.bootstrap},
+    )
+    worker.start()
+    worker.wait_ready()
+
+    # Together: when the first task is done, the others are well on their way.
+    first = worker.wait_status(lambda s: s["current_offset"] == 4000, timeout=120, task_id=TASKS[0])
+    others = [worker.status(t)["current_offset"] for t in TASKS[1:]]
+    assert all(offset >= 2000 for offset in others), (first["current_offset"], others)
+    statuses = [
+        worker.wait_status(
+            lambda s: s["current_offset"] == 4000 and s["status"] == "idle", task_id=t
+        )
+        for t in TASKS
+    ]
+
+    jobs = await read_topic(broker.bootstrap, "job_data")
+    rejects = await read_topic(broker.bootstrap, "job_rejects")
+    for task_id, status in zip(TASKS, statuses, strict=True):
+        want = expected(sim.truth(task_id))
+        if task_id == TASKS[1]:  # the 20 offsets the cursor jumped over are never published
+            skipped = set(range(1100, 1120))
+            want.published -= skipped
+            want.filtered -= skipped
+            want.rejected -= skipped
+            assert status["rows"]["skipped"] == 20
+        check_jobs([j for j in jobs if j[1]["task_id"] == task_id], want, task_id)
+        check_rejects([r for r in rejects if r[1]["task_id"] == task_id], want)
+    # Rate limited answers, if any, were waited out; the metrics show the guess that failed.
+    metrics = http("GET", f"{worker.url}/metrics")[1]
+    assert re.search(
+        rf'jobstream_fetch_ahead_misses_total\{{task_id="{TASKS[1]}"\}} [1-9]', metrics
+    )
+    assert not re.search(r"crawl run failed", worker.log())
+
+
+async def test_progress_changelog_entries_land_in_their_tasks_partition(
+    broker, simulator_factory, worker_factory
+):
+    """crawl_progress is written outside the agent's iteration (jobstream.topics.TaskTable):
+    each task's entries must land in the partition the task has on job_raw and job_commands."""
+    from jobstream.topics import partition_for
+
+    sim = simulator_factory("--total", "500", *(a for t in TASKS for a in ("--task-id", t)))
+    worker = worker_factory(
+        api={
+            "base_url": sim.url,
+            "username": "demo",
+            "password": "demo",
+            "task_id": list(TASKS),
+            "min_interval": 0,
+            "max_requests_per_second": 0,
+        },
+        kafka={"bootstrap_servers": broker.bootstrap},
+    )
+    worker.start()
+    worker.wait_ready()
+    for task_id in TASKS:
+        worker.wait_status(lambda s: s["current_offset"] == 500, task_id=task_id)
+
+    records = await read_topic(broker.bootstrap, "jobstream-crawl_progress-changelog", raw=True)
+    seen = {(json.loads(r.key), r.partition) for r in records}
+    assert {task for task, _ in seen} == set(TASKS)
+    assert all(partition == partition_for(task, 3) for task, partition in seen), seen
+
+
+async def test_each_task_crawls_with_its_own_batch_size_and_a_disabled_one_not_at_all(
+    broker, simulator_factory, worker_factory
+):
+    sim = simulator_factory("--total", "1000", *(a for t in TASKS for a in ("--task-id", t)))
+    worker = worker_factory(
+        api={
+            "base_url": sim.url,
+            "username": "demo",
+            "password": "demo",
+            "task_id": TASKS[0],
+            "tasks": [
+                {"id": TASKS[1], "batch_size": 250},
+                {"id": TASKS[2], "enabled": False},
+            ],
+            "batch_size": 100,
+            "min_interval": 0,
+            "max_requests_per_second": 0,
+        },
+        kafka={"bootstrap_servers": broker.bootstrap},
+    )
+    worker.start()
+    worker.wait_ready()
+    for task_id in TASKS[:2]:
+        worker.wait_status(
+            lambda s: s["current_offset"] == 1000 and s["status"] == "idle", task_id=task_id
+        )
+
+    requests = {task: n["requests"] for task, n in sim.stats()["tasks"].items()}
+    assert requests[TASKS[0]] == 10  # 100-row pages: the last one says restTotal 0
+    assert requests[TASKS[1]] == 4  # 250-row pages
+    assert TASKS[2] not in requests
