@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,13 +195,19 @@ def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
         worker.wait_ready()
         worker.wait_status(lambda s: s["current_offset"] == 300)
         broker.process.send_signal(signal.SIGSTOP)
+        cut_at = time.monotonic()
+        slowest = 0.0
 
         def noticed() -> bool:
+            nonlocal slowest
+            asked = time.monotonic()
             code, body = http("GET", f"{worker.url}/status", timeout=guard)
             assert code == 200, body
+            slowest = max(slowest, time.monotonic() - asked)
             return http("GET", f"{worker.url}/ready", timeout=guard)[0] == 503
 
         wait_until(noticed, 15, "the cut noticed")
+        noticed_after = time.monotonic() - cut_at
         # Known down: the data endpoints answer 503 at once, /status without the lag.
         for path in ("/consume?timeout_ms=30000", "/consume/stream", "/consume?group=other"):
             code, body = http("GET", f"{worker.url}{path}", timeout=guard)
@@ -209,8 +216,13 @@ def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
         assert code == 200 and body["data"]["kafka_lag"] is None and body["data"]["kafka"]["error"]
 
         assert worker.process is not None
+        stopping = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
         worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
+        print(
+            f"cut noticed after {noticed_after:.1f}s (slowest /status meanwhile "
+            f"{slowest:.2f}s); stopped {time.monotonic() - stopping:.1f}s after SIGTERM"
+        )
     finally:
         broker.process.kill()
         worker.stop()
