@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer
 
 from jobstream import redaction
 from jobstream.config import load as load_config
+from jobstream.embedded.orphans import guarded
 from jobstream.embedded.tansu import broker_command
 from jobstream.redaction import secrets_in, url_pieces
 
@@ -124,7 +125,7 @@ class Broker:
     def start(cls) -> Broker:
         port = free_port()
         process = subprocess.Popen(
-            broker_command("127.0.0.1", port),
+            guarded(broker_command("127.0.0.1", port)),  # dies with this process at the latest
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -145,16 +146,18 @@ class Simulator:
     @classmethod
     def start(cls, *args: str) -> Simulator:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobstream.simulator",
-                "--port",
-                "0",
-                "--log-level",
-                "WARNING",
-                *args,
-            ],
+            guarded(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobstream.simulator",
+                    "--port",
+                    "0",
+                    "--log-level",
+                    "WARNING",
+                    *args,
+                ]
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -252,7 +255,7 @@ class Simulator:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 SECRETS.watch(*self.issued_tokens())
         _terminate(self.process)
 
@@ -299,7 +302,10 @@ class Worker:
         self._log_file = log
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"],
+            # Killed when this process dies, at the latest: no worker outlives a test run.
+            guarded(
+                cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"]
+            ),
             cwd=self.config_path.parent,
             env=env,
             stdout=log,

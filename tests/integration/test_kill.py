@@ -10,6 +10,7 @@ within 15 s and resumes from the SQLite mirror.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -122,8 +123,9 @@ async def test_kill9_five_times_during_backfill_loses_nothing_and_doubles_nothin
         jobs = await read_topic(broker.bootstrap, "job_data", expect=len(want.published), idle=3)
         rejects = await read_topic(broker.bootstrap, "job_rejects", expect=len(want.rejected))
     finally:
-        worker.stop()
-        broker.stop()
+        with contextlib.ExitStack() as cleanup:  # both, whichever fails
+            cleanup.callback(broker.stop)
+            cleanup.callback(worker.stop)
 
     offsets = Counter(job["source_offset"] for _, job in jobs)
     assert set(offsets) == want.published, (

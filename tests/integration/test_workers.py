@@ -5,6 +5,7 @@ every message of job_data exactly once, whichever worker holds the group."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
@@ -220,10 +221,11 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
             f"client: { {t[-2:]: [(r[0], r[1]) for r in runs[t]] for t in TASKS} }"
         )
     finally:
-        for worker in workers:
-            worker.stop()
-        sim.stop()
-        broker.stop()
+        with contextlib.ExitStack() as cleanup:  # every one, whichever fails
+            cleanup.callback(broker.stop)
+            cleanup.callback(sim.stop)
+            for worker in workers:
+                cleanup.callback(worker.stop)
 
 
 def test_workers_task_ids_cover_every_partition() -> None:
