@@ -167,7 +167,8 @@ class Bench:
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
         started = time.monotonic()
-        status, answer = http("POST", f"{worker.url}/crawl/start?task_id={task}")
+        # JSON: a bare POST could come from any web page, and is refused (415).
+        status, answer = http("POST", f"{worker.url}/crawl/start?task_id={task}", {})
         assert status in (200, 202), answer
         deadline = started + args.deadline
         # The SQLite mirror, read from here: it records each applied page once its messages

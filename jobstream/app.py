@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,7 @@ from jobstream import config as config_module
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
+from jobstream.redaction import keep_secret, secrets_in
 
 if TYPE_CHECKING:
     from jobstream.pipeline.crawl import Crawler
@@ -36,6 +38,11 @@ logger = logging.getLogger(__name__)
 # which only ever has local workers, gets 6 s.
 GROUP_TIMEOUTS = {"broker_session_timeout": 10.0, "broker_heartbeat_interval": 2.5}
 EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.5}
+# Docker kills a container 10 s after asking it to stop. Faust's shutdown waits on the broker
+# (a final commit, leaving the group) without a bound: facing a dead broker it never ends. The
+# worker exits by itself this long after its stop began; nothing is lost by it (a page whose
+# messages were not acknowledged was not applied, and is fetched again at the next start).
+STOP_DEADLINE = 8.0
 
 
 class JobstreamApp(faust.App):
@@ -49,19 +56,25 @@ class JobstreamApp(faust.App):
     def __init__(self, id: str, *, config: Config | None = None, **options: Any) -> None:
         self._given_config = config
         self._given_options = options
+        # True in the process `faust -A jobstream worker` runs; False for an app that only
+        # serves its views (the in-process tests).
+        self.runs_worker = False
         super().__init__(id, **options)
         self.config_from_object(_FaustSettings(self))
 
     @cached_property
     def settings(self) -> Config:
         if self._given_config is not None:
-            return self._given_config
-        try:
-            return config_module.load()
-        except ConfigError as exc:
-            # One clear line instead of a traceback: the user's file is wrong, not the code.
-            logger.error("configuration error: %s", exc)
-            raise SystemExit(f"jobstream: configuration error: {exc}") from None
+            config = self._given_config
+        else:
+            try:
+                config = config_module.load()
+            except ConfigError as exc:
+                # One clear line instead of a traceback: the user's file is wrong, not the code.
+                logger.error("configuration error: %s", exc)
+                raise SystemExit(f"jobstream: configuration error: {exc}") from None
+        keep_secret(*secrets_in(config))
+        return config
 
     @cached_property
     def embedded(self) -> EmbeddedServices:
@@ -83,6 +96,11 @@ class JobstreamApp(faust.App):
 
         return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
 
+    def failure(self) -> str | None:
+        """Why this worker cannot go on (its embedded broker died), or None."""
+        broker = self.embedded.broker
+        return broker.failure if broker is not None else None
+
     def _new_transport(self) -> TransportT:
         # Faust's own transport, but with the fetch wait from the config (see the module).
         from jobstream.pipeline.kafka_transport import KafkaTransport
@@ -94,10 +112,47 @@ class JobstreamApp(faust.App):
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        # The crawl loop stopped every run when the rebalance began: it crawls the tasks it
+        # owns now at once, not at its next tick.
+        if "crawler" in self.__dict__:
+            self.crawler.wakeup.set()
+
+    def worker_init(self) -> None:
+        self.runs_worker = True
+        super().worker_init()
+
+    async def on_stop(self) -> None:
+        if self.runs_worker:
+            _exit_if_not_stopped_within(STOP_DEADLINE)
+        await super().on_stop()
+
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
         # producer and consumers connect.
         return [self.embedded, *super().on_init_dependencies()]
+
+
+def _exit_if_not_stopped_within(seconds: float) -> None:
+    """Exit the process `seconds` from now unless it has ended by then (a daemon thread: it
+    fires even while the event loop is stuck, and does not keep a finished process alive)."""
+
+    def overdue() -> None:
+        logger.error(
+            "the worker did not stop within %.0fs (is Kafka unreachable?); exiting without "
+            "waiting any longer: pages whose messages were not acknowledged were not applied "
+            "and are fetched again at the next start",
+            seconds,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        # The embedded broker, if any, gets its parent-death signal.
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overdue)
+    timer.daemon = True
+    timer.start()
 
 
 class _FaustSettings(Mapping[str, Any]):
@@ -147,6 +202,11 @@ def faust_settings(config: Config) -> dict[str, Any]:
         # An event on job_raw is a whole page (up to ~1 MB): Faust's default of 4096 buffered
         # events per stream would let a crawl that runs ahead hold gigabytes in memory.
         "stream_buffer_maxsize": 32,
+        # The table lives in memory (`store`), so the only offset Faust can find "persisted"
+        # is what this worker read of the changelog as a standby. Its check compares that with
+        # the broker's end offset, which Tansu reports short by up to a batch (design.md): a
+        # worker taking over a task from a dead one crashed on a false ConsistencyError.
+        "recovery_consistency_check": False,
     }
     settings.update(EMBEDDED_GROUP_TIMEOUTS if config.kafka.is_embedded else GROUP_TIMEOUTS)
     return settings

@@ -63,6 +63,9 @@ class AppSection(Section, frozen=True):
     web_port: Port = 8000
     # Protects POST /crawl/start and /crawl/stop when set.
     admin_token: Secret = ""
+    # Protects the data (GET /consume, /consume/stream, /status) when set; the admin token
+    # is accepted there too.
+    read_token: Secret = ""
     # Open GET /consume/stream connections this worker serves at once; more get 503.
     max_streams: Annotated[int, _between(1, 10_000)] = 100
     # Seconds between heartbeat comments on an idle SSE stream (at most 15).
@@ -231,6 +234,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "API_PASSWORD": ("api", "password"),
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "ADMIN_TOKEN": ("app", "admin_token"),
+    "READ_TOKEN": ("app", "read_token"),
     "DATABASE_PATH": ("database", "path"),
 }
 

@@ -3,19 +3,46 @@
 `session_broker` is the one Tansu broker the in-process tests share; `broker` is a broker of a
 test's own, for workers (whose topics and consumer group are fixed names) that must not meet
 another test's data.
+
+After every test, every log line written meanwhile (each worker's log file, and the log records
+of this process) is searched for every secret the tests configured or were handed
+(`harness.SECRETS`): one found fails the test.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import Broker, Simulator, Worker, read_topic
+from tests.harness import SECRETS, Broker, LogLines, Simulator, Worker, read_topic
 
 __all__ = ["read_topic"]  # imported from here by older tests; it lives in tests.harness
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_lines() -> Iterator[None]:
+    """Every log record of this process (jobstream's own from INFO up, the others' from
+    WARNING up, as by default), for `_no_secret_in_any_log`."""
+    root, ours = logging.getLogger(), logging.getLogger("jobstream")
+    handler = LogLines(SECRETS.lines)
+    level = ours.level
+    root.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    ours.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log() -> Iterator[None]:
+    yield
+    leaks = SECRETS.leaks()
+    if leaks:
+        pytest.fail("a secret reached a log:\n" + "\n".join(leaks[:10]), pytrace=False)
 
 
 @pytest.fixture(scope="session")

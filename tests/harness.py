@@ -10,14 +10,18 @@ with the last value it saw once its deadline has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +31,11 @@ from typing import Any, TypeVar
 import yaml
 from aiokafka import AIOKafkaConsumer
 
+from jobstream import redaction
+from jobstream.config import load as load_config
+from jobstream.embedded.orphans import guarded
 from jobstream.embedded.tansu import broker_command
+from jobstream.redaction import secrets_in, url_pieces
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
@@ -117,7 +125,7 @@ class Broker:
     def start(cls) -> Broker:
         port = free_port()
         process = subprocess.Popen(
-            broker_command("127.0.0.1", port),
+            guarded(broker_command("127.0.0.1", port)),  # dies with this process at the latest
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -138,16 +146,18 @@ class Simulator:
     @classmethod
     def start(cls, *args: str) -> Simulator:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobstream.simulator",
-                "--port",
-                "0",
-                "--log-level",
-                "WARNING",
-                *args,
-            ],
+            guarded(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobstream.simulator",
+                    "--port",
+                    "0",
+                    "--log-level",
+                    "WARNING",
+                    *args,
+                ]
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -238,7 +248,15 @@ class Simulator:
         assert status == 200, body
         return dict(body)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token this simulator has handed out."""
+        _, body = http("GET", f"{self.url}/_sim/tokens")
+        return [t[key] for t in body["tokens"] for key in ("access_token", "refresh")]
+
     def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                SECRETS.watch(*self.issued_tokens())
         _terminate(self.process)
 
 
@@ -270,9 +288,13 @@ class Worker:
             config.setdefault(section, {}).update(values)
         path = tmp / "config.yml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True))
-        return cls(path, config["app"]["web_port"], tmp / "worker.log")
+        worker = cls(path, config["app"]["web_port"], tmp / "worker.log")
+        SECRETS.watch(*secrets_in(load_config(path, env={})))
+        SECRETS.watch_file(worker.log_path)
+        return worker
 
     def start(self, cmd: list[str] | None = None) -> Worker:
+        SECRETS.watch(*secrets_in(load_config(self.config_path, env=self.env)))
         joins = FAST_GROUP_JOINS if self.fast_group_joins else {}
         env = {**os.environ, **joins, "CONFIG_PATH": str(self.config_path), **self.env}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
@@ -280,7 +302,10 @@ class Worker:
         self._log_file = log
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"],
+            # Killed when this process dies, at the latest: no worker outlives a test run.
+            guarded(
+                cmd or [sys.executable, "-m", "faust", "-A", "jobstream", "worker", "-l", "info"]
+            ),
             cwd=self.config_path.parent,
             env=env,
             stdout=log,
@@ -334,8 +359,99 @@ class Worker:
             self._log_file = None
         return code
 
+    def kill(self) -> None:
+        """kill -9: no goodbye, nothing flushed, nothing committed."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def broker_pids(self) -> list[int]:
+        """The embedded brokers this worker's log says it started, in order."""
+        return [int(pid) for pid in re.findall(r"listening on \S+ \(pid (\d+)\)", self.log())]
+
+
+class SecretWatch:
+    """The secrets the tests configured or were handed (passwords, tokens, webhook keys), and
+    every log they can show up in: worker logs, and the log records of this process. `leaks`
+    names each secret found, in any form (escaped, encoded, or cut to its first characters),
+    in what was written since the last look."""
+
+    # Public on purpose: the simulator's default credentials.
+    PUBLIC = redaction.PUBLIC
+    CUT = 8
+
+    def __init__(self) -> None:
+        # Each secret, and whether its cut start counts (not for a URL: "http://" is in all).
+        self.secrets: dict[str, bool] = {}
+        self.files: dict[Path, int] = {}
+        self.lines: list[str] = []
+        self._lines_seen = 0
+
+    def watch(self, *secrets: str) -> None:
+        for secret in secrets:
+            if len(secret) < 4 or secret in self.PUBLIC:
+                continue
+            url = "://" in secret
+            self.secrets[secret] = not url
+            if url:
+                self.secrets.update(dict.fromkeys(url_pieces(secret), True))
+
+    def watch_file(self, path: Path) -> None:
+        self.files.setdefault(path, 0)
+
+    def leaks(self) -> list[str]:
+        texts = []
+        for path, seen in self.files.items():
+            if path.exists():
+                with path.open("rb") as log:
+                    log.seek(seen)
+                    texts.append((str(path), log.read().decode(errors="replace")))
+                    self.files[path] = log.tell()
+        texts.append(("this process's log records", "\n".join(self.lines[self._lines_seen :])))
+        self._lines_seen = len(self.lines)
+        found = []
+        for where, text in texts:
+            for secret, cut in self.secrets.items():
+                for form in _secret_forms(secret):
+                    piece = form[: self.CUT] if cut else form
+                    if piece in text:
+                        line = next(x for x in text.splitlines() if piece in x)
+                        found.append(f"{where}: a secret ({form[:3]}…) in: {line[:300]}")
+                        break
+        return found
+
+
+def _secret_forms(secret: str) -> set[str]:
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    }
+
+
+SECRETS = SecretWatch()
+
+
+class LogLines(logging.Handler):
+    """Keeps every log record of this process, formatted, for SECRETS to look through."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.lines.append(self.format(record))
 
 
 def _terminate(process: subprocess.Popen[Any], timeout: float = 20.0) -> int:

@@ -12,6 +12,7 @@ from faust import StreamT
 from jobstream.app import app
 from jobstream.progress import rules
 from jobstream.records import Command, CommandAction
+from jobstream.redaction import scrub
 from jobstream.topics import commands_topic, partition_for
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,10 @@ _DECODER = msgspec.json.Decoder(Command)
 
 
 async def send_command(task_id: str, action: CommandAction, **fields: Any) -> None:
-    """Send a command for the task (fields as in `Command`); the agent applies it."""
+    """Send a command for the task (fields as in `Command`); the agent applies it. Its error
+    text, kept as the task's last error and shown on /status, holds no secret."""
+    if isinstance(fields.get("error"), str):
+        fields["error"] = scrub(fields["error"])
     command = Command(
         task_id=task_id,
         action=action,

@@ -45,6 +45,11 @@ class RunFailed(Exception):
     """A crawl run ended before it reached the end of the source; the message says why."""
 
 
+class TaskMoved(Exception):
+    """This worker no longer owns the task (a rebalance began): the run ends at once, without
+    sending what it holds, and the task's owner crawls on from the stored offset."""
+
+
 class Crawler:
     """This worker's crawl: the loop, its wake-up event and what it has fetched."""
 
@@ -59,7 +64,10 @@ class Crawler:
         self._progressed = asyncio.Event()
 
     def owned_tasks(self) -> list[str]:
-        """The tasks whose job_raw partition is assigned to this worker."""
+        """The tasks whose job_raw partition is assigned to this worker; none during a
+        rebalance, which may hand any of them to another worker."""
+        if self.app.rebalancing:
+            return []
         settings = self.app.settings
         assigned = self.app.assignor.assigned_actives()
         return [
@@ -133,7 +141,10 @@ class Crawler:
         self, client: BazhuayuClient, task_id: str, demo: bool, batch_size: int
     ) -> None:
         """One run of one task; whatever happens is reported, never raised (but cancellation)."""
-        progress = await self._caught_up(task_id)
+        try:
+            progress = await self._caught_up(task_id)
+        except TaskMoved:
+            return
         if progress.status == "stopped":
             return
         offset = progress.current_offset
@@ -143,6 +154,9 @@ class Crawler:
             total = await self._crawl(client, progress, demo, batch_size)
         except asyncio.CancelledError:
             raise
+        except TaskMoved:
+            logger.info("task_id=%s crawl run ends: the task may go to another worker", task_id)
+            return
         except Exception as exc:
             if self.app.should_stop:
                 return  # the worker is shutting down under the run (its producer is gone)
@@ -170,6 +184,8 @@ class Crawler:
                 if self.app.should_stop:
                     return None
                 offset, size = reader.offset, reader.size
+                if task_id not in self.owned_tasks():
+                    raise TaskMoved
                 if self.app.progress_store.current(task_id).status == "stopped":
                     await self._send(outbox)
                     logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
@@ -262,6 +278,8 @@ class Crawler:
         # Polling: the agent that advances the offset may run on this worker or, after a
         # rebalance, on another one.
         while (current := store.current(task_id)).current_offset < offset:
+            if task_id not in self.owned_tasks():
+                raise TaskMoved
             if time.monotonic() > deadline:
                 raise RunFailed(
                     f"pages up to offset {offset} were sent but not applied within "

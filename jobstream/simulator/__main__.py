@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="token fields at the top level, expires_in a number",
     )
+    p.add_argument(
+        "--echo-secrets",
+        action="store_true",
+        help="error messages repeat the credentials or token sent, escaped and cut",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -76,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         password=args.password,
         token_ttl=args.token_ttl,
         legacy_token_shape=args.legacy_token,
+        echo_secrets=args.echo_secrets,
         rows_key=args.rows_key,
         include_offset=not args.no_offset,
         rows=RowOptions(

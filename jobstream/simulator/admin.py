@@ -53,6 +53,20 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({**state.stats.to_json(), "totals": totals})
 
 
+async def tokens(request: web.Request) -> web.Response:
+    """Every access and refresh token issued so far, and to which client: what a test checks
+    the client's logs for."""
+    issued = request.app[STATE].tokens.issued
+    return web.json_response(
+        {
+            "tokens": [
+                {"client": t.client, "access_token": t.access_token, "refresh": t.refresh_token}
+                for t in issued
+            ]
+        }
+    )
+
+
 async def reset_stats(request: web.Request) -> web.Response:
     request.app[STATE].stats.reset()
     return web.json_response({"ok": True})

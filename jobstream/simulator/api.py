@@ -37,12 +37,14 @@ async def token(request: web.Request) -> web.Response:
     state.stats.count_grant(str(grant))
     if grant == "password":
         if body.get("username") != config.username or body.get("password") != config.password:
-            return replies.error(400, "Invalid.Grant", "The user name or password is incorrect.")
+            message = "The user name or password is incorrect."
+            return replies.error(400, "Invalid.Grant", _echo(state, message, body))
         issued = state.tokens.issue()
     elif grant == "refresh_token":
         refreshed = state.tokens.refresh(str(body.get("refresh_token", "")))
         if refreshed is None:
-            return replies.error(400, "Invalid.Grant", "The refresh token is invalid or expired.")
+            message = "The refresh token is invalid or expired."
+            return replies.error(400, "Invalid.Grant", _echo(state, message, body))
         issued = refreshed
     else:
         return replies.error(400, "Unsupported.GrantType", f"unsupported grant_type {grant!r}")
@@ -50,9 +52,19 @@ async def token(request: web.Request) -> web.Response:
     return replies.token(issued, advertised, legacy=config.legacy_token_shape)
 
 
-def _bearer(request: web.Request) -> str:
+def bearer(request: web.Request) -> str:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _echo(state: SimulatorState, message: str, sent: object) -> str:
+    """With `echo_secrets`, an error message that repeats what the request sent, escaped and
+    cut short the way a careless gateway does: a test of the client's scrubbing."""
+    if not state.config.echo_secrets:
+        return message
+    if isinstance(sent, dict):
+        return f"{message} Request: {json.dumps(sent)[:60]}"
+    return f"{message} Token: {sent!r:.16}"
 
 
 def _int_param(request: web.Request, name: str, low: int, high: int | None) -> int | str:
@@ -73,10 +85,9 @@ def _int_param(request: web.Request, name: str, low: int, high: int | None) -> i
 async def data_all(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.tick()
-    if not state.tokens.is_valid(_bearer(request)):
-        return replies.error(
-            401, "Invalid.Token", "The access token is missing, invalid or expired."
-        )
+    if not state.tokens.is_valid(bearer(request)):
+        message = "The access token is missing, invalid or expired."
+        return replies.error(401, "Invalid.Token", _echo(state, message, bearer(request)))
     task_id = request.query.get("taskId", "")
     if not task_id:
         return replies.error(400, "Invalid.Parameter", "taskId is required")

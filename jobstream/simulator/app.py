@@ -27,6 +27,7 @@ def make_app(state: SimulatorState | SimulatorConfig | None = None) -> web.Appli
     app.router.add_get("/_sim/faults", admin.get_faults)
     app.router.add_post("/_sim/faults", admin.set_faults)
     app.router.add_post("/_sim/expire-tokens", admin.expire_tokens)
+    app.router.add_get("/_sim/tokens", admin.tokens)
     app.router.add_get("/_sim/truth", admin.truth)
     app.router.add_get("/_sim/cursor", admin.get_cursor)
     app.router.add_post("/_sim/cursor", admin.set_cursor)
@@ -42,7 +43,8 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
     state = request.app[STATE]
     state.stats.count_request(endpoint)
     if endpoint == "data":
-        state.stats.count_task_request(request.query.get("taskId", ""))
+        client = state.tokens.client_of(api.bearer(request))
+        state.stats.count_task_request(request.query.get("taskId", ""), client)
     response = await _answer(request, handler, state, endpoint)
     state.stats.count_response(endpoint, response.status)
     return response

@@ -25,6 +25,8 @@ class SimulatorConfig:
     advertised_ttl: float | None = None
     # Old API generation: token fields at the top level, `expires_in` a number.
     legacy_token_shape: bool = False
+    # Error messages repeat the credentials or token the request sent, escaped and cut.
+    echo_secrets: bool = False
     rows_key: Literal["data", "dataList"] = "data"
     include_offset: bool = True
     rows: RowOptions = field(default_factory=RowOptions)

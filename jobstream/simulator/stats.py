@@ -1,5 +1,7 @@
-"""Request counters, so tests can assert how many token and data calls a crawl made."""
+"""Request counters, so tests can assert how many token and data calls a crawl made, and who
+made a task's data calls in what order."""
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -12,6 +14,9 @@ class Stats:
         self.cursor: Counter[str] = Counter()
         self.task_requests: Counter[str] = Counter()
         self.task_rows: Counter[str] = Counter()
+        # Per task, its data requests in arrival order, as runs of one client:
+        # [client, requests, first, last] (times in seconds on the monotonic clock).
+        self.task_clients: dict[str, list[list[Any]]] = {}
 
     def count_request(self, endpoint: str) -> None:
         self.requests[endpoint] += 1
@@ -22,9 +27,17 @@ class Stats:
     def count_grant(self, grant_type: str) -> None:
         self.grants[grant_type] += 1
 
-    def count_task_request(self, task_id: str) -> None:
-        """A data request naming `task_id`, whatever it was answered (faults included)."""
+    def count_task_request(self, task_id: str, client: str = "") -> None:
+        """A data request naming `task_id`, whatever it was answered (faults included), made
+        with a token of `client`."""
         self.task_requests[task_id] += 1
+        now = round(time.monotonic(), 3)
+        runs = self.task_clients.setdefault(task_id, [])
+        if runs and runs[-1][0] == client:
+            runs[-1][1] += 1
+            runs[-1][3] = now
+        else:
+            runs.append([client, 1, now, now])
 
     def count_page(self, task_id: str, rows: int) -> None:
         self.task_rows[task_id] += rows
@@ -45,6 +58,7 @@ class Stats:
             self.task_rows,
         ):
             counter.clear()
+        self.task_clients.clear()
 
     def to_json(self) -> dict[str, Any]:
         statuses: dict[str, dict[str, int]] = {}
@@ -59,4 +73,5 @@ class Stats:
                 task: {"requests": self.task_requests[task], "rows": self.task_rows[task]}
                 for task in sorted(self.task_requests.keys() | self.task_rows.keys())
             },
+            "task_clients": {task: runs for task, runs in sorted(self.task_clients.items())},
         }

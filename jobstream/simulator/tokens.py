@@ -11,6 +11,9 @@ class IssuedToken:
     access_token: str
     refresh_token: str
     ttl: float
+    # Who holds it: one label per password grant, kept by the tokens refreshed from it (so a
+    # test can tell which worker made a request).
+    client: str = ""
 
 
 class TokenStore:
@@ -19,11 +22,20 @@ class TokenStore:
         self._monotonic = monotonic
         self._access: dict[str, float] = {}
         self._refresh: set[str] = set()
+        # Every token ever issued, by access and by refresh token.
+        self.issued: list[IssuedToken] = []
+        self._client_of: dict[str, str] = {}
 
-    def issue(self) -> IssuedToken:
-        token = IssuedToken(secrets.token_urlsafe(24), secrets.token_urlsafe(24), self.ttl)
+    def issue(self, client: str | None = None) -> IssuedToken:
+        """A new pair; `client` None starts a new holder (a password grant)."""
+        client = client or f"client-{len({t.client for t in self.issued}) + 1}"
+        token = IssuedToken(
+            secrets.token_urlsafe(24), secrets.token_urlsafe(24), self.ttl, client=client
+        )
         self._access[token.access_token] = self._monotonic() + self.ttl
         self._refresh.add(token.refresh_token)
+        self.issued.append(token)
+        self._client_of[token.access_token] = self._client_of[token.refresh_token] = client
         return token
 
     def refresh(self, refresh_token: str) -> IssuedToken | None:
@@ -31,7 +43,11 @@ class TokenStore:
         if refresh_token not in self._refresh:
             return None
         self._refresh.discard(refresh_token)
-        return self.issue()
+        return self.issue(self._client_of[refresh_token])
+
+    def client_of(self, token: str) -> str:
+        """The holder of an access or refresh token ("" for one never issued)."""
+        return self._client_of.get(token, "")
 
     def is_valid(self, access_token: str) -> bool:
         expires = self._access.get(access_token)

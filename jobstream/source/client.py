@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from jobstream.errors import AuthError, SourceError
+from jobstream.redaction import keep_secret, scrub
 from jobstream.source.backoff import full_jitter, retry_after
 from jobstream.source.envelope import MalformedResponse, UnreadableAnswer, error_of
 from jobstream.source.limiter import RateLimiter
@@ -72,6 +73,7 @@ class BazhuayuClient:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
+        keep_secret(password)
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -163,7 +165,7 @@ class BazhuayuClient:
             raise
 
     async def _grant(self, body: dict[str, str], kind: str) -> Token:
-        return await self._call(
+        token = await self._call(
             "token",
             "POST",
             "/token",
@@ -172,6 +174,8 @@ class BazhuayuClient:
             parse=lambda reply: parse_token(reply, self._clock()),
             context=f"token ({kind} grant)",
         )
+        keep_secret(token.access_token, token.refresh_token, rotating=True)
+        return token
 
     def _drop(self, token: Token) -> None:
         # Only if no other task has replaced it meanwhile; keep its refresh token for renewal.
@@ -283,5 +287,6 @@ class BazhuayuClient:
         return reply.body
 
     def _scrub(self, text: str) -> str:
-        """Text from the API may echo what we sent; the password never leaves this object."""
-        return text.replace(self._password, "***") if self._password else text
+        """Text from the API may echo what we sent (the password, a token), whole, cut or
+        escaped: none of it leaves this object (see `jobstream.redaction`)."""
+        return scrub(text)

@@ -1,7 +1,8 @@
 """GET /consume: a batch of jobs from job_data for a consumer group (seed §5.4).
 
 The answer is written before the offsets are committed, and committed only when it left the
-worker whole (see `jobstream.web.readers`).
+worker whole (see `jobstream.web.readers`). With several workers, the group's gateway answers
+(`jobstream.web.forwarding`): any other worker forwards the call to it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from aiohttp import web
 from aiokafka.structs import ConsumerRecord
 
-from jobstream.web import params
+from jobstream.web import forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.readers import READERS
 from jobstream.web.responses import json_response
@@ -70,6 +71,9 @@ async def send_whole(request: web.Request, response: web.Response) -> bool:
 
 class ConsumeView(JsonView):
     methods_allowed = frozenset({"GET"})
+    access = "read"
+    # It commits the group's offsets: another site's <img> must not drain the group.
+    changes_state = True
     params = frozenset({"batch_size", "timeout_ms", "group"})
 
     async def get(self, request: web.Request) -> web.Response:
@@ -80,6 +84,12 @@ class ConsumeView(JsonView):
         group = params.group(
             request, self.config.kafka.consumer_group, reserved=(self.app.conf.id,)
         )
+        gateway = forwarding.gateway_of(self.app, group)
+        if gateway is not None:
+            whose = f"consumer group {group!r}"
+            return await forwarding.forward_to(
+                self.app, request, gateway, "the consumer group", whose, timeout_ms / 1000
+            )
         reader = await request.app[READERS].reader(group)
 
         async def deliver(records: list[ConsumerRecord]) -> tuple[web.Response, bool]:

@@ -53,7 +53,8 @@ class CrawlControlView(JsonView):
 
     methods_allowed = frozenset({"POST"})
     params = frozenset({"task_id"})
-    requires_token = True
+    access = "admin"
+    changes_state = True
     action: ClassVar[Literal["start", "stop"]]
 
     def applied(self, progress: Progress) -> bool:
@@ -95,13 +96,12 @@ class CrawlControlView(JsonView):
         if not probe.broker_up:
             raise unavailable("Kafka is unreachable; the command cannot be sent")
         try:
-            async with asyncio.timeout(timeout):
-                await send_command(task_id, self.action)
+            await probe.bounded(send_command(task_id, self.action), timeout)
         except TimeoutError:
             raise unavailable("Kafka did not take the command in time; retry") from None
         deadline = time.monotonic() + timeout
         while not self.applied(self.app.progress_store.current(task_id)):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not probe.broker_up:
                 # Sent, not yet applied: 202 and the status as it stands.
                 return 202, await task_status(self.app, probe, task_id, history)
             await asyncio.sleep(0.05)

@@ -47,7 +47,7 @@ class DashboardSettingsView(JsonView):
         return self.ok(
             DashboardSettings(
                 admin_token=bool(self.config.app.admin_token),
-                read_token=False,
+                read_token=bool(self.config.app.read_token),
                 refresh_seconds=REFRESH_SECONDS,
                 history_seconds=KEEP_SECONDS,
                 version=self.config.app.version,

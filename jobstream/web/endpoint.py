@@ -1,11 +1,19 @@
-"""The base views: what an endpoint accepts (methods, query parameters, the admin token), and
-for the JSON endpoints the success envelope. Errors are raised, never answered here: the
-middleware in `jobstream.web.responses` answers them all."""
+"""The base views: what an endpoint accepts (methods, query parameters, tokens, callers from
+other sites), and for the JSON endpoints the success envelope. Errors are raised, never
+answered here: the middleware in `jobstream.web.responses` answers them all.
+
+Doors (README, "安全"): the admin token guards the crawl controls, the read token the data;
+either is off while it is not set. An endpoint that changes state (starting or stopping a
+crawl, and GET /consume, which commits a consumer group's offsets) refuses requests a browser
+marks as coming from another site, and a POST must also be one no web page can send without
+the browser asking first: JSON, or carrying an Authorization header.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Any, ClassVar, NoReturn
+import logging
+from typing import Any, ClassVar, Literal, NoReturn
 
 from aiohttp import web
 from faust import web as faust_web
@@ -13,16 +21,29 @@ from faust.web.exceptions import WebError
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
-from jobstream.web.responses import HttpError, json_response
+from jobstream.web.responses import JSON_TYPE, HttpError, json_response
+
+logger = logging.getLogger(__name__)
+
+Access = Literal["open", "read", "admin"]
+# Marks a request one worker forwards to another (jobstream.web.forwarding).
+ROUTED_HEADER = "X-Jobstream-Routed"
+# Sec-Fetch-Site values of a request a browser did not send on another site's behalf; "none"
+# is the user's own navigation (the address bar, a bookmark).
+OWN_SITE = frozenset({"same-origin", "none"})
 
 
 class Endpoint(faust_web.View):
     """A view that declares the methods it serves (aiohttp answers the others with 405), the
-    query parameters it takes (others are a 400), and whether it needs the admin token."""
+    query parameters it takes (others are a 400), which token it needs (`access`) and whether
+    it changes state (`changes_state`: refused to other sites' pages)."""
 
     methods_allowed: ClassVar[frozenset[str]] = frozenset({"GET", "HEAD"})
     params: ClassVar[frozenset[str]] = frozenset()
-    requires_token: ClassVar[bool] = False
+    # "read": the read token or the admin token; "admin": the admin token. Each is open while
+    # its token is not set.
+    access: ClassVar[Access] = "open"
+    changes_state: ClassVar[bool] = False
     app: JobstreamApp
 
     @property
@@ -34,9 +55,16 @@ class Endpoint(faust_web.View):
         return set(self.methods_allowed)
 
     async def dispatch(self, request: Any) -> Any:
+        if self.changes_state:
+            refuse_other_sites(request)
         # The token before anything else: a caller without it learns nothing from a 400.
-        if self.requires_token:
-            check_bearer(request, self.config.app.admin_token)
+        settings = self.config.app
+        if self.access == "admin":
+            check_bearer(request, settings.admin_token)
+        elif self.access == "read":
+            check_bearer(request, settings.read_token, "app.read_token", settings.admin_token)
+        if self.changes_state and request.method == "POST":
+            require_deliberate(request)
         unknown = sorted(set(request.query) - self.params)
         if unknown:
             allowed = ", ".join(sorted(self.params)) or "none"
@@ -57,20 +85,75 @@ class JsonView(Endpoint):
         return json_response({"code": 0, "data": data, **extra}, status)
 
 
-def check_bearer(request: web.Request, token: str) -> None:
-    """Refuse the request unless it carries `Authorization: Bearer <token>` (when one is set)."""
+def warn_if_data_open(config: Config) -> None:
+    if not config.app.read_token:
+        logger.warning(
+            "app.read_token (READ_TOKEN) is not set: anyone who reaches port %d can read "
+            "job_data (GET /consume, which also moves the consumer group, and "
+            "/consume/stream) and /status",
+            config.app.web_port,
+        )
+
+
+def check_bearer(
+    request: web.Request, token: str, name: str = "app.admin_token", also: str = ""
+) -> None:
+    """Refuse the request unless it carries `Authorization: Bearer <token>` (or `also`, the
+    admin token where the read token is asked for); nothing is refused while `token` is
+    not set."""
     if not token:
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise HttpError(
             401,
-            "missing bearer token (Authorization: Bearer <app.admin_token>)",
+            f"missing bearer token (Authorization: Bearer <{name}>)",
             {"WWW-Authenticate": 'Bearer realm="jobstream"'},
         )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    presented = given.strip().encode()
+    # Both compared, always: the time taken does not tell which one came close.
+    matches = [hmac.compare_digest(presented, t.encode()) for t in (token, also) if t]
+    if not any(matches):
         raise HttpError(
             401,
             "invalid bearer token",
             {"WWW-Authenticate": 'Bearer realm="jobstream", error="invalid_token"'},
         )
+
+
+def refuse_other_sites(request: web.Request) -> None:
+    """403 for a request a browser sent from another site's page (an `<img>`, a form, a
+    script): its Sec-Fetch-Site says so, or its Origin is not this server. Clients that are
+    not browsers send neither header."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.strip().lower() not in OWN_SITE:
+        raise HttpError(403, f"refused: a request from another site (Sec-Fetch-Site: {site:.20})")
+    origin = request.headers.get("Origin")
+    if origin is not None and _host_of(origin) not in _own_hosts(request):
+        raise HttpError(403, f"refused: a request from another origin ({origin:.100})")
+
+
+def require_deliberate(request: web.Request) -> None:
+    """415 for a POST a web page could send without the browser asking first (a form, a bare
+    fetch): it must be JSON or carry an Authorization header. Requests one worker forwards
+    to another carry a header of their own, which no page can add without asking either."""
+    if request.content_type == JSON_TYPE or "Authorization" in request.headers:
+        return
+    if ROUTED_HEADER in request.headers:
+        return
+    raise HttpError(
+        415,
+        "send Content-Type: application/json (or an Authorization header): a bare or form "
+        "POST could come from any web page",
+    )
+
+
+def _host_of(origin: str) -> str:
+    return origin.strip().partition("://")[2].rstrip("/").lower()
+
+
+def _own_hosts(request: web.Request) -> set[str]:
+    """The names this server was called by: its Host header, and a proxy's X-Forwarded-Host."""
+    hosts = {request.headers.get("Host", "")}
+    hosts.update(h.strip() for h in request.headers.get("X-Forwarded-Host", "").split(","))
+    return {h.lower() for h in hosts if h}

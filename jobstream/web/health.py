@@ -1,5 +1,6 @@
-"""GET /health (the process answers) and GET /ready (broker reachable, partitions assigned,
-agents running), for compose and Kubernetes probes."""
+"""GET /health (the process answers and can go on) and GET /ready (broker reachable, partitions
+assigned, agents running), for compose and Kubernetes probes. Both answer 503 once the worker
+knows it cannot go on (its embedded broker died: see `jobstream.embedded.tansu`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from jobstream.web.stream_registry import STREAMS
 
 class HealthView(JsonView):
     async def get(self, request: web.Request) -> web.Response:
+        failure = self.app.failure()
+        if failure is not None:
+            raise HttpError(503, f"unhealthy: {failure}")
         return self.ok({"alive": True})
 
 
@@ -23,6 +27,7 @@ class ReadyView(JsonView):
         probe = request.app[PROBE]
         services = (probe, request.app[READERS], request.app[STREAMS])
         checks = {
+            "healthy": self.app.failure() is None,
             "partitions_assigned": worker_started(self.app) and not self.app.rebalancing,
             "agents_running": all(not agent.should_stop for agent in self.app.agents.values()),
             "http_kafka_clients": all(s.started and not s.should_stop for s in services),

@@ -127,6 +127,7 @@ class HistoryView(JsonView):
     """GET /status/history: every task's series (or `task_id`'s), and this worker's lag."""
 
     params = frozenset({"task_id"})
+    access = "read"
 
     async def get(self, request: web.Request) -> web.Response:
         history = request.app[HISTORY]

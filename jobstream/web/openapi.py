@@ -17,6 +17,7 @@ from jobstream.web.status import Status, StatusList, TaskUnavailable
 
 JSON = "application/json"
 GROUP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+FROM_OTHER_SITE = "来自其他网站的浏览器请求（Sec-Fetch-Site 或 Origin 表明）"
 EVENT_ID_PATTERN = "^[0-9]{1,5}:[0-9]{1,19}(,[0-9]{1,5}:[0-9]{1,19})*$"
 
 
@@ -88,6 +89,7 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
     """`reserved_groups`: group names /consume refuses (the worker's own Faust group)."""
     task_ids = list(config.api.task_ids)
     protected = bool(config.app.admin_token)
+    reading_protected = bool(config.app.read_token)
     several = len(task_ids) > 1
     task_param = {
         "name": "task_id",
@@ -120,7 +122,11 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
             "responses": {
                 "200": _json(_ok(status_schema), "命令已生效，返回新的状态"),
                 "202": _json(_ok(status_schema), "命令已发送、尚未（全部）生效，返回当前状态"),
+                "403": _error(FROM_OTHER_SITE),
                 "404": _error("未配置的 task_id"),
+                "415": _error(
+                    "请求既不是 JSON（Content-Type: application/json）也没有 Authorization 头"
+                ),
                 "503": _retry_later("Kafka 不可用，或任务分区正在分配"),
             },
         }
@@ -187,6 +193,7 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                         "岗位列表与条数",
                     ),
                     "400": _error("参数不合法"),
+                    "403": _error(FROM_OTHER_SITE),
                     "503": _retry_later("Kafka 不可用、消费组正在加入或消费组数已达上限"),
                 },
             }
@@ -282,12 +289,16 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
         "/health": {
             "get": {
                 "summary": "存活检查",
+                "description": (
+                    "进程在响应就返回 200；worker 已无法继续（内置 broker 退出）时返回 503。"
+                ),
                 "tags": ["运维"],
                 "responses": {
                     "200": _json(
                         _ok({"type": "object", "properties": {"alive": {"const": True}}}),
                         "进程存活",
-                    )
+                    ),
+                    "503": _error("worker 已无法继续，message 说明原因；它随即退出以便重启"),
                 },
             }
         },
@@ -353,6 +364,13 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
             }
         },
     }
+    if reading_protected:
+        for path in ("/consume", "/consume/stream", "/status", "/status/history"):
+            operation = paths[path]["get"]
+            operation["security"] = [{"bearerAuth": []}]
+            operation["responses"]["401"] = _error(
+                "缺少或错误的 Bearer token（app.read_token 或 app.admin_token）"
+            )
     for operations in paths.values():
         for operation in operations.values():
             # Every endpoint refuses query parameters it does not know.
@@ -370,12 +388,15 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
         "paths": paths,
         "components": {"schemas": schemas()},
     }
-    if protected:
+    if protected or reading_protected:
         document["components"]["securitySchemes"] = {
             "bearerAuth": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "app.admin_token（或环境变量 ADMIN_TOKEN）",
+                "description": (
+                    "启停采集：app.admin_token（环境变量 ADMIN_TOKEN）；读取数据（/consume、"
+                    "/consume/stream、/status）：app.read_token（READ_TOKEN）或 app.admin_token"
+                ),
             }
         }
     return document

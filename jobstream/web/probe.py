@@ -1,9 +1,11 @@
 """What the HTTP views know of the broker: whether it answers, how many partitions job_data
 has, its true end offsets, and the default consumer group's lag.
 
-A metadata round trip every two seconds lets a view facing an outage answer 503 at once
-instead of waiting on Kafka; the lag (for /status and /metrics) is measured at most once a
-second however often it is asked.
+A metadata round trip every two seconds, given three seconds to answer, lets a view facing an
+outage answer 503 at once instead of waiting on Kafka, and `bounded` cuts short every wait
+already in progress the moment the probe finds the broker gone. The lag (for /status and
+/metrics) is measured at most once a second however often it is asked, and a caller waits for a
+measurement at most LAG_WAIT seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 from aiokafka import AIOKafkaClient, TopicPartition
@@ -25,8 +29,16 @@ from jobstream.web.responses import HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CHECK_INTERVAL = 2.0
+# A metadata round trip takes milliseconds; one that has not answered after this long means the
+# broker is gone or cut off.
+CHECK_TIMEOUT = 3.0
 LAG_CACHE_SECONDS = 1.0
+# Longest a view waits for a lag measurement; the measurement goes on, and the next asker
+# gets it.
+LAG_WAIT = 2.0
 
 
 class BrokerProbe(Service):
@@ -39,6 +51,8 @@ class BrokerProbe(Service):
         # None until the first round trip has answered either way.
         self.broker_up: bool | None = None
         self.partitions: int | None = None
+        # Set while the broker is known to be down: what waits on Kafka stops waiting.
+        self._down = asyncio.Event()
         self._options = client_options(config)
         self._client: AIOKafkaClient | None = None
         self._lag_probe = LagProbe(self._options)
@@ -69,7 +83,7 @@ class BrokerProbe(Service):
         default partition count (asking for job_data by name could, before the worker
         declares it)."""
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(min(self.timeout, CHECK_TIMEOUT)):
                 if self._client is None:
                     client = AIOKafkaClient(client_id="jobstream-http", **self._options)
                     await start_or_close(client.bootstrap(), client.close)
@@ -77,15 +91,41 @@ class BrokerProbe(Service):
                 cluster = await self._client.fetch_all_metadata()
         except (KafkaError, OSError, TimeoutError) as exc:
             if self.broker_up:
-                logger.warning("Kafka is unreachable from the HTTP views: %s", exc)
+                logger.warning("Kafka is unreachable from the HTTP views: %r", exc)
             self.broker_up = False
+            self._down.set()
         else:
             if not self.broker_up:
                 logger.info("Kafka reachable from the HTTP views")
             self.broker_up = True
+            self._down.clear()
             found = cluster.partitions_for_topic(self.topic)
             self.partitions = len(found) if found else None
         metrics.KAFKA_UP.set(1.0 if self.broker_up else 0.0)
+
+    async def bounded(self, step: Awaitable[T], within: float) -> T:
+        """The result of `step`, a wait on Kafka: TimeoutError after `within` seconds, and a
+        503 as soon as the probe finds the broker down (at once if it is down already)."""
+        # Started even when the broker is known down (and cancelled at once): a step owns what
+        # it opened and closes it when cancelled.
+        task = asyncio.ensure_future(step)
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, down}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            down.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+            if task.done() and not task.cancelled() and task not in done:
+                task.exception()  # retrieved: a step cut short may have failed meanwhile
+        if task in done:
+            return task.result()
+        if down in done:
+            raise unavailable("Kafka became unreachable; retry later")
+        raise TimeoutError
 
     def require_topic(self) -> list[TopicPartition]:
         """job_data's partitions, or a 503 when the worker, the broker or the topic is not
@@ -99,23 +139,26 @@ class BrokerProbe(Service):
 
     async def true_end_offsets(self) -> dict[TopicPartition, int]:
         tps = self.require_topic()
-        async with asyncio.timeout(self.timeout):
-            return await self._lag_probe.true_end_offsets(tps)
+        return await self.bounded(self._lag_probe.true_end_offsets(tps), self.timeout)
 
-    async def lag(self, max_age: float = LAG_CACHE_SECONDS) -> Lag:
+    async def lag(self, max_age: float = LAG_CACHE_SECONDS, wait: float = LAG_WAIT) -> Lag:
         """The default group's lag, measured again only when the last one is older than
-        `max_age` seconds (one measurement at a time, shared by every caller)."""
+        `max_age` seconds (one measurement at a time, shared by every caller), waited for at
+        most `wait` seconds."""
         if self._lag is not None and time.monotonic() - self._lag[0] < max_age:
             return self._lag[1]
         if self._lag_task is None or self._lag_task.done():
             self._lag_task = asyncio.create_task(self._measure_lag())
-        return await asyncio.shield(self._lag_task)
+        try:
+            async with asyncio.timeout(wait):
+                return await asyncio.shield(self._lag_task)
+        except TimeoutError:
+            return Lag(None, error=f"Kafka has not answered for {wait:.0f}s; measuring still")
 
     async def _measure_lag(self) -> Lag:
         try:
             tps = self.require_topic()
-            async with asyncio.timeout(self.timeout):
-                lag = await self._lag_probe.measure(self.group, tps)
+            lag = await self.bounded(self._lag_probe.measure(self.group, tps), self.timeout)
         except HttpError as exc:
             lag = Lag(None, error=exc.detail)
         except (KafkaError, OSError, TimeoutError) as exc:

@@ -1,6 +1,11 @@
 """GET /consume's consumers: one per consumer group, each read guarded by a lock, kept in a
 pool that joins the default group as soon as job_data exists and closes idle ones.
 
+With several workers, a group's consumer lives only on the group's gateway
+(`jobstream.web.forwarding`), so that it holds every partition of job_data: a worker that stops
+being a group's gateway (a rebalance) closes its consumer at once, which hands the partitions
+to the new gateway's.
+
 A read takes up to `batch_size` messages, hands them to the caller to deliver, and commits them
 only once they were delivered. If delivery fails (the client left, the worker is stopping), the
 consumer seeks back to where the read started, so the next call gets the same messages: nothing
@@ -27,7 +32,7 @@ from mode import Service
 from jobstream import metrics
 from jobstream.config import Config
 from jobstream.web.kafka_clients import client_options, start_or_close
-from jobstream.web.probe import CHECK_INTERVAL, BrokerProbe
+from jobstream.web.probe import BrokerProbe
 from jobstream.web.responses import HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ T = TypeVar("T")
 WAIT_SLICE = 0.2
 # A /consume group other than the default one is closed after this long without a call.
 IDLE_GROUP_SECONDS = 600.0
+# How often the pool looks whether this worker is still the gateway of its groups.
+GATEWAY_CHECK = 0.25
 
 
 class _Joined(ConsumerRebalanceListener):
@@ -64,12 +71,13 @@ class GroupReader:
         topic: str,
         *,
         consumer_options: dict[str, Any],
-        join_timeout: float,
+        probe: BrokerProbe,
         closing: asyncio.Event,
     ) -> None:
         self.group = group
         self.topic = topic
-        self.join_timeout = join_timeout
+        self.probe = probe
+        self.join_timeout = probe.timeout
         self.closing = closing
         self.lock = asyncio.Lock()
         self.joined = asyncio.Event()
@@ -130,8 +138,7 @@ class GroupReader:
         if self.joined.is_set():
             return
         try:
-            async with asyncio.timeout(self.join_timeout):
-                await self.joined.wait()
+            await self.probe.bounded(self.joined.wait(), self.join_timeout)
         except TimeoutError:
             raise unavailable(
                 f"consumer group {self.group!r} is still joining; retry in a few seconds", 2
@@ -147,6 +154,8 @@ class GroupReader:
                 timeout_ms=int(max(0.0, min(remaining, WAIT_SLICE)) * 1000),
                 max_records=batch_size,
             )
+            if not batch and self.probe.broker_up is False:
+                raise unavailable("Kafka is unreachable; retry later")
             if batch or remaining <= WAIT_SLICE or gone() or self.closing.is_set():
                 # One partition after another, each in offset order.
                 return [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
@@ -173,9 +182,8 @@ class GroupReader:
         for record in records:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         try:
-            async with asyncio.timeout(self.join_timeout):
-                await self.consumer.commit(offsets)
-        except (KafkaError, TimeoutError) as exc:
+            await self.probe.bounded(self.consumer.commit(offsets), self.join_timeout)
+        except (KafkaError, TimeoutError, HttpError) as exc:
             # Answered but not committed: these may be answered again after a restart or a
             # rebalance (at least once). The position here has moved on, so not on this worker.
             logger.warning(
@@ -191,12 +199,19 @@ class GroupReader:
 class ReaderPool(Service):
     """One GroupReader per /consume group, at most `app.max_consumer_groups`. The default group
     joins as soon as job_data exists, so the first /consume does not wait for it; another
-    group joins on its first call and is closed after IDLE_GROUP_SECONDS without one."""
+    group joins on its first call and is closed after IDLE_GROUP_SECONDS without one. Only
+    groups this worker is the gateway of (`is_gateway`) are kept."""
 
     def __init__(
-        self, config: Config, probe: BrokerProbe, group_options: dict[str, Any], **kwargs: object
+        self,
+        config: Config,
+        probe: BrokerProbe,
+        group_options: dict[str, Any],
+        is_gateway: Callable[[str], bool] = lambda group: True,
+        **kwargs: object,
     ) -> None:
         self.probe = probe
+        self.is_gateway = is_gateway
         self.default_group = config.kafka.consumer_group
         self.limit = config.app.max_consumer_groups
         self.readers: dict[str, GroupReader] = {}
@@ -237,12 +252,12 @@ class ReaderPool(Service):
             group,
             self.probe.topic,
             consumer_options=self._consumer_options,
-            join_timeout=self.probe.timeout,
+            probe=self.probe,
             closing=self._closing,
         )
         try:
-            async with asyncio.timeout(self.probe.timeout):
-                await start_or_close(reader.start(), reader.stop)
+            started = start_or_close(reader.start(), reader.stop)
+            await self.probe.bounded(started, self.probe.timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             logger.warning("group=%s cannot start a /consume consumer: %s", group, exc)
             raise unavailable("Kafka is unreachable; retry later") from None
@@ -250,12 +265,21 @@ class ReaderPool(Service):
         return reader
 
     @Service.task
-    async def _join_default_group(self) -> None:
-        while not self.should_stop and self.default_group not in self.readers:
-            if self.probe.broker_up and self.probe.partitions:
+    async def _keep_gateway_groups(self) -> None:
+        """Join the default group early where this worker is its gateway; leave every group it
+        is no longer the gateway of."""
+        while not self.should_stop:
+            for name, reader in list(self.readers.items()):
+                if not self.is_gateway(name):
+                    async with self._lock:
+                        self.readers.pop(name, None)
+                    logger.info("group=%s /consume consumer closed: another worker serves it", name)
+                    await reader.stop()
+            joining = self.default_group not in self.readers and self.is_gateway(self.default_group)
+            if joining and self.probe.broker_up and self.probe.partitions:
                 with contextlib.suppress(HttpError):
                     await self._add(self.default_group)
-            await self.sleep(CHECK_INTERVAL)
+            await self.sleep(GATEWAY_CHECK)
 
     @Service.timer(60.0)
     async def _close_idle_groups(self) -> None:

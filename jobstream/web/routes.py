@@ -2,8 +2,9 @@
 the error middleware, the four services the views use and the alert service that watches
 what they see, started and stopped with it.
 
-Faust also serves its own `/router/` and `/table/` pages (built-in blueprints); its `/` is
-shadowed by ours, registered first.
+Faust's own pages (`/router/`, `/table/`, and `/graph` and statistics with debug; its `/` is
+shadowed by ours, registered first) tell anyone the cluster's layout and the tables' contents:
+they are served only with `app.debug`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from jobstream.web.dashboard import (
     RootView,
 )
 from jobstream.web.docs import STATIC_DIR, DocsView, OpenApiView
-from jobstream.web.endpoint import Endpoint
+from jobstream.web.endpoint import Endpoint, warn_if_data_open
+from jobstream.web.forwarding import is_gateway
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
 from jobstream.web.kafka_clients import group_options
@@ -64,6 +66,8 @@ ALERTS = web.AppKey("jobstream.alerts", AlertService)
 def register(app: JobstreamApp) -> web.Application:
     """Serve every route on `app`'s web server, with the services behind the views; returns
     the aiohttp application (a test serves it with aiohttp's test client)."""
+    if not app.settings.app.debug:
+        _without_faust_pages(app)
     for path, view in ROUTES.items():
         app.page(path)(view)
     app.web.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False, show_index=False)
@@ -72,8 +76,10 @@ def register(app: JobstreamApp) -> web.Application:
     config = app.settings
     probe = BrokerProbe(config)
     web_app[PROBE] = probe
-    web_app[READERS] = ReaderPool(config, probe, group_options(app.conf))
-    web_app[STREAMS] = StreamRegistry(config)
+    web_app[READERS] = ReaderPool(
+        config, probe, group_options(app.conf), lambda group: is_gateway(app, group)
+    )
+    web_app[STREAMS] = StreamRegistry(config, probe)
     web_app[HISTORY] = History(app, probe)
     web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
 
@@ -88,6 +94,7 @@ def register(app: JobstreamApp) -> web.Application:
         for service in services:
             await service.start()
         warn_if_unprotected(config)
+        warn_if_data_open(config)
         yield
         for service in reversed(services):
             await service.stop()
@@ -95,6 +102,17 @@ def register(app: JobstreamApp) -> web.Application:
     web_app.cleanup_ctx.append(run_services)
     web_app.on_shutdown.append(_end_waits)
     return web_app
+
+
+def _without_faust_pages(app: JobstreamApp) -> None:
+    # Faust offers a setting for some of its blueprints, not for its index page; they are
+    # applied when the server starts, so leaving them out of the list is enough.
+    blueprints = app.web.blueprints
+    blueprints._enabled = [
+        (prefix, blueprint)
+        for prefix, blueprint in blueprints._enabled
+        if not (isinstance(blueprint, str) and blueprint.startswith("faust.web.apps."))
+    ]
 
 
 async def _end_waits(web_app: web.Application) -> None:

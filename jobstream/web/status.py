@@ -230,6 +230,7 @@ def lists_all(request: web.Request, config: Config) -> bool:
 
 class StatusView(JsonView):
     params = frozenset({"task_id"})
+    access = "read"
 
     async def get(self, request: web.Request) -> web.Response:
         probe, history = request.app[PROBE], request.app[HISTORY]

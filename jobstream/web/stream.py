@@ -84,6 +84,7 @@ class EventStream(EventSourceResponse):
 
 class StreamView(Endpoint):
     methods_allowed = frozenset({"GET"})
+    access = "read"
     params = frozenset({"from"})
 
     async def get(self, request: web.Request) -> web.StreamResponse:
@@ -123,8 +124,11 @@ class StreamView(Endpoint):
         else:
             for tp, end in (await probe.true_end_offsets()).items():
                 consumer.seek(tp, end)
-        async with asyncio.timeout(probe.timeout):
+
+        async def positions() -> dict[int, int]:
             return {tp.partition: await consumer.position(tp) for tp in tps}
+
+        return await probe.bounded(positions(), probe.timeout)
 
     async def _stream(
         self, request: web.Request, stream: OpenStream, at: dict[int, int]

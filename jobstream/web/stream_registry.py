@@ -4,7 +4,6 @@ them ended when the worker shuts down."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from mode import Service
 from jobstream import metrics
 from jobstream.config import Config
 from jobstream.web.kafka_clients import client_options
+from jobstream.web.probe import BrokerProbe
 from jobstream.web.responses import require_running, unavailable
 
 # What a stream buffers ahead of its client; aiokafka's defaults (1 MiB per partition, 50 MiB
@@ -47,8 +47,9 @@ class OpenStream:
 class StreamRegistry(Service):
     """Every open stream; `end_all` (at shutdown) ends them and refuses new ones."""
 
-    def __init__(self, config: Config, **kwargs: object) -> None:
+    def __init__(self, config: Config, probe: BrokerProbe, **kwargs: object) -> None:
         self.limit = config.app.max_streams
+        self.probe = probe
         self.timeout = config.kafka.http_timeout
         self._options = client_options(config)
         self._open: set[OpenStream] = set()
@@ -84,8 +85,7 @@ class StreamRegistry(Service):
         metrics.STREAMS_OPEN.set(len(self._open))
         try:
             try:
-                async with asyncio.timeout(self.timeout):
-                    await consumer.start()
+                await self.probe.bounded(consumer.start(), self.timeout)
             except (KafkaError, OSError, TimeoutError):
                 raise unavailable("Kafka is unreachable; retry later") from None
             consumer.assign(tps)

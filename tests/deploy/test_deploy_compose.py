@@ -68,12 +68,31 @@ def test_compose_kafka_listeners_internal_and_host_advertised(compose: dict[str,
 
 def test_compose_ports_host_9092_published_29092_internal(compose: dict[str, Any]) -> None:
     published = _published(compose)
-    assert published[9092] == ("kafka", "")
+    assert published[9092] == ("kafka", "127.0.0.1")
     assert [p.target for p in ports(compose["services"]["kafka"])] == [9092]
-    assert published[8000][0] == "app"
+    assert published[8000] == ("app", "127.0.0.1")
     assert published[2181] == ("zookeeper", "127.0.0.1")
     assert 29092 not in published
     assert all(29092 != p.target for s in compose["services"].values() for p in ports(s))
+
+
+def test_compose_ports_loopback_by_default_every_interface_on_request(
+    compose: dict[str, Any], compose_cli: str, compose_project: Path, tmp_path: Path
+) -> None:
+    # Kafka has no authentication: published on every interface it would let anyone past the
+    # admin token (job_commands, job_raw). Nothing is, unless .env asks.
+    assert {ip for _, ip in _published(compose).values()} == {"127.0.0.1"}
+    project = tmp_path / "project"
+    shutil.copytree(compose_project, project)
+    with (project / ".env").open("a", encoding="utf-8") as env:
+        env.write("APP_PUBLISH_ADDRESS=0.0.0.0\nKAFKA_PUBLISH_ADDRESS=0.0.0.0\n")
+    result = run_config(compose_cli, project, "--profile", "ui")
+    assert result.returncode == 0, result.stderr
+    published = _published(yaml.safe_load(result.stdout))
+    assert published[8000] == ("app", "0.0.0.0")
+    assert published[9092] == ("kafka", "0.0.0.0")
+    assert published[2181] == ("zookeeper", "127.0.0.1")
+    assert published[8080] == ("kafka-ui", "127.0.0.1")
 
 
 def test_compose_kafka_init_creates_topics_with_three_partitions(
@@ -105,7 +124,7 @@ def test_compose_app_env_points_at_internal_listener(compose: dict[str, Any], re
         env = environment(compose["services"][name])
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092"
         # env_file: .env was read: the credentials' keys are there (empty in the template).
-        assert {"API_USERNAME", "API_PASSWORD", "ADMIN_TOKEN"} <= set(env)
+        assert {"API_USERNAME", "API_PASSWORD", "ADMIN_TOKEN", "READ_TOKEN"} <= set(env)
         # CONFIG_PATH names a file of the mounted ./config directory.
         config_path = env["CONFIG_PATH"]
         assert config_path.startswith("/app/config/")

@@ -12,6 +12,7 @@ import pytest
 from jobstream.simulator import SimulatorConfig, SimulatorServer
 from jobstream.simulator.dates import SHANGHAI
 from jobstream.source import BazhuayuClient, Page
+from tests.harness import SECRETS
 
 # A fixed calendar clock (noon, so every relative format has room) makes rows reproducible.
 FIXED_NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=SHANGHAI)
@@ -43,6 +44,9 @@ async def make_sim() -> AsyncIterator[MakeSim]:
 
     yield factory
     for server in servers:
+        SECRETS.watch(
+            *(s for t in server.state.tokens.issued for s in (t.access_token, t.refresh_token))
+        )
         await server.stop()
 
 

@@ -1,6 +1,7 @@
 """BazhuayuClient token handling (seed §15) against the simulator's /token."""
 
 import asyncio
+import json
 import logging
 import time
 
@@ -152,3 +153,27 @@ async def test_client_token_service_down_keeps_using_valid_token(sim, make_clien
 
     assert len(page.rows) == 10
     assert sim.state.stats.status_count("token", 503) == 4
+
+
+async def test_client_echoed_secrets_cut_and_escaped_never_shown(
+    make_sim, make_client, task_id, caplog
+):
+    """An API whose error messages repeat what was sent, JSON-escaped and cut mid-secret."""
+    caplog.set_level(logging.DEBUG)
+    sim = await make_sim(echo_secrets=True)
+    password = "密码-Tr0ub4dor&3-long-enough-to-be-cut"
+    with pytest.raises(AuthError) as caught:
+        await make_client(sim, password=password).fetch_page(task_id, 0, 10)
+    assert "Request: {" in str(caught.value)  # the echo is there, and cut
+
+    client = make_client(sim)
+    await client.fetch_page(task_id, 0, 10)
+    sim.state.expire_tokens(refresh_too=True)  # the refresh grant fails, echoing its token
+    await client.fetch_page(task_id, 10, 10)
+    assert sim.state.stats.status_count("token", 400) == 2
+
+    issued = [s for t in sim.state.tokens.issued for s in (t.access_token, t.refresh_token)]
+    for text in (str(caught.value), caplog.text):
+        for secret in (password, *issued):
+            for form in (secret, json.dumps(secret)[1:-1]):
+                assert form[:8] not in text, (form, text)

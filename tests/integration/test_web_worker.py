@@ -5,7 +5,9 @@ Everything else about the views is tested in-process in tests/web."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token-for-tests"
 # A second task, crawled on every tick: its runs show that ticks have passed.
 OTHER_TASK = "5d0c1c3e-0000-4000-8000-00000000beef"
+# Docker kills a container this long after asking it to stop.
+DOCKER_STOP_TIMEOUT = 10.0
 SEED_KEYS = ["task_id", "total", "current_offset", "progress", "kafka_lag", "status", "last_update"]
 
 
@@ -85,6 +89,13 @@ def test_worker_status_body_is_its_declaration(guarded: Stack) -> None:
     # tasks published.
     published = status.rows.published + guarded.worker.status(OTHER_TASK)["rows"]["published"]
     guarded.worker.wait_status(lambda s: s["kafka_lag"] == published, timeout=10)
+
+
+# "/" is ours (it sends browsers to /dashboard).
+@pytest.mark.parametrize("path", ["/router/", "/table/", "/table/crawl_progress/", "/graph/"])
+def test_worker_faust_pages_not_served_without_debug(guarded: Stack, path: str) -> None:
+    code, body = http("GET", f"{guarded.url}{path}")
+    assert code == 404 and body["code"] == 404, body
 
 
 def test_worker_stop_survives_restart_and_start_resumes(guarded: Stack) -> None:
@@ -157,9 +168,62 @@ def test_worker_outage_stays_up_and_status_answers(
         code, metrics = http("GET", f"{worker.url}/metrics")
         assert code == 200 and "jobstream_kafka_up 0.0" in metrics
         assert worker.process is not None and worker.process.poll() is None
+        # Faust's shutdown waits on the broker without a bound; the worker's own deadline
+        # ends it within Docker's stop timeout.
+        worker.process.send_signal(signal.SIGTERM)
+        worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
     finally:
-        # Faust's own consumer thread waits for the broker when stopping (outside the HTTP
-        # layer); do not spend the harness's 20 s stop timeout on it.
-        if worker.process is not None:
-            worker.process.kill()
         worker.stop()
+
+
+def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
+    tmp_path: Path, simulator_factory: Callable[..., Simulator]
+) -> None:
+    """A broker that stops answering without closing its connections (a network cut, a hung
+    broker): the worst case, every request to it waits for its timeout."""
+    broker = Broker.start()
+    sim = simulator_factory("--total", "300")
+    worker = Worker.configure(
+        tmp_path,
+        {"api": sim.api(), "kafka": {"bootstrap_servers": broker.bootstrap}},
+    )
+    # Each call must answer well within kafka.http_timeout (10 s), which it would otherwise
+    # wait out.
+    guard = 5.0
+    try:
+        worker.start()
+        worker.wait_ready()
+        worker.wait_status(lambda s: s["current_offset"] == 300)
+        broker.process.send_signal(signal.SIGSTOP)
+        cut_at = time.monotonic()
+        slowest = 0.0
+
+        def noticed() -> bool:
+            nonlocal slowest
+            asked = time.monotonic()
+            code, body = http("GET", f"{worker.url}/status", timeout=guard)
+            assert code == 200, body
+            slowest = max(slowest, time.monotonic() - asked)
+            return http("GET", f"{worker.url}/ready", timeout=guard)[0] == 503
+
+        wait_until(noticed, 15, "the cut noticed")
+        noticed_after = time.monotonic() - cut_at
+        # Known down: the data endpoints answer 503 at once, /status without the lag.
+        for path in ("/consume?timeout_ms=30000", "/consume/stream", "/consume?group=other"):
+            code, body = http("GET", f"{worker.url}{path}", timeout=guard)
+            assert code == 503 and "Kafka" in body["message"], (path, body)
+        code, body = http("GET", f"{worker.url}/status", timeout=guard)
+        assert code == 200 and body["data"]["kafka_lag"] is None and body["data"]["kafka"]["error"]
+
+        assert worker.process is not None
+        stopping = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        worker.process.wait(timeout=DOCKER_STOP_TIMEOUT)
+        print(
+            f"cut noticed after {noticed_after:.1f}s (slowest /status meanwhile "
+            f"{slowest:.2f}s); stopped {time.monotonic() - stopping:.1f}s after SIGTERM"
+        )
+    finally:
+        broker.process.kill()
+        worker.stop()
+        broker.stop()

@@ -33,11 +33,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config, from_mapping
+from jobstream.redaction import secrets_in
 from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.routes import register
 from jobstream.web.stream_registry import STREAMS, StreamRegistry
-from tests.harness import TASK_ID, Broker, wait_until_async
+from tests.harness import SECRETS, TASK_ID, Broker, wait_until_async
 
 DATASET_JOBS = 600
 # Jobs appended to partition 1 in one record batch (see append_one_batch).
@@ -238,6 +239,7 @@ class WorkerLikeServer(TestServer):
 
 
 async def serve(config: Config) -> Served:
+    SECRETS.watch(*secrets_in(config))
     app = JobstreamApp("jobstream", config=config, autodiscover=False, **FAST_GROUPS)
     client = TestClient(WorkerLikeServer(register(app)))
     await client.start_server()

@@ -56,9 +56,10 @@ async def test_control_open_without_token_and_warned_at_start(
     serve_factory: ServeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No admin_token: the app says so when it starts, and lets anyone past the token check
-    (here to the 503 of a worker that is still starting)."""
+    (here to the 503 of a worker that is still starting) who sends JSON; a bare POST, which
+    any web page could send, is refused (tests/web/test_doors.py)."""
     with caplog.at_level(logging.WARNING, logger="jobstream.web.control"):
         served = await serve_factory()
     assert "app.admin_token (ADMIN_TOKEN) is not set" in caplog.text
-    response = await served.client.post("/crawl/start")
+    response = await served.client.post("/crawl/start", json={})
     assert_json_error(response.status, await response.json(), 503)
