@@ -116,6 +116,13 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             last_anomaly=f"{at} {command.error}",
             last_update=at,
         )
+    if command.action == "deduped":
+        # What the dedupe agent made of the task's kept jobs; the offsets are the page agent's.
+        return replace(
+            progress,
+            published=progress.published + (command.published or 0),
+            duplicates=progress.duplicates + (command.duplicates or 0),
+        )
     if command.action == "reset":
         return replace(
             initial(progress.task_id, progress.source),

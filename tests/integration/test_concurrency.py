@@ -80,7 +80,7 @@ async def test_three_tasks_progress_together_under_one_rate_limit(
 async def test_progress_changelog_entries_land_in_their_tasks_partition(
     broker, simulator_factory, worker_factory
 ):
-    """crawl_progress is written outside the agent's iteration (jobstream.topics.TaskTable):
+    """crawl_progress is written outside the agent's iteration (jobstream.topics.KeyPartitionedTable):
     each task's entries must land in the partition the task has on job_raw and job_commands."""
     from jobstream.topics import partition_for
 

@@ -1,0 +1,4 @@
+"""Dedupe by URL: a posting whose job id reached job_data within the window is not sent again.
+
+`rules` decides (pure functions), `table` keeps what was published in the `published_jobs`
+Faust table; the agent that forwards first sightings is `jobstream.pipeline.dedupe`."""

@@ -1,0 +1,134 @@
+"""Dedupe decisions and their encodings, as pure functions.
+
+The dedupe key is the job id: UUID5 of the normalized URL when the row has one, else of its text
+fields (`jobstream.transform.ids`), so URL-less postings with identical text are one posting too.
+A kept job is a first sighting unless its id was forwarded to job_data no longer than the
+window ago, or earlier in the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from jobstream.records import Candidate, Candidates
+
+Message = tuple[bytes, bytes]  # (key, value)
+
+# Room left in a job_candidates message for its key, the envelope and the record overhead. A
+# job alone is at most kafka.max_message_bytes - 1024 (pipeline.messages.MESSAGE_HEADROOM);
+# with its envelope it stays below the limit.
+ENVELOPE_HEADROOM = 1024
+# Bytes the envelope adds to each job: `["<id>",` ... `],`.
+_PER_JOB = 6
+
+_ENCODER = msgspec.json.Encoder()
+_CANDIDATES = msgspec.json.Decoder(Candidates)
+_ENTRY = msgspec.json.Decoder(tuple[float, int])
+_MARK = msgspec.json.Decoder(int)
+
+
+def candidate_messages(
+    task_id: str,
+    jobs: Iterable[Message],
+    partition_of: Callable[[bytes], int],
+    max_message_bytes: int,
+) -> list[Message]:
+    """A page's kept jobs (key = id, value = job JSON) as job_candidates messages: grouped by
+    the partition of their ids, in source order, as few messages as fit; each keyed by its
+    first job's id, so its key falls in its partition too."""
+    limit = max_message_bytes - ENVELOPE_HEADROOM
+    groups: dict[int, list[list[Message]]] = {}
+    sizes: dict[int, int] = {}
+    for key, value in jobs:
+        partition = partition_of(key)
+        size = len(key) + len(value) + _PER_JOB
+        chunks = groups.get(partition)
+        if chunks is None or sizes[partition] + size > limit:
+            chunks = groups.setdefault(partition, [])
+            chunks.append([])
+            sizes[partition] = 0
+        chunks[-1].append((key, value))
+        sizes[partition] += size
+    return [
+        (
+            chunk[0][0],
+            _ENCODER.encode(
+                Candidates(
+                    task_id=task_id,
+                    jobs=[Candidate(key.decode(), msgspec.Raw(value)) for key, value in chunk],
+                )
+            ),
+        )
+        for chunks in groups.values()
+        for chunk in chunks
+    ]
+
+
+def decode_candidates(value: bytes) -> Candidates:
+    """A job_candidates message; the jobs stay slices of `value` (msgspec.DecodeError if it
+    is not one)."""
+    return _CANDIDATES.decode(value)
+
+
+@dataclass
+class Sorting:
+    """What became of one message's candidates: the first sightings, to forward (id -> job,
+    in order), and how many were duplicates."""
+
+    first: dict[bytes, bytes] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+def sort_candidates(
+    jobs: Iterable[Candidate], published_at: Callable[[bytes], float | None], cutoff: float
+) -> Sorting:
+    """Split candidates into first sightings and duplicates. `published_at(id)` says when the
+    id was forwarded (None: never, or forgotten); a time before `cutoff` (now - window) is too
+    old to count, whether or not the entry has been pruned yet."""
+    out = Sorting()
+    first = out.first
+    for job in jobs:
+        key = job.id.encode()
+        if key in first:
+            out.duplicates += 1
+            continue
+        at = published_at(key)
+        if at is not None and at >= cutoff:
+            out.duplicates += 1
+            continue
+        first[key] = bytes(job.job)
+    return out
+
+
+def encode_entry(published_at: float, partition: int) -> bytes:
+    """A published_jobs value: when the id was forwarded (Unix seconds) and its partition
+    (which a pruning scan filters on without hashing the key)."""
+    return b"[%.3f,%d]" % (published_at, partition)
+
+
+def decode_entry(value: bytes) -> tuple[float, int]:
+    return _ENTRY.decode(value)
+
+
+def marker_key(partition: int) -> bytes:
+    """The key of a partition's marker: the job_candidates offset recorded through. A job id
+    never starts with `#`."""
+    return b"#%d" % partition
+
+
+def encode_marker(offset: int) -> bytes:
+    return b"%d" % offset
+
+
+def decode_marker(value: bytes) -> int:
+    return _MARK.decode(value)
+
+
+def prune_interval(window: float) -> float:
+    """How often expired entries are deleted: a tenth of the window, from 0.2 s to 10 minutes.
+    Decisions never depend on it (they compare times); it only bounds how long an expired
+    entry is held, so the table holds at most the ids of one window and one interval."""
+    return min(max(window / 10, 0.2), 600.0)

@@ -1,0 +1,120 @@
+"""The `published_jobs` table as the dedupe agent uses it: job id -> when it was forwarded.
+
+Keys and values are bytes, written in batches: the store (Faust's in-memory dict) directly, and
+the changelog with the producer's own batches, one per partition, the way the page agent sends
+jobs. Faust's per-key table writes cost a Faust send per job, and there is one to record every
+first sighting and one to prune it. Recovery is Faust's own: it reads these changelog entries
+back like any others.
+
+Each partition also holds a marker, `#<partition>` -> the last job_candidates offset whose
+outcome is recorded. It is written first in the same batch as that outcome's entries, so the
+changelog never holds a marker without the entries before it; candidates at or below it are a
+replay of recorded work (after a crash, Faust's committed offset lags behind) and are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from jobstream.dedupe import rules
+
+Message = rules.Message
+
+
+class PublishedJobs:
+    """`table` is co-partitioned with the topic named `source` (job_candidates)."""
+
+    def __init__(self, table: Any, source: str) -> None:
+        self.table = table
+        self.source = source
+        # Register once: entries of partitions this worker lost go with them.
+        table.on_recover(self._keep_active_partitions)
+
+    @property
+    def _store(self) -> Any:
+        return self.table.data
+
+    @property
+    def _data(self) -> MutableMapping[bytes, bytes]:
+        # The memory store's dict (app.py configures store "memory://").
+        data: MutableMapping[bytes, bytes] = self._store.data
+        return data
+
+    def published_at(self, key: bytes) -> float | None:
+        value = self._data.get(key)
+        return None if value is None else rules.decode_entry(value)[0]
+
+    def recorded_through(self, partition: int) -> int:
+        """The last job_candidates offset of the partition whose outcome is recorded (-1)."""
+        value = self._data.get(rules.marker_key(partition))
+        return -1 if value is None else rules.decode_marker(value)
+
+    def record(
+        self, first: Iterable[tuple[bytes, float, int]], through: dict[int, int]
+    ) -> dict[int, list[Message]]:
+        """Enter ids forwarded at a time (key, time, partition) and each partition's marker;
+        the changelog messages that make it durable, by partition, each marker first."""
+        data = self._data
+        out: dict[int, list[Message]] = {}
+        for partition, offset in through.items():
+            key, value = rules.marker_key(partition), rules.encode_marker(offset)
+            data[key] = value
+            out[partition] = [(key, value)]
+        for key, at, partition in first:
+            value = rules.encode_entry(at, partition)
+            data[key] = value
+            out.setdefault(partition, []).append((key, value))
+        return out
+
+    async def expired(self, cutoff: float, partitions: set[int]) -> dict[int, list[bytes]]:
+        """Ids of the given partitions forwarded before `cutoff`, by partition. A scan of the
+        store that lets the event loop run every few thousand entries."""
+        data = self._data
+        out: dict[int, list[bytes]] = {}
+        for index, key in enumerate(list(data)):
+            if index % 5000 == 4999:
+                await asyncio.sleep(0)
+            value = data.get(key)
+            if value is None or key[:1] == b"#":
+                continue
+            at, partition = rules.decode_entry(value)
+            if at < cutoff and partition in partitions:
+                out.setdefault(partition, []).append(key)
+        return out
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Drop pruned ids from the store (their tombstones are in the changelog)."""
+        data = self._data
+        known = getattr(self._store, "_key_partition", {})
+        for key in keys:
+            data.pop(key, None)
+            known.pop(key, None)
+
+    def __len__(self) -> int:
+        """Job ids held (markers aside)."""
+        data = self._data
+        partitions = self.table.partitions or self.table.app.conf.topic_partitions
+        markers = sum(rules.marker_key(p) in data for p in range(partitions))
+        return len(data) - markers
+
+    async def _keep_active_partitions(self) -> None:
+        """After a rebalance's recovery: drop what belongs to partitions this worker does not
+        own. Faust's memory store drops the keys it read from the changelog; these were
+        written past it."""
+        active = self.owned()
+        foreign = [
+            key
+            for key, value in self._data.items()
+            if (int(key[1:]) if key[:1] == b"#" else rules.decode_entry(value)[1]) not in active
+        ]
+        self.forget(foreign)
+
+    def owned(self) -> set[int]:
+        """The partitions this worker owns (of the source topic, so of the table)."""
+        return {
+            tp.partition
+            for tp in self.table.app.assignor.assigned_actives()
+            if tp.topic == self.source
+        }
