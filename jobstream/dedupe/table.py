@@ -52,20 +52,22 @@ class PublishedJobs:
         return -1 if value is None else rules.decode_marker(value)
 
     def record(
-        self, first: Iterable[tuple[bytes, float, int]], through: dict[int, int]
+        self, first: Iterable[tuple[Iterable[bytes], float, int]], through: dict[int, int]
     ) -> dict[int, list[Message]]:
-        """Enter ids forwarded at a time (key, time, partition) and each partition's marker;
-        the changelog messages that make it durable, by partition, each marker first."""
+        """Enter ids forwarded together (ids, when, partition) and each partition's marker; the
+        changelog messages that make it durable, by partition, each marker first."""
         data = self._data
         out: dict[int, list[Message]] = {}
         for partition, offset in through.items():
             key, value = rules.marker_key(partition), rules.encode_marker(offset)
             data[key] = value
             out[partition] = [(key, value)]
-        for key, at, partition in first:
+        for keys, at, partition in first:
             value = rules.encode_entry(at, partition)
-            data[key] = value
-            out.setdefault(partition, []).append((key, value))
+            changes = out.setdefault(partition, [])
+            for key in keys:
+                data[key] = value
+                changes.append((key, value))
         return out
 
     async def expired(self, cutoff: float, partitions: set[int]) -> dict[int, list[bytes]]:

@@ -19,6 +19,7 @@ transactions (which the embedded broker does not offer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import cramjam
 import msgspec
 from faust import StreamT
 from faust.types import EventT
@@ -50,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 # Messages decided but not yet settled before the agent waits: bounds what is held in flight.
 MAX_UNSETTLED = 64
+# How long settling waits for more messages once one has arrived (unless half the bound is
+# reached): a round sends one command per task and one changelog batch per partition, so
+# gathering keeps the commands few (about 20 a second under a full crawl, not one a message).
+GATHER_SECONDS = 0.05
 # Seconds between attempts when Kafka does not acknowledge (the producer has retried already).
 RETRY_PAUSE = 1.0
 
@@ -110,6 +116,7 @@ class Stage:
         self.pending: dict[bytes, float] = {}
         self.steps: deque[Step] = deque()
         self._arrived = asyncio.Event()
+        self._plenty = asyncio.Event()
         self._settled = asyncio.Event()
         self._prune_every = rules.prune_interval(self.window)
         self._next_prune = time.monotonic() + self._prune_every
@@ -127,7 +134,7 @@ class Stage:
             return
         try:
             candidates = rules.decode_candidates(event.value)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
             logger.error(
                 "partition=%d offset=%d not candidates, skipped: %s", partition, offset, exc
             )
@@ -143,6 +150,8 @@ class Stage:
         step.deliveries = await self._forward(step)
         self.steps.append(step)
         self._arrived.set()
+        if len(self.steps) >= MAX_UNSETTLED // 2:
+            self._plenty.set()
         while len(self.steps) > MAX_UNSETTLED:
             self._settled.clear()
             await self._settled.wait()
@@ -150,7 +159,14 @@ class Stage:
     async def _forward(self, step: Step) -> list[asyncio.Future[Any]]:
         if not step.first:
             return []
-        return await batches.send_keyed(data_topic().get_topic_name(), list(step.first.items()))
+        kafka = batches.producer()
+        name = data_topic().get_topic_name()
+        messages = list(step.first.items())
+        data = await kafka.partitions_for(name)
+        if len(data) == len(await kafka.partitions_for(candidates_topic.get_topic_name())):
+            # The partition the ids have on job_data is theirs on job_candidates: this one.
+            return await batches.send_batches(kafka, name, step.partition, messages)
+        return await batches.send_keyed(name, messages)
 
     async def settle_forever(self) -> None:
         while True:
@@ -162,6 +178,9 @@ class Stage:
             self._arrived.clear()
             try:
                 if self.steps:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._plenty.wait(), GATHER_SECONDS)
+                    self._plenty.clear()
                     await self.settle(list(self.steps))
                 if time.monotonic() >= self._next_prune:
                     await self.prune()
@@ -264,8 +283,9 @@ class Stage:
         through: dict[int, int] = {}
         for step in steps:
             through[step.partition] = max(step.offset, through.get(step.partition, -1))
-        entries = ((key, step.at, step.partition) for step in steps for key in step.first)
-        changes = self.table.record(entries, through)
+        changes = self.table.record(
+            ((step.first, step.at, step.partition) for step in steps), through
+        )
         return await self._send_changes(changes)
 
     async def _send_changes(
