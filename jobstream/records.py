@@ -92,6 +92,9 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     source: str = ""  # for "reset": the API whose data was reset
     published: int | None = None  # for "deduped": jobs of the task forwarded to job_data
     duplicates: int | None = None  # for "deduped": jobs of the task already published
+    # For "deduped": the progress the jobs were counted out of (with `source`); a report about
+    # jobs of another source, or from before a source reset, is not added to the progress.
+    source_resets: int | None = None
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,4 +140,7 @@ class Candidates(msgspec.Struct, frozen=True, kw_only=True):
     dedupe agent forwards them to job_data as the page agent encoded them."""
 
     task_id: str
+    # The progress the jobs were counted out of: its source and its source_resets.
+    source: str = ""
+    source_resets: int = 0
     jobs: list[Candidate]

@@ -15,7 +15,7 @@ import cramjam
 import msgspec
 
 from jobstream.pipeline.pages import ZSTD_MAGIC
-from jobstream.records import Candidate, Candidates
+from jobstream.records import Candidate, Candidates, Progress
 
 Message = tuple[bytes, bytes]  # (key, value)
 
@@ -31,12 +31,13 @@ _MARK = msgspec.json.Decoder(int)
 
 
 def candidate_messages(
-    task_id: str,
+    progress: Progress,
     jobs: Iterable[Message],
     partition_of: Callable[[bytes], int],
     max_message_bytes: int,
 ) -> list[Message]:
-    """A page's kept jobs (key = id, value = job JSON) as job_candidates messages: grouped by
+    """A page's kept jobs (key = id, value = job JSON), counted out of `progress`, as
+    job_candidates messages: grouped by
     the partition of their ids, in source order, as few messages as fit; each keyed by its
     first job's id, so its key falls in its partition too. The values are zstd frames of
     `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker stores and
@@ -57,7 +58,17 @@ def candidate_messages(
             sizes[partition] = 0
         chunks[-1].append(item)
         sizes[partition] += len(item) + 1
-    head = b'{"task_id":' + _ENCODER.encode(task_id) + b',"jobs":['
+    head = (
+        _ENCODER.encode(
+            Candidates(
+                task_id=progress.task_id,
+                source=progress.source,
+                source_resets=progress.source_resets,
+                jobs=[],
+            )
+        ).removesuffix(b"[]}")
+        + b"["
+    )
     return [
         (key, bytes(cramjam.zstd.compress(head + b",".join(chunk) + b"]}", level=3)))
         for partition, chunks in groups.items()

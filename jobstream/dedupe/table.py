@@ -29,6 +29,9 @@ class PublishedJobs:
     def __init__(self, table: Any, source: str) -> None:
         self.table = table
         self.source = source
+        # Job ids held for the partitions this worker owns. The store may hold more: Faust
+        # keeps reading other workers' partitions into it as standby copies.
+        self.held = 0
         # Register once: entries of partitions this worker lost go with them.
         table.on_recover(self._keep_active_partitions)
 
@@ -66,6 +69,8 @@ class PublishedJobs:
             value = rules.encode_entry(at, partition)
             changes = out.setdefault(partition, [])
             for key in keys:
+                if key not in data:
+                    self.held += 1
                 data[key] = value
                 changes.append((key, value))
         return out
@@ -88,30 +93,35 @@ class PublishedJobs:
 
     def forget(self, keys: Iterable[bytes]) -> None:
         """Drop pruned ids from the store (their tombstones are in the changelog)."""
+        self.held -= self._drop(keys)
+
+    def _drop(self, keys: Iterable[bytes]) -> int:
         data = self._data
+        # The memory store's own note of the keys it read from the changelog.
         known = getattr(self._store, "_key_partition", {})
+        dropped = 0
         for key in keys:
-            data.pop(key, None)
+            dropped += data.pop(key, None) is not None
             known.pop(key, None)
+        return dropped
 
     def __len__(self) -> int:
-        """Job ids held (markers aside)."""
-        data = self._data
-        partitions = self.table.partitions or self.table.app.conf.topic_partitions
-        markers = sum(rules.marker_key(p) in data for p in range(partitions))
-        return len(data) - markers
+        """Job ids held for this worker's partitions (markers aside)."""
+        return self.held
 
     async def _keep_active_partitions(self) -> None:
         """After a rebalance's recovery: drop what belongs to partitions this worker does not
         own. Faust's memory store drops the keys it read from the changelog; these were
         written past it."""
         active = self.owned()
+        data = self._data
         foreign = [
             key
-            for key, value in self._data.items()
+            for key, value in data.items()
             if (int(key[1:]) if key[:1] == b"#" else rules.decode_entry(value)[1]) not in active
         ]
-        self.forget(foreign)
+        self._drop(foreign)
+        self.held = sum(key[:1] != b"#" for key in data)
 
     def owned(self) -> set[int]:
         """The partitions this worker owns (of the source topic, so of the table)."""

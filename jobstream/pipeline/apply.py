@@ -155,7 +155,7 @@ async def apply_page(page: RawPage, pipeline: Pipeline) -> None:
         demo=page.demo,
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
-    deliveries = await _publish(task_id, out)
+    deliveries = await _publish(progress, out)
     await pipeline.add(page, progress.current_offset, out, deliveries)
 
 
@@ -209,7 +209,7 @@ def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
     return True
 
 
-async def _publish(task_id: str, out: PageMessages) -> list[asyncio.Future[Any]]:
+async def _publish(progress: Progress, out: PageMessages) -> list[asyncio.Future[Any]]:
     """Send the page's messages; the futures that resolve once the broker holds them.
 
     The messages are already bytes: they go to the broker in batches built here, one per
@@ -225,7 +225,7 @@ async def _publish(task_id: str, out: PageMessages) -> list[asyncio.Future[Any]]
         name = candidates_topic.get_topic_name()
         count = len(await batches.producer().partitions_for(name))
         jobs = candidate_messages(
-            task_id,
+            progress,
             out.jobs,
             lambda key: key_partition(key, count),
             settings.kafka.max_message_bytes,

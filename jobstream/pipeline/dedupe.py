@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import cramjam
 import msgspec
@@ -91,6 +91,14 @@ async def forward_first_sightings(events: StreamT[bytes]) -> None:
         await asyncio.gather(settling, return_exceptions=True)
 
 
+class Counted(NamedTuple):
+    """The progress a message's jobs were counted out of: a task, its source, its resets."""
+
+    task_id: str
+    source: str
+    source_resets: int
+
+
 @dataclass
 class Step:
     """One job_candidates message: what was decided, and what is sent for it."""
@@ -98,7 +106,7 @@ class Step:
     event: EventT
     partition: int
     offset: int
-    task_id: str
+    progress: Counted  # what the jobs were counted out of
     at: float  # when the first sightings were forwarded
     first: dict[bytes, bytes]
     duplicates: int
@@ -144,9 +152,8 @@ class Stage:
         sorting = rules.sort_candidates(candidates.jobs, self.published_at, now - self.window)
         for key in sorting.first:
             self.pending[key] = now
-        step = Step(
-            event, partition, offset, candidates.task_id, now, sorting.first, sorting.duplicates
-        )
+        counted = Counted(candidates.task_id, candidates.source, candidates.source_resets)
+        step = Step(event, partition, offset, counted, now, sorting.first, sorting.duplicates)
         step.deliveries = await self._forward(step)
         self.steps.append(step)
         self._arrived.set()
@@ -208,9 +215,9 @@ class Stage:
             await self.stream.ack(step.event)
             self.steps.popleft()
         self._settled.set()
-        for task_id, (published, duplicates) in counts.items():
-            metrics.ROWS.labels(task_id, "published").inc(published)
-            metrics.ROWS.labels(task_id, "duplicate").inc(duplicates)
+        for counted, (published, duplicates) in counts.items():
+            metrics.ROWS.labels(counted.task_id, "published").inc(published)
+            metrics.ROWS.labels(counted.task_id, "duplicate").inc(duplicates)
 
     async def _acknowledged(self, step: Step) -> None:
         """Wait until job_data holds the step's forwarded jobs, sending them again if the
@@ -254,19 +261,22 @@ class Stage:
                 )
                 await asyncio.sleep(RETRY_PAUSE)
 
-    async def _report(self, counts: dict[str, tuple[int, int]]) -> list[asyncio.Future[Any]]:
+    async def _report(self, counts: dict[Counted, tuple[int, int]]) -> list[asyncio.Future[Any]]:
         """One `deduped` command per task: how many of its jobs were forwarded, how many were
         duplicates."""
         at = datetime.now(app.settings.tz).isoformat(timespec="seconds")
         partitions = app.settings.kafka.partitions
         by_partition: dict[int, list[rules.Message]] = {}
-        for task_id, (published, duplicates) in counts.items():
+        for counted, (published, duplicates) in counts.items():
+            task_id = counted.task_id
             command = Command(
                 task_id=task_id,
                 action="deduped",
                 at=at,
                 published=published,
                 duplicates=duplicates,
+                source=counted.source,
+                source_resets=counted.source_resets,
             )
             by_partition.setdefault(partition_for(task_id, partitions), []).append(
                 (task_id.encode(), _ENCODER.encode(command))
@@ -313,10 +323,10 @@ class Stage:
         logger.debug("dedupe: %d entries older than %.0fs pruned", len(pruned), self.window)
 
 
-def _counts(steps: list[Step]) -> dict[str, tuple[int, int]]:
-    """Per task: (jobs forwarded, duplicates)."""
-    counts: dict[str, tuple[int, int]] = {}
+def _counts(steps: list[Step]) -> dict[Counted, tuple[int, int]]:
+    """Per task (and progress): (jobs forwarded, duplicates)."""
+    counts: dict[Counted, tuple[int, int]] = {}
     for step in steps:
-        published, duplicates = counts.get(step.task_id, (0, 0))
-        counts[step.task_id] = (published + len(step.first), duplicates + step.duplicates)
+        published, duplicates = counts.get(step.progress, (0, 0))
+        counts[step.progress] = (published + len(step.first), duplicates + step.duplicates)
     return counts

@@ -118,6 +118,10 @@ def apply_command(progress: Progress, command: Command) -> Progress:
         )
     if command.action == "deduped":
         # What the dedupe agent made of the task's kept jobs; the offsets are the page agent's.
+        if (command.source, command.source_resets) != (progress.source, progress.source_resets):
+            # Jobs of progress set aside since (another API, or before a source reset): their
+            # rows are no longer among this progress's offsets.
+            return progress
         return replace(
             progress,
             published=progress.published + (command.published or 0),
