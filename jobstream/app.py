@@ -85,7 +85,7 @@ class JobstreamApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         # Faust's own transport, but with the fetch wait from the config (see the module).
-        from jobstream.pipeline.transport import KafkaTransport
+        from jobstream.pipeline.kafka_transport import KafkaTransport
 
         return KafkaTransport(self.conf.broker_consumer, self)
 

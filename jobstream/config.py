@@ -215,7 +215,7 @@ class Config(Section, frozen=True):
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
     dedupe: DedupeSection = msgspec.field(default_factory=DedupeSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
-    # Declared with the alerts it configures (see docs/alerts.zh.md).
+    # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property

@@ -2,9 +2,9 @@
 endpoint when a task fails or stalls, consumer lag grows, or the broker is unreachable.
 
 - `settings`: the `alerts` config section (`AlertSettings`);
-- `snapshot`: what the rules look at (`Snapshot`, `TaskSnapshot`, `SnapshotSource`);
-- `rules`: when to alert, as a pure function (`evaluate`);
-- `messages`: what the messages say, in Chinese;
+- `snapshot`: what the conditions look at (`Snapshot`, `TaskSnapshot`, `SnapshotSource`);
+- `conditions`: when to alert, as a pure function (`evaluate`);
+- `texts`: what the messages say, in Chinese;
 - `signing`, `payloads`: each robot's request body and signature;
 - `sender`: delivery with bounded retries, never raising;
 - `service`: `AlertService`, the loop that ties them together.

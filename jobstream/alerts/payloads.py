@@ -23,9 +23,9 @@ from urllib.parse import quote_plus
 import msgspec
 
 from jobstream.alerts import signing
-from jobstream.alerts.messages import SHANGHAI, Message, error_text
-from jobstream.alerts.rules import Condition, Notice, NoticeKind
+from jobstream.alerts.conditions import Condition, Notice, NoticeKind
 from jobstream.alerts.settings import Webhook
+from jobstream.alerts.texts import SHANGHAI, Message, error_text
 
 # WeCom's markdown limit (4096 bytes) with room to spare; the others allow more.
 MAX_CONTENT_BYTES = 4000

@@ -22,10 +22,10 @@ import msgspec
 from yarl import URL
 
 from jobstream.alerts import payloads
-from jobstream.alerts.messages import SHANGHAI, Message
+from jobstream.alerts.conditions import Notice
 from jobstream.alerts.redact import clip, hide_queries, scrub
-from jobstream.alerts.rules import Notice
 from jobstream.alerts.settings import Webhook
+from jobstream.alerts.texts import SHANGHAI, Message
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 from mode import Service
 
-from jobstream.alerts.messages import SHANGHAI, render
-from jobstream.alerts.rules import AlertState, Notice, evaluate
+from jobstream.alerts.conditions import AlertState, Notice, evaluate
 from jobstream.alerts.sender import WebhookSender
 from jobstream.alerts.settings import AlertSettings, Webhook
 from jobstream.alerts.snapshot import SnapshotSource
+from jobstream.alerts.texts import SHANGHAI, render
 
 logger = logging.getLogger(__name__)
 

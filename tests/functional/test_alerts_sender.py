@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import aiohttp
 import pytest
 
-from jobstream.alerts.messages import render
-from jobstream.alerts.rules import Facts, Notice
+from jobstream.alerts.conditions import Facts, Notice
 from jobstream.alerts.sender import WebhookSender
 from jobstream.alerts.settings import Webhook
+from jobstream.alerts.texts import render
 from tests.functional.test_alerts_receiver import (
     TOKENS,
     Reply,

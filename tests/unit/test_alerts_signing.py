@@ -19,9 +19,9 @@ import hmac
 from urllib.parse import parse_qs, urlsplit
 
 from jobstream.alerts import payloads, signing
-from jobstream.alerts.messages import Message
-from jobstream.alerts.rules import Facts, Notice
+from jobstream.alerts.conditions import Facts, Notice
 from jobstream.alerts.settings import Webhook
+from jobstream.alerts.texts import Message
 
 DINGTALK_SIGN = "hmPWwU+7lVdm3ZZz0r9tSfx0L4Q26jWOZr9+Gs6EZQM="
 FEISHU_SIGN = "3/MaVZ8JLIy4TUG+7KSFJqvUkTKd+HWY8g+56DZWq8s="

@@ -11,8 +11,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from jobstream.alerts.conditions import Facts, Notice
 from jobstream.alerts.redact import clip, hide_queries
-from jobstream.alerts.rules import Facts, Notice
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 ALERT_TAG = "【jobstream 告警】"

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 
 from jobstream.alerts import payloads
-from jobstream.alerts.messages import duration, render
+from jobstream.alerts.conditions import Facts, Notice
 from jobstream.alerts.redact import mask_url, scrub
-from jobstream.alerts.rules import Facts, Notice
 from jobstream.alerts.settings import Webhook
+from jobstream.alerts.texts import duration, render
 
 T0 = 1_768_444_200.0  # 2026-01-15 10:30:00 +08:00
 TASK = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobstream.alerts.rules import AlertState, Notice, evaluate
+from jobstream.alerts.conditions import AlertState, Notice, evaluate
 from jobstream.alerts.settings import AlertSettings
 from jobstream.alerts.snapshot import Snapshot, TaskSnapshot
 from jobstream.records import TaskStatus
