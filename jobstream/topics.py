@@ -92,14 +92,14 @@ crawl_progress = cast(
 
 def job_partition(key: bytes, partitions: int) -> int:
     """The partition of a published_jobs key: a job id's on job_candidates (and job_data), or
-    the one a partition's marker (`#<partition>`, see `jobstream.dedupe.table`) names."""
+    the one a partition's marker (`#<partition>`, see `jobstream.dedupe.published`) names."""
     if key[:1] == b"#":
         return int(key[1:])
     return key_partition(key, partitions)
 
 
 # job id -> when it was first forwarded to job_data; keys and values are bytes, written by the
-# dedupe agent in batches (see `jobstream.dedupe.table`). Declared whatever `dedupe.enabled`
+# dedupe agent in batches (see `jobstream.dedupe.published`). Declared whatever `dedupe.enabled`
 # says: a worker with dedupe off still drains what job_candidates holds.
 published_jobs = cast(
     KeyPartitionedTable,

@@ -17,7 +17,7 @@ from faust import StreamT
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.dedupe.rules import candidate_messages
+from jobstream.dedupe.sightings import candidate_messages
 from jobstream.pipeline import batches
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event

@@ -35,8 +35,8 @@ from faust.types import EventT
 
 from jobstream import metrics
 from jobstream.app import app
-from jobstream.dedupe import rules
-from jobstream.dedupe.table import PublishedJobs
+from jobstream.dedupe import sightings
+from jobstream.dedupe.published import PublishedJobs
 from jobstream.pipeline import batches
 from jobstream.records import Command
 from jobstream.topics import (
@@ -126,7 +126,7 @@ class Stage:
         self._arrived = asyncio.Event()
         self._plenty = asyncio.Event()
         self._settled = asyncio.Event()
-        self._prune_every = rules.prune_interval(self.window)
+        self._prune_every = sightings.prune_interval(self.window)
         self._next_prune = time.monotonic() + self._prune_every
 
     def published_at(self, key: bytes) -> float | None:
@@ -141,7 +141,7 @@ class Stage:
             await self.stream.ack(event)
             return
         try:
-            candidates = rules.decode_candidates(event.value)
+            candidates = sightings.decode_candidates(event.value)
         except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
             logger.error(
                 "partition=%d offset=%d not candidates, skipped: %s", partition, offset, exc
@@ -149,7 +149,7 @@ class Stage:
             await self.stream.ack(event)
             return
         now = time.time()
-        sorting = rules.sort_candidates(candidates.jobs, self.published_at, now - self.window)
+        sorting = sightings.sort_candidates(candidates.jobs, self.published_at, now - self.window)
         for key in sorting.first:
             self.pending[key] = now
         counted = Counted(candidates.task_id, candidates.source, candidates.source_resets)
@@ -266,7 +266,7 @@ class Stage:
         duplicates."""
         at = datetime.now(app.settings.tz).isoformat(timespec="seconds")
         partitions = app.settings.kafka.partitions
-        by_partition: dict[int, list[rules.Message]] = {}
+        by_partition: dict[int, list[sightings.Message]] = {}
         for counted, (published, duplicates) in counts.items():
             task_id = counted.task_id
             command = Command(

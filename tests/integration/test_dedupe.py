@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobstream.dedupe.rules import decode_candidates
+from jobstream.dedupe.sightings import decode_candidates
 from tests.conftest import read_topic
 from tests.harness import TASK_ID, Worker, http, wait_until
 from tests.integration.truth import (

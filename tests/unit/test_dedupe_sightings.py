@@ -7,7 +7,7 @@ import cramjam
 import msgspec
 import pytest
 
-from jobstream.dedupe import rules
+from jobstream.dedupe import sightings
 from jobstream.pipeline.pages import ZSTD_MAGIC
 from jobstream.records import Candidate, Job, Progress
 from jobstream.topics import job_partition, key_partition
@@ -38,12 +38,12 @@ def partition_of(key: bytes) -> int:
 
 def test_candidates_grouped_by_partition_carry_each_job_byte_for_byte() -> None:
     jobs = [job(n) for n in range(200)]
-    messages = rules.candidate_messages(PROGRESS, jobs, partition_of, 1_000_000)
+    messages = sightings.candidate_messages(PROGRESS, jobs, partition_of, 1_000_000)
     assert len(messages) == 3
     seen = []
     for key, value in messages:
         assert value[:4] == ZSTD_MAGIC
-        candidates = rules.decode_candidates(value)
+        candidates = sightings.decode_candidates(value)
         assert candidates.task_id == TASK and candidates.jobs[0].id.encode() == key
         assert (candidates.source, candidates.source_resets) == (PROGRESS.source, 2)
         partitions = {partition_of(c.id.encode()) for c in candidates.jobs}
@@ -52,20 +52,20 @@ def test_candidates_grouped_by_partition_carry_each_job_byte_for_byte() -> None:
     assert sorted(seen) == sorted(jobs)
     # In source order within each partition.
     for key, value in messages:
-        ids = [c.id.encode() for c in rules.decode_candidates(value).jobs]
+        ids = [c.id.encode() for c in sightings.decode_candidates(value).jobs]
         assert ids == [k for k, _ in jobs if partition_of(k) == partition_of(key)]
 
 
 def test_candidates_split_to_fit_the_message_limit() -> None:
     jobs = [job(n, "很长的描述" * 3000) for n in range(40)]  # about 45 KB of JSON each
-    messages = rules.candidate_messages(PROGRESS, jobs, lambda key: 0, 200_000)
+    messages = sightings.candidate_messages(PROGRESS, jobs, lambda key: 0, 200_000)
     assert len(messages) > 5
     sizes = []
     for _, value in messages:
-        candidates = rules.decode_candidates(value)
+        candidates = sightings.decode_candidates(value)
         sizes.append(len(msgspec.json.encode(candidates)))
     assert max(sizes) <= 200_000
-    decoded = [bytes(c.job) for _, v in messages for c in rules.decode_candidates(v).jobs]
+    decoded = [bytes(c.job) for _, v in messages for c in sightings.decode_candidates(v).jobs]
     assert decoded == [value for _, value in jobs]
 
 
@@ -73,7 +73,7 @@ def test_candidates_plain_json_is_read_too() -> None:
     plain = msgspec.json.encode(
         {"task_id": TASK, "jobs": [["id-1", {"a": 1}], ["id-2", {"b": "二"}]]}
     )
-    candidates = rules.decode_candidates(plain)
+    candidates = sightings.decode_candidates(plain)
     assert [(c.id, bytes(c.job)) for c in candidates.jobs] == [
         ("id-1", b'{"a":1}'),
         ("id-2", '{"b":"二"}'.encode()),
@@ -83,7 +83,7 @@ def test_candidates_plain_json_is_read_too() -> None:
 @pytest.mark.parametrize("value", [b"", b"{}", b"not json", ZSTD_MAGIC + b"broken"])
 def test_candidates_undecodable_value_raises_what_the_agent_catches(value: bytes) -> None:
     with pytest.raises((msgspec.DecodeError, cramjam.DecompressionError)):
-        rules.decode_candidates(value)
+        sightings.decode_candidates(value)
 
 
 def candidate(job_id: str, n: int = 0) -> Candidate:
@@ -91,7 +91,7 @@ def candidate(job_id: str, n: int = 0) -> Candidate:
 
 
 def test_sort_first_sighting_forwarded_repeat_in_the_batch_a_duplicate() -> None:
-    sorting = rules.sort_candidates(
+    sorting = sightings.sort_candidates(
         [candidate("a", 1), candidate("b", 2), candidate("a", 3)], lambda key: None, 100.0
     )
     assert sorting.first == {b"a": b'{"n":1}', b"b": b'{"n":2}'}
@@ -100,7 +100,7 @@ def test_sort_first_sighting_forwarded_repeat_in_the_batch_a_duplicate() -> None
 
 def test_sort_published_within_the_window_is_a_duplicate_before_it_is_not() -> None:
     published = {b"recent": 150.0, b"edge": 100.0, b"old": 99.9}
-    sorting = rules.sort_candidates(
+    sorting = sightings.sort_candidates(
         [candidate("recent"), candidate("edge"), candidate("old"), candidate("new")],
         published.get,
         100.0,
@@ -109,9 +109,9 @@ def test_sort_published_within_the_window_is_a_duplicate_before_it_is_not() -> N
 
 
 def test_entry_and_marker_round_trip() -> None:
-    assert rules.decode_entry(rules.encode_entry(1767000000.1234, 2)) == (1767000000.123, 2)
-    assert rules.decode_marker(rules.encode_marker(41)) == 41
-    assert rules.marker_key(2) == b"#2"
+    assert sightings.decode_entry(sightings.encode_entry(1767000000.1234, 2)) == (1767000000.123, 2)
+    assert sightings.decode_marker(sightings.encode_marker(41)) == 41
+    assert sightings.marker_key(2) == b"#2"
     # A marker lives in the partition it names; a job id in the partition of its key.
     assert job_partition(b"#2", 3) == 2
     key = job(7)[0]
@@ -122,4 +122,4 @@ def test_entry_and_marker_round_trip() -> None:
     ("window", "interval"), [(1.0, 0.2), (0.5, 0.2), (60.0, 6.0), (7 * 86400.0, 600.0)]
 )
 def test_prune_interval_a_tenth_of_the_window_within_bounds(window: float, interval: float) -> None:
-    assert rules.prune_interval(window) == interval
+    assert sightings.prune_interval(window) == interval

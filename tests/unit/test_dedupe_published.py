@@ -8,8 +8,8 @@ from typing import Any
 
 from faust.types import TP
 
-from jobstream.dedupe import rules
-from jobstream.dedupe.table import PublishedJobs
+from jobstream.dedupe import sightings
+from jobstream.dedupe.published import PublishedJobs
 
 SOURCE = "job_candidates"
 
@@ -53,5 +53,5 @@ async def test_after_recovery_entries_of_partitions_not_owned_are_dropped() -> N
     jobs = PublishedJobs(faust_table, SOURCE)
     jobs.record([([b"mine"], 1.0, 0), ([b"theirs"], 1.0, 2)], {0: 1, 2: 4})
     await jobs._keep_active_partitions()
-    assert set(faust_table.data.data) == {b"mine", rules.marker_key(0)}
+    assert set(faust_table.data.data) == {b"mine", sightings.marker_key(0)}
     assert len(jobs) == 1

@@ -18,9 +18,9 @@ import asyncio
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from jobstream.dedupe import rules
+from jobstream.dedupe import sightings
 
-Message = rules.Message
+Message = sightings.Message
 
 
 class PublishedJobs:
@@ -47,12 +47,12 @@ class PublishedJobs:
 
     def published_at(self, key: bytes) -> float | None:
         value = self._data.get(key)
-        return None if value is None else rules.decode_entry(value)[0]
+        return None if value is None else sightings.decode_entry(value)[0]
 
     def recorded_through(self, partition: int) -> int:
         """The last job_candidates offset of the partition whose outcome is recorded (-1)."""
-        value = self._data.get(rules.marker_key(partition))
-        return -1 if value is None else rules.decode_marker(value)
+        value = self._data.get(sightings.marker_key(partition))
+        return -1 if value is None else sightings.decode_marker(value)
 
     def record(
         self, first: Iterable[tuple[Iterable[bytes], float, int]], through: dict[int, int]
@@ -62,11 +62,11 @@ class PublishedJobs:
         data = self._data
         out: dict[int, list[Message]] = {}
         for partition, offset in through.items():
-            key, value = rules.marker_key(partition), rules.encode_marker(offset)
+            key, value = sightings.marker_key(partition), sightings.encode_marker(offset)
             data[key] = value
             out[partition] = [(key, value)]
         for keys, at, partition in first:
-            value = rules.encode_entry(at, partition)
+            value = sightings.encode_entry(at, partition)
             changes = out.setdefault(partition, [])
             for key in keys:
                 if key not in data:
@@ -86,7 +86,7 @@ class PublishedJobs:
             value = data.get(key)
             if value is None or key[:1] == b"#":
                 continue
-            at, partition = rules.decode_entry(value)
+            at, partition = sightings.decode_entry(value)
             if at < cutoff and partition in partitions:
                 out.setdefault(partition, []).append(key)
         return out
@@ -118,7 +118,7 @@ class PublishedJobs:
         foreign = [
             key
             for key, value in data.items()
-            if (int(key[1:]) if key[:1] == b"#" else rules.decode_entry(value)[1]) not in active
+            if (int(key[1:]) if key[:1] == b"#" else sightings.decode_entry(value)[1]) not in active
         ]
         self._drop(foreign)
         self.held = sum(key[:1] != b"#" for key in data)
