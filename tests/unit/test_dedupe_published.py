@@ -26,7 +26,7 @@ def table(owned: set[int]) -> Any:
     )
 
 
-def test_record_writes_entries_and_markers_marker_first() -> None:
+def test_published_record_writes_entries_and_markers_marker_first() -> None:
     jobs = PublishedJobs(table({0, 1, 2}), SOURCE)
     changes = jobs.record([([b"a", b"b"], 100.0, 1), ([b"c"], 101.0, 2)], {1: 7, 2: 9})
     assert changes[1][0] == (b"#1", b"7") and changes[2][0] == (b"#2", b"9")
@@ -38,7 +38,7 @@ def test_record_writes_entries_and_markers_marker_first() -> None:
     assert len(jobs) == 3 and jobs.published_at(b"a") == 200.0
 
 
-async def test_expired_only_of_owned_partitions_then_forgotten() -> None:
+async def test_published_prune_takes_only_owned_partitions_then_forgets() -> None:
     jobs = PublishedJobs(table({1}), SOURCE)
     jobs.record([([b"old1"], 10.0, 1), ([b"old2"], 10.0, 2), ([b"new1"], 50.0, 1)], {1: 3})
     expired = await jobs.expired(20.0, jobs.owned())
@@ -48,7 +48,7 @@ async def test_expired_only_of_owned_partitions_then_forgotten() -> None:
     assert jobs.recorded_through(1) == 3  # markers are never pruned
 
 
-async def test_after_recovery_entries_of_partitions_not_owned_are_dropped() -> None:
+async def test_published_after_recovery_partitions_not_owned_are_dropped() -> None:
     faust_table = table({0})
     jobs = PublishedJobs(faust_table, SOURCE)
     jobs.record([([b"mine"], 1.0, 0), ([b"theirs"], 1.0, 2)], {0: 1, 2: 4})

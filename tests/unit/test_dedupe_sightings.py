@@ -108,7 +108,7 @@ def test_sort_published_within_the_window_is_a_duplicate_before_it_is_not() -> N
     assert list(sorting.first) == [b"old", b"new"] and sorting.duplicates == 2
 
 
-def test_entry_and_marker_round_trip() -> None:
+def test_entry_and_marker_encoded_round_trip() -> None:
     assert sightings.decode_entry(sightings.encode_entry(1767000000.1234, 2)) == (1767000000.123, 2)
     assert sightings.decode_marker(sightings.encode_marker(41)) == 41
     assert sightings.marker_key(2) == b"#2"
