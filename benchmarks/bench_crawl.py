@@ -3,6 +3,7 @@ in the same run on the same rows: prints numbers, asserts nothing but correctnes
 
     python -m benchmarks.bench_crawl [--rows 257449] [--page-size 100] [--latency-ms 0]
                                      [--rate-limit 0] [--runs 3] [--systems jobstream,hand,naive]
+                                     [--dedupe on|off]
 
 (from the repository root). Starts the API simulator (pages cached, so that its own CPU does not
 compete with what is measured) and, for every system and run, a fresh Tansu broker. Each run:
@@ -10,7 +11,8 @@ compete with what is measured) and, for every system and run, a fresh Tansu brok
 1. the real worker (`faust -A jobstream worker`) starts on its broker; its ready time is taken;
 2. the run's task gets `--rows` rows and is read once (filling the simulator's cache);
 3. the systems crawl that task, one after the other in a rotating order: jobstream from
-   `POST /crawl/start` until /status says every row is applied; `hand` and `naive` (see
+   `POST /crawl/start` until every row is accounted for (with dedupe on, until the dedupe
+   agent has reported every kept row as published or duplicate); `hand` and `naive` (see
    `benchmarks/crawl_baselines.py`) from their first call to their last acknowledgement;
 4. job_data of jobstream and of `hand` are read back and must hold the same jobs (ids, fields;
    crawl_time aside), each once, as many as /status counts as published.
@@ -94,12 +96,17 @@ def sim_counts(sim: Simulator, task: str) -> tuple[int, int]:
     return int(calls), int(stats["statuses"].get("data", {}).get("429", 0))
 
 
-def mirrored_offset(worker: Worker, task: str) -> int:
+def mirrored_rows(worker: Worker, task: str) -> int:
+    """Source rows the mirror accounts for: published (reached job_data), duplicates,
+    filtered, rejected and skipped. Equal to the applied offset without dedupe; with it, the
+    offset is reached first and the dedupe agent's counts follow."""
     path = worker.config_path.parent / "data" / "crawl_progress.db"
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
             row = db.execute(
-                "SELECT current_offset FROM crawl_progress WHERE task_id = ?", (task,)
+                "SELECT published + duplicates + filtered + rejected + skipped "
+                "FROM crawl_progress WHERE task_id = ?",
+                (task,),
             ).fetchone()
     except sqlite3.Error:
         return 0
@@ -172,9 +179,9 @@ class Bench:
         assert status in (200, 202), answer
         deadline = started + args.deadline
         # The SQLite mirror, read from here: it records each applied page once its messages
-        # are acknowledged, and polling it costs the worker and the broker nothing (/status
-        # would measure the consumer lag, reading job_data, every second).
-        while (applied := mirrored_offset(worker, task)) < args.rows:
+        # are acknowledged (and the dedupe agent's counts), and polling it costs the worker and
+        # the broker nothing (/status would measure the consumer lag, reading job_data).
+        while (applied := mirrored_rows(worker, task)) < args.rows:
             if time.monotonic() > deadline:
                 result.note = f"deadline: at {applied}"
                 break
@@ -254,6 +261,7 @@ class Bench:
                 },
                 "kafka": {"bootstrap_servers": broker.bootstrap},
                 "crawler": {"interval": 3600},
+                "dedupe": {"enabled": args.dedupe == "on"},
             },
         )
         results: dict[str, Result] = {}
@@ -307,7 +315,8 @@ class Bench:
             f"{args.rows:,} source rows, {args.page_size}-row pages, API latency "
             f"{args.latency_ms:g} ms, API rate limit {args.rate_limit or 'none'}"
             f"{'/s' if args.rate_limit else ''}; jobstream: max_requests_per_second "
-            f"{args.api_rate or 'none'}, max_pages_in_flight {args.pages_in_flight}",
+            f"{args.api_rate or 'none'}, max_pages_in_flight {args.pages_in_flight}, "
+            f"dedupe {args.dedupe}",
             flush=True,
         )
         runs: list[list[Result]] = []
@@ -425,6 +434,12 @@ def parse_args() -> argparse.Namespace:
         help="calls/s jobstream and hand allow themselves (default: --rate-limit)",
     )
     parser.add_argument("--pages-in-flight", type=int, default=8)
+    parser.add_argument(
+        "--dedupe",
+        choices=("on", "off"),
+        default="on",
+        help="jobstream's dedupe.enabled (on: the default config, one more hop per kept row)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--naive-seconds", type=float, default=60.0, help="naive stops after")

@@ -29,6 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.harness import Simulator, Worker
+from tests.integration.truth import settled
 
 
 def rss_mib(pid: int) -> float:
@@ -226,7 +227,8 @@ def main() -> None:
             print(f"worker ready in {worker.wait_ready(120):.1f} s")
             started = time.monotonic()
             status = worker.wait_status(
-                lambda s: s["current_offset"] == args.rows and s["status"] == "idle", timeout=600
+                lambda s: s["current_offset"] == args.rows and s["status"] == "idle" and settled(s),
+                timeout=600,
             )
             published = status["rows"]["published"]
             print(

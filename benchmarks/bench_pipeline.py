@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from tests.harness import Broker, Simulator, Worker
+from tests.integration.truth import settled
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -46,8 +47,9 @@ def main() -> None:
             worker.start()
             ready = worker.wait_ready()
             start = time.monotonic()
+            # Every row accounted for: with dedupe on, published and duplicates follow the offset.
             status = worker.wait_status(
-                lambda s: s["current_offset"] >= args.total, timeout=args.deadline
+                lambda s: s["current_offset"] >= args.total and settled(s), timeout=args.deadline
             )
             seconds = time.monotonic() - start
             assert worker.process is not None

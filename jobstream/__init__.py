@@ -6,9 +6,9 @@ at start).
 """
 
 from jobstream.app import app
-from jobstream.pipeline import apply, commands, crawl
+from jobstream.pipeline import apply, commands, crawl, dedupe
 from jobstream.web.routes import register
 
 register(app)
 
-__all__ = ["app", "apply", "commands", "crawl"]
+__all__ = ["app", "apply", "commands", "crawl", "dedupe"]

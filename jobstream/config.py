@@ -168,6 +168,8 @@ class KafkaSection(Section, frozen=True):
     raw_topic: NonBlank = "job_raw"
     rejects_topic: NonBlank = "job_rejects"
     commands_topic: NonBlank = "job_commands"
+    # Kept jobs on their way to the dedupe agent (dedupe.enabled), partitioned by job id.
+    candidates_topic: NonBlank = "job_candidates"
     embedded_port: Port = 9092
     # Longest an HTTP request waits on the broker (group join, offsets) before a 503.
     http_timeout: Annotated[float, _between(0.5, 120)] = 10.0
@@ -197,6 +199,14 @@ class CrawlerSection(Section, frozen=True):
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
 
 
+class DedupeSection(Section, frozen=True):
+    """Dedupe by URL: a job whose id reached job_data within the window is not sent again."""
+
+    enabled: bool = True
+    # Seconds a published job id is remembered; unset: crawler.filter_days days.
+    window: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
 class DatabaseSection(Section, frozen=True):
     path: NonBlank = "data/crawl_progress.db"
 
@@ -206,6 +216,7 @@ class Config(Section, frozen=True):
     api: ApiSection = msgspec.field(default_factory=ApiSection)
     kafka: KafkaSection = msgspec.field(default_factory=KafkaSection)
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
+    dedupe: DedupeSection = msgspec.field(default_factory=DedupeSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
     # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
@@ -213,6 +224,12 @@ class Config(Section, frozen=True):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.crawler.timezone)
+
+    @property
+    def dedupe_window(self) -> float:
+        """Seconds a published job id is remembered: `dedupe.window`, else the filter window."""
+        window = self.dedupe.window
+        return window if window is not None else self.crawler.filter_days * 86400.0
 
     def task(self, task_id: str) -> Task:
         """A configured task's effective settings (KeyError for a task not configured)."""

@@ -14,9 +14,19 @@ from jobstream.records import TaskStatus
 
 ROWS = Counter(
     "jobstream_rows_total",
-    "Source rows by outcome: fetched from the API, published to job_data, filtered by the "
-    "7-day rule, rejected as unparseable",
+    "Source rows by outcome: fetched from the API, kept by the 7-day rule, filtered by it, "
+    "rejected as unparseable; of the kept ones, published to job_data or (dedupe by URL) a "
+    "duplicate of a job published within the window",
     ["task_id", "outcome"],
+)
+DEDUPE_ENTRIES = Gauge(
+    "jobstream_dedupe_entries",
+    "Job ids this worker's published_jobs table holds: those first published within the "
+    "dedupe window (and not pruned yet), of its partitions",
+)
+DEDUPE_PRUNED = Counter(
+    "jobstream_dedupe_pruned_total",
+    "Job ids deleted from published_jobs because their first publication left the window",
 )
 API_REQUESTS = Counter(
     "jobstream_api_requests_total",
@@ -131,7 +141,7 @@ APPLIED_ROWS_RECENT = Recent(size=5000)
 
 
 def rows_per_minute() -> float:
-    """Source rows this worker applied (published, filtered or rejected) in the last minute."""
+    """Source rows this worker applied (kept, filtered or rejected) in the last minute."""
     return APPLIED_ROWS_RECENT.sum_since(60.0)
 
 
@@ -167,14 +177,15 @@ class Series:
         return found
 
 
-# The rows a task has applied: what the rows per minute count.
-APPLIED_OUTCOMES = frozenset({"published", "filtered", "rejected"})
+# The rows a task has applied: what the rows per minute count. "kept", not "published": with
+# dedupe on, the dedupe agent counts what reached job_data, maybe on another worker.
+APPLIED_OUTCOMES = frozenset({"kept", "filtered", "rejected"})
 # When this process's counters were zero.
 STARTED = time.monotonic()
 
 
 def applied_rows() -> dict[str, float]:
-    """Per task, the source rows this process applied (published, filtered or rejected)."""
+    """Per task, the source rows this process applied (kept, filtered or rejected)."""
     applied: dict[str, float] = {}
     for family in ROWS.collect():
         for sample in family.samples:

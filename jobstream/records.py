@@ -15,8 +15,9 @@ TaskStatus = Literal["idle", "running", "stopped", "error"]
 """idle: waiting for the next run; running: a run is fetching; stopped: by a user, until a
 start; error: the last run failed and no run has succeeded since (see `last_error`)."""
 
-CommandAction = Literal["start", "stop", "report", "anomaly", "reset"]
-"""start/stop come from users; report, anomaly and reset from the crawl loop."""
+CommandAction = Literal["start", "stop", "report", "anomaly", "reset", "deduped"]
+"""start/stop come from users; report, anomaly and reset from the crawl loop; deduped from the
+dedupe agent (what became of the task's kept jobs)."""
 
 RunOutcome = Literal["running", "succeeded", "failed"]
 """What the crawl loop reports about one run of a task."""
@@ -89,13 +90,20 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     error: str = ""  # why a run failed; what an anomaly was
     total: int | None = None  # the source total the crawl loop last saw
     source: str = ""  # for "reset": the API whose data was reset
+    published: int | None = None  # for "deduped": jobs of the task forwarded to job_data
+    duplicates: int | None = None  # for "deduped": jobs of the task already published
+    # For "deduped": the progress the jobs were counted out of (with `source`); a report about
+    # jobs of another source, or from before a source reset, is not added to the progress.
+    source_resets: int | None = None
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """One task's crawl state: the value of the `crawl_progress` table and its SQLite mirror.
 
-    Invariant: published + filtered + rejected + skipped == current_offset, where `skipped`
-    counts offsets the API's cursor jumped over (rows deleted at the source).
+    Invariant: published + duplicates + filtered + rejected + skipped == current_offset, where
+    `skipped` counts offsets the API's cursor jumped over (rows deleted at the source). With
+    dedupe on, `published` (reached job_data) and `duplicates` are reported by the dedupe agent
+    a moment after the page advanced `current_offset`: the sum holds once it has caught up.
     """
 
     task_id: str
@@ -116,3 +124,23 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     cursor_anomalies: int = 0
     last_anomaly: str = ""
     source_resets: int = 0
+    duplicates: int = 0  # kept rows whose job was already published within the dedupe window
+
+
+class Candidate(msgspec.Struct, frozen=True, array_like=True):
+    """A kept job on its way to the dedupe agent: its id and its job_data JSON, as published."""
+
+    id: str
+    job: msgspec.Raw
+
+
+class Candidates(msgspec.Struct, frozen=True, kw_only=True):
+    """Kept jobs of one task on `job_candidates`, all of them in the message's partition: the
+    partition of their ids (the message's key is the first one's). The jobs stay bytes: the
+    dedupe agent forwards them to job_data as the page agent encoded them."""
+
+    task_id: str
+    # The progress the jobs were counted out of: its source and its source_resets.
+    source: str = ""
+    source_resets: int = 0
+    jobs: list[Candidate]

@@ -1,11 +1,17 @@
 """Every topic and table jobstream uses, declared once: the data flow on one screen.
 
     Bazhuayu API --crawl--> job_raw (page slices, key task_id)
-    job_raw --apply_pages--> job_data (key job id) + job_rejects, and crawl_progress[task_id]
-    job_commands (start/stop/report, key task_id) --apply_commands--> crawl_progress[task_id]
+    job_raw --apply_pages--> job_rejects, and crawl_progress[task_id], and the kept jobs:
+        dedupe on:  job_candidates (partition of the job id) --forward_first_sightings-->
+                    job_data (key job id), published_jobs[job id]; counts to job_commands
+        dedupe off: job_data (key job id)
+    job_commands (start/stop/report/deduped, key task_id) --apply_commands--> crawl_progress
 
-job_raw, job_commands and the table's changelog are co-partitioned by task_id, so one worker
-owns a task's crawl, its progress and its control. Values are the msgspec-encoded records of
+job_raw, job_commands and crawl_progress's changelog are co-partitioned by task_id, so one
+worker owns a task's crawl, its progress and its control; job_candidates and published_jobs's
+changelog are co-partitioned by job id, so one worker owns an id's dedupe state (Faust gives
+partition p of every topic with the same partition count to one worker: those are all
+`kafka.partitions`). Values are the msgspec-encoded records of
 `jobstream.records` (compact UTF-8 JSON; on job_raw in a zstd frame, see
 `pipeline.pages.encode_event`), sent and read as bytes: the records module is the one schema,
 and the hot path never pays for Faust's per-message model machinery.
@@ -14,6 +20,7 @@ and the hot path never pays for Faust's per-message model machinery.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
 
@@ -31,35 +38,80 @@ raw_topic = app.topic(
 commands_topic = app.topic(
     _KAFKA.commands_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
 )
+# Each message holds kept jobs whose ids fall in its partition (`records.Candidates`).
+candidates_topic = app.topic(
+    _KAFKA.candidates_topic,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    internal=True,
+)
 
 
-class TaskTable(faust.Table):
-    """A table keyed by task id whose changelog entry for a task always goes to the task's own
-    partition, `partition_for(task_id)`, the one it has on job_raw and job_commands.
+class KeyPartitionedTable(faust.Table):
+    """A table whose changelog entry for a key always goes to the key's own partition,
+    `partition_of(key, partitions)`: the partition the key has on the topic the table is
+    co-partitioned with.
 
     Faust's Table takes the changelog partition from the event being processed, so it may only
-    be written from an agent's iteration; an event of a task comes from the task's partition,
-    so the result is the same. Computing it from the key lets the page agent write a page's
-    progress once its messages are acknowledged, after it has moved on to the next page
-    (tests/integration/test_concurrency.py reads the changelog to check the partitions). Not
-    `use_partitioner=True`: that hashes the serialized key, which is the JSON text of the task
-    id, quotes included, and so picks another partition.
+    be written from an agent's iteration; an event about a key comes from the key's partition,
+    so the result is the same. Computing it from the key lets an agent write after it has moved
+    on: the page agent writes a page's progress once its messages are acknowledged, the dedupe
+    agent records what it forwarded once job_data has acknowledged it, and prunes entries of
+    every partition it owns with no event at hand (tests/integration/test_concurrency.py reads
+    crawl_progress's changelog to check the partitions). Not `use_partitioner=True`: that hashes
+    the serialized key, which for a str key is its JSON text, quotes included, and so picks
+    another partition.
     """
 
+    def __init__(
+        self, app: faust.App, *, partition_of: Callable[[Any, int], int], **kwargs: Any
+    ) -> None:
+        super().__init__(app, beacon=app.tables.beacon, **kwargs)
+        self.partition_of = partition_of
+
     def partition_for_key(self, key: Any) -> int | None:
-        return partition_for(str(key), app.settings.kafka.partitions)
+        return self.partition_of(key, self.partitions or app.settings.kafka.partitions)
 
 
 crawl_progress = cast(
-    TaskTable,
+    KeyPartitionedTable,
     app.tables.add(
-        TaskTable(
+        KeyPartitionedTable(
             app,
             name="crawl_progress",
             key_type=str,
             value_type=bytes,
             default=None,
-            beacon=app.tables.beacon,
+            partition_of=lambda task_id, n: partition_for(str(task_id), n),
+        )
+    ),
+)
+
+
+def job_partition(key: bytes, partitions: int) -> int:
+    """The partition of a published_jobs key: a job id's on job_candidates (and job_data), or
+    the one a partition's marker (`#<partition>`, see `jobstream.dedupe.published`) names."""
+    if key[:1] == b"#":
+        return int(key[1:])
+    return key_partition(key, partitions)
+
+
+# job id -> when it was first forwarded to job_data; keys and values are bytes, written by the
+# dedupe agent in batches (see `jobstream.dedupe.published`). Declared whatever `dedupe.enabled`
+# says: a worker with dedupe off still drains what job_candidates holds.
+published_jobs = cast(
+    KeyPartitionedTable,
+    app.tables.add(
+        KeyPartitionedTable(
+            app,
+            name="published_jobs",
+            key_type=bytes,
+            value_type=bytes,
+            default=None,
+            partition_of=job_partition,
+            help="job id -> [first forwarded to job_data (Unix seconds), partition]",
         )
     ),
 )

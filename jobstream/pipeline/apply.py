@@ -1,27 +1,30 @@
-"""The page agent: applies each raw page once. Its jobs go to job_data, its unusable rows to
-job_rejects, and the task's progress advances only once the broker has acknowledged them."""
+"""The page agent: applies each raw page once. Its jobs go to job_data (with dedupe on, to
+job_candidates, on their way to job_data), its unusable rows to job_rejects, and the task's
+progress advances only once the broker has acknowledged them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import aiokafka
 import cramjam
 import msgspec
 from faust import StreamT
-from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 
 from jobstream import metrics
 from jobstream.app import app
+from jobstream.dedupe.sightings import candidate_messages
+from jobstream.pipeline import batches
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
 from jobstream.progress import rules
 from jobstream.records import Progress, RawPage
 from jobstream.topics import (
+    candidates_topic,
     data_topic,
     declare_outputs,
     key_partition,
@@ -65,7 +68,7 @@ class Pipeline:
     progress is still written only after every message of that page (and of every page before
     it) is acknowledged, strictly in offset order: `settle` steps are chained per task, and a
     page whose predecessor failed fails too. Those writes happen outside the agent's iteration,
-    which the `crawl_progress` table allows (see `TaskTable` in jobstream.topics).
+    which the `crawl_progress` table allows (see `KeyPartitionedTable` in jobstream.topics).
     """
 
     def __init__(self, depth: int = 2) -> None:
@@ -152,7 +155,7 @@ async def apply_page(page: RawPage, pipeline: Pipeline) -> None:
         demo=page.demo,
     )
     out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
-    deliveries = await _publish(out)
+    deliveries = await _publish(progress, out)
     await pipeline.add(page, progress.current_offset, out, deliveries)
 
 
@@ -193,8 +196,12 @@ def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
             latest.current_offset,
         )
         return False
+    counts = out.counts
+    if app.settings.dedupe.enabled:
+        # Its kept jobs are candidates: the dedupe agent reports which reached job_data.
+        counts = replace(counts, published=0)
     after = rules.advance(
-        latest, page, out.counts, datetime.now(app.settings.tz).isoformat(timespec="seconds")
+        latest, page, counts, datetime.now(app.settings.tz).isoformat(timespec="seconds")
     )
     store.save(after)
     app.crawler.progressed()
@@ -202,69 +209,45 @@ def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
     return True
 
 
-async def _publish(out: PageMessages) -> list[asyncio.Future[Any]]:
+async def _publish(progress: Progress, out: PageMessages) -> list[asyncio.Future[Any]]:
     """Send the page's messages; the futures that resolve once the broker holds them.
 
     The messages are already bytes: they go to the broker in batches built here, one per
-    partition (and per `kafka.batch_bytes`), through the Faust producer's own aiokafka producer
-    (Faust's Producer has no batch call). The same producer, so the same connection, acks
-    setting and per-partition order as anything Faust sends; a batch's future resolves when
-    the broker has acknowledged every message in it.
+    partition (see `pipeline.batches`). With dedupe on, the kept jobs go to job_candidates,
+    joined into messages by the partition of their ids, and the dedupe agent forwards the
+    first sightings to job_data; otherwise straight to job_data.
     """
-    # NotReady until the producer has started.
-    producer = cast(FaustKafkaProducer, app.producer)._ensure_producer()
+    settings = app.settings
+    outputs: list[tuple[str, list[Message]]] = [(rejects_topic().get_topic_name(), out.rejects)]
+    if not settings.dedupe.enabled:
+        outputs.append((data_topic().get_topic_name(), out.jobs))
+    elif out.jobs:
+        name = candidates_topic.get_topic_name()
+        count = len(await batches.producer().partitions_for(name))
+        jobs = candidate_messages(
+            progress,
+            out.jobs,
+            lambda key: key_partition(key, count),
+            settings.kafka.max_message_bytes,
+        )
+        outputs.append((name, jobs))
     deliveries: list[asyncio.Future[Any]] = []
-    for topic, messages in ((data_topic(), out.jobs), (rejects_topic(), out.rejects)):
-        if not messages:
-            continue
-        name = topic.get_topic_name()
-        partitions = sorted(await producer.partitions_for(name))
-        for partition, batch in by_partition(messages, partitions).items():
-            deliveries.extend(await _send_batches(producer, name, partition, batch))
+    for name, messages in outputs:
+        if messages:
+            deliveries.extend(await batches.send_keyed(name, messages))
     return deliveries
-
-
-def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, list[Message]]:
-    """The messages by the partition Kafka's default partitioner gives their key, in order."""
-    out: dict[int, list[Message]] = {}
-    count = len(partitions)
-    for message in messages:
-        partition = partitions[key_partition(message[0], count)]
-        group = out.get(partition)
-        if group is None:
-            out[partition] = [message]
-        else:
-            group.append(message)
-    return out
-
-
-async def _send_batches(
-    producer: aiokafka.AIOKafkaProducer, topic: str, partition: int, messages: list[Message]
-) -> list[asyncio.Future[Any]]:
-    futures = []
-    batch = producer.create_batch()
-    for key, value in messages:
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            # Full: send it and start the next. A batch takes its first message whatever its
-            # size, and no message here exceeds kafka.max_message_bytes.
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
-    if batch.record_count():
-        # Closed: complete, so the producer sends it at once instead of lingering for more.
-        batch.close()
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
 
 
 def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress) -> None:
     counts = out.counts
     for outcome, n in (
-        ("published", counts.published),
+        ("kept", counts.published),
         ("filtered", counts.filtered),
         ("rejected", counts.rejected),
     ):
         metrics.ROWS.labels(task_id, outcome).inc(n)
+    if not app.settings.dedupe.enabled:
+        metrics.ROWS.labels(task_id, "published").inc(counts.published)
     metrics.APPLIED_ROWS_RECENT.add(counts.published + counts.filtered + counts.rejected)
     metrics.PROGRESS.labels(task_id).set(
         progress.current_offset / progress.total if progress.total else 0.0

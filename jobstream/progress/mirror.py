@@ -43,6 +43,7 @@ _EXTRA_COLUMNS = {
     "cursor_anomalies": "INTEGER NOT NULL DEFAULT 0",
     "last_anomaly": "TEXT NOT NULL DEFAULT ''",
     "source_resets": "INTEGER NOT NULL DEFAULT 0",
+    "duplicates": "INTEGER NOT NULL DEFAULT 0",
 }
 _COLUMNS = Progress.__struct_fields__
 

@@ -116,6 +116,17 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             last_anomaly=f"{at} {command.error}",
             last_update=at,
         )
+    if command.action == "deduped":
+        # What the dedupe agent made of the task's kept jobs; the offsets are the page agent's.
+        if (command.source, command.source_resets) != (progress.source, progress.source_resets):
+            # Jobs of progress set aside since (another API, or before a source reset): their
+            # rows are no longer among this progress's offsets.
+            return progress
+        return replace(
+            progress,
+            published=progress.published + (command.published or 0),
+            duplicates=progress.duplicates + (command.duplicates or 0),
+        )
     if command.action == "reset":
         return replace(
             initial(progress.task_id, progress.source),

@@ -43,6 +43,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--missing-url-ratio", type=float, default=0.0)
     p.add_argument("--duplicate-url-ratio", type=float, default=0.0)
     p.add_argument(
+        "--repeat-ratio",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="share of rows that repeat an earlier posting, collected again later "
+        "(/_sim/truth: repeat_of, posting)",
+    )
+    p.add_argument(
+        "--shared-postings",
+        action="store_true",
+        help="repeats may copy other tasks' rows too (those that existed when the rows appeared)",
+    )
+    p.add_argument(
         "--hostile-ratio",
         type=float,
         default=0.0,
@@ -89,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             junk_ratio=args.junk_ratio,
             missing_url_ratio=args.missing_url_ratio,
             duplicate_url_ratio=args.duplicate_url_ratio,
+            repeat_ratio=args.repeat_ratio,
+            shared_postings=args.shared_postings,
             hostile_ratio=args.hostile_ratio,
             description_chars=args.description_chars,
         ),

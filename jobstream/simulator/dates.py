@@ -88,6 +88,18 @@ def collect_moment(rng: random.Random, anchor: datetime, fmt: str) -> tuple[date
     return day + timedelta(seconds=rng.uniform(6 * 3600, 23 * 3600)), age
 
 
+def collected_again(rng: random.Random, anchor: datetime, before: date) -> datetime:
+    """When a posting first collected on day `before` was collected again: a later day up to
+    the anchor's (the anchor's day itself when `before` is that day), at a time of day that
+    has passed by the anchor."""
+    midnight = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
+    days_back = max(0, (anchor.date() - before).days - 1)
+    back = rng.randint(0, days_back)
+    if back == 0:
+        return midnight + timedelta(seconds=rng.uniform(0, (anchor - midnight).total_seconds()))
+    return midnight - timedelta(days=back) + timedelta(seconds=rng.uniform(6 * 3600, 23 * 3600))
+
+
 def render_publish(rng: random.Random, fmt: str, collected: datetime, age: int) -> Rendered:
     """Write the publish date `age` days before `collected` in format `fmt`."""
     text, fmt = _publish_text(rng, fmt, collected, age)

@@ -1,14 +1,23 @@
-"""Deterministic job rows: row i is a pure function of (seed, task id, i, anchor).
+"""Deterministic job rows: row i is a pure function of (seed, task id, i, anchor), and for a
+repeat (below) of the earlier row it repeats.
 
 The anchor is the simulator clock reading when the row was appended; relative dates ("3天前")
 are written relative to it. The generator also knows what each row's dates mean (`truth`), which
 never appears in the HTTP response: tests compare the pipeline's parse against it.
+
+A repeat is a posting collected again: row i carries the text of an earlier row (its own task's,
+or with `shared_postings` another task's that existed when row i's batch was appended), the same
+publish date, a collect date no earlier than the original's, and the same URL spelled another
+way (http, upper-case host, tracking parameters) that normalizes to the same. Its truth names
+the row it repeats (`repeat_of`); every row's truth names its `posting`, the same for all rows
+of one posting, so tests can tell what job_data holds with dedupe by URL.
 """
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from jobstream.simulator import dates, descriptions, hostile, policy, vocab
 from jobstream.simulator.seeding import stable_int
@@ -34,12 +43,27 @@ class RowOptions:
     duplicate_url_ratio: float = 0.0
     hostile_ratio: float = 0.0
     description_chars: int = 0
+    # The share of rows that repeat an earlier posting (see the module); other rows stay as
+    # they are without it.
+    repeat_ratio: float = 0.0
+    # Repeats may be of another task's rows too (those that existed when the batch appeared).
+    shared_postings: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.hostile_ratio <= 1:
             raise ValueError(f"hostile_ratio must be between 0 and 1, got {self.hostile_ratio}")
+        if not 0 <= self.repeat_ratio <= 1:
+            raise ValueError(f"repeat_ratio must be between 0 and 1, got {self.repeat_ratio}")
         if self.description_chars < 0:
             raise ValueError(f"description_chars must be >= 0, got {self.description_chars}")
+
+
+@dataclass(frozen=True)
+class RowRef:
+    """A row of a task."""
+
+    task_id: str
+    index: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,10 @@ class RowTruth:
     fate follows from its dates and the window. `expect_field` is a reject's field at fault
     ("aae397", "Collect_time" or "row"). `expect_text` is the text the pipeline publishes for the
     row under the output names; None for a row that must be rejected.
+
+    `posting` is the same for every row of one posting and differs between postings:
+    `url:<the URL as first written>`, or `row:<task id>:<index>` for a row without a URL.
+    `repeat_of` is the row a repeat was copied from (None for any other row).
     """
 
     index: int
@@ -64,18 +92,58 @@ class RowTruth:
     expect: policy.Expect | None = None
     expect_field: str | None = None
     expect_text: dict[str, str] | None = None
+    posting: str = ""
+    repeat_of: RowRef | None = None
+
+
+class EarlierRows(Protocol):
+    """The rows a repeat may copy, as the generator's batch sees them."""
+
+    def pick(self, rng: random.Random, task_id: str, index: int) -> RowRef | None:
+        """An earlier row for row `index` of `task_id` to repeat, or None."""
+
+    def generate(self, ref: RowRef) -> tuple[Any, RowTruth]:
+        """The row and its truth."""
+
+
+# How far back a repeat of the task's own rows reaches.
+REPEAT_REACH = 500
+
+
+def respell(url: str, how: int) -> str:
+    """`url` (https://host/path, as the generator writes them) spelled another way that
+    `jobstream.transform.ids.normalize_url` turns back into it: 0 as is, 1 over http, 2 with
+    the host in capitals, 3 with tracking parameters."""
+    rest = url.removeprefix("https://")
+    host, _, path = rest.partition("/")
+    spellings = (
+        url,
+        f"http://{rest}",
+        f"https://{host.upper()}/{path}",
+        f"{url}?utm_source=bazhuayu&utm_medium=crawl",
+    )
+    return spellings[how]
 
 
 class RowGenerator:
-    """Rows of one task, all appended at `anchor` (an aware datetime, read in Asia/Shanghai)."""
+    """Rows of one task, all appended at `anchor` (an aware datetime, read in Asia/Shanghai).
 
-    def __init__(self, task_id: str, anchor: datetime, options: RowOptions | None = None) -> None:
+    `earlier` is where repeats find the rows they copy; without it no row is a repeat."""
+
+    def __init__(
+        self,
+        task_id: str,
+        anchor: datetime,
+        options: RowOptions | None = None,
+        earlier: EarlierRows | None = None,
+    ) -> None:
         if anchor.tzinfo is None:
             anchor = anchor.replace(tzinfo=dates.SHANGHAI)
         self.task_id = task_id
         self.anchor = anchor.astimezone(dates.SHANGHAI)
         self.options = options or RowOptions()
         self._task_code = stable_int(self.options.seed, task_id) % 10**9
+        self._earlier = earlier
 
     def row(self, index: int) -> Any:
         """Row `index` as served: a dict, or a `RawRow` (JSON bytes) for a hostile row."""
@@ -91,6 +159,11 @@ class RowGenerator:
         if index < 0:
             raise ValueError(f"row index must be >= 0, got {index}")
         opts = self.options
+        spot = hostile.spot(opts.hostile_ratio, opts.seed, self.task_id, index)
+        if opts.repeat_ratio and spot is None and self._earlier is not None:
+            repeat = self._repeat(index, self._earlier)
+            if repeat is not None:
+                return repeat
         rng = random.Random(stable_int(opts.seed, self.task_id, index))
 
         fmt = dates.pick_publish_format(rng)
@@ -129,7 +202,6 @@ class RowGenerator:
             fields["acb22a"] = descriptions.long(own, opts.description_chars)
         _add_noise(rng, fields, index)
         row = {k: v for k, v in fields.items() if v is not dates.MISSING}
-        spot = hostile.spot(opts.hostile_ratio, opts.seed, self.task_id, index)
         if spot is not None:
             return self._hostile(index, spot, row)
         truth = RowTruth(
@@ -141,8 +213,47 @@ class RowGenerator:
             collect_format=collect.fmt,
             publish_prefix=publish.prefix,
             expect_text=policy.published_text(row),
+            posting=self._posting(index, url),
         )
         return row, truth
+
+    def _posting(self, index: int, url: str | None) -> str:
+        return f"url:{url}" if url else f"row:{self.task_id}:{index}"
+
+    def _repeat(self, index: int, earlier: EarlierRows) -> tuple[Any, RowTruth] | None:
+        """Row `index` as a repeat of an earlier row, or None when it is not one: its own
+        draw says no, or the row it drew cannot be repeated (a hostile or junk row)."""
+        opts = self.options
+        rng = random.Random(stable_int(opts.seed, self.task_id, index, "repeat"))
+        if rng.random() >= opts.repeat_ratio:
+            return None
+        ref = earlier.pick(rng, self.task_id, index)
+        if ref is None:
+            return None
+        original, truth = earlier.generate(ref)
+        published, collected_before = truth.publish_date, truth.collect_date
+        if truth.hostile or not isinstance(original, dict) or not published or not collected_before:
+            return None
+        collected = dates.collected_again(rng, self.anchor, collected_before)
+        age = (collected.date() - published).days
+        publish = dates.render_publish(rng, rng.choice(dates.ABSOLUTE_FORMATS), collected, age)
+        collect = dates.render_collect(rng, collected)
+        row = {**original, "aae397": publish.value, "Collect_time": collect.value}
+        url = truth.posting.removeprefix("url:") if truth.posting.startswith("url:") else None
+        if url is not None:
+            row["ACE760"] = respell(url, rng.randrange(4))
+        return row, RowTruth(
+            index=index,
+            publish_date=publish.day,
+            collect_date=collect.day,
+            url=row.get("ACE760") if url is not None else truth.url,
+            publish_format=publish.fmt,
+            collect_format=collect.fmt,
+            publish_prefix=publish.prefix,
+            expect_text=policy.published_text(row),
+            posting=truth.posting,
+            repeat_of=ref,
+        )
 
     def _hostile(self, index: int, spot: hostile.Spot, row: dict[str, Any]) -> tuple[Any, RowTruth]:
         """Row `index` (normal in every other respect) with recent dates, spoiled by its kind."""
@@ -171,7 +282,7 @@ class RowGenerator:
                 else policy.published_text(meaning)
             ),
         )
-        return spoiled.row, truth
+        return spoiled.row, dataclasses.replace(truth, posting=self._posting(index, truth.url))
 
     def base_url(self, index: int) -> str:
         """The URL row `index` has unless it is a deliberate duplicate or has none."""

@@ -1,5 +1,7 @@
 """Everything a running simulator knows: each task's rows, issued tokens, faults and counters."""
 
+from __future__ import annotations
+
 import bisect
 import dataclasses
 import logging
@@ -13,7 +15,7 @@ from jobstream.simulator.config import SimulatorConfig
 from jobstream.simulator.cursor import CursorFaults
 from jobstream.simulator.faults import Faults
 from jobstream.simulator.pagecache import PageCache
-from jobstream.simulator.rows import RowGenerator, RowOptions, RowTruth
+from jobstream.simulator.rows import REPEAT_REACH, RowGenerator, RowOptions, RowRef, RowTruth
 from jobstream.simulator.stats import Stats
 from jobstream.simulator.tokens import TokenStore
 
@@ -29,13 +31,19 @@ class TaskRows:
         self.options = options
         self.total = total
         self._starts: list[int] = [0]
-        self._generators: list[RowGenerator] = [RowGenerator(task_id, anchor, options)]
+        self._generators: list[RowGenerator] = [
+            RowGenerator(task_id, anchor, options, Earlier(self, {}))
+        ]
 
-    def grow(self, n: int, anchor: datetime) -> None:
+    def grow(self, n: int, anchor: datetime, others: dict[str, tuple[TaskRows, int]]) -> None:
+        """Append n rows; `others` are the simulator's tasks and their totals just before this
+        growth, whose rows repeats may copy (with `shared_postings`)."""
         if n <= 0:
             return
         self._starts.append(self.total)
-        self._generators.append(RowGenerator(self.task_id, anchor, self.options))
+        self._generators.append(
+            RowGenerator(self.task_id, anchor, self.options, Earlier(self, others))
+        )
         self.total += n
 
     def generator_for(self, index: int) -> RowGenerator:
@@ -50,6 +58,30 @@ class TaskRows:
         if not 0 <= index < self.total:
             raise IndexError(f"task {self.task_id} has no row {index} (total {self.total})")
         return self.generator_for(index).truth(index)
+
+
+class Earlier:
+    """What a batch's repeats may copy: the task's own rows before the repeat (nearby ones),
+    and with `shared_postings` the rows other tasks had when the batch was appended (the
+    TaskRows objects of that moment: a task reset later keeps its old rows here)."""
+
+    def __init__(self, own: TaskRows, others: dict[str, tuple[TaskRows, int]]) -> None:
+        self.own = own
+        self.others = {t: v for t, v in others.items() if t != own.task_id and v[1] > 0}
+
+    def pick(self, rng: random.Random, task_id: str, index: int) -> RowRef | None:
+        choices = [task_id] + (sorted(self.others) if self.own.options.shared_postings else [])
+        chosen = rng.choice(choices)
+        if chosen == task_id:
+            if index == 0:
+                return None
+            return RowRef(task_id, rng.randrange(max(0, index - REPEAT_REACH), index))
+        total = self.others[chosen][1]
+        return RowRef(chosen, rng.randrange(max(0, total - 2 * REPEAT_REACH), total))
+
+    def generate(self, ref: RowRef) -> tuple[Any, RowTruth]:
+        rows = self.own if ref.task_id == self.own.task_id else self.others[ref.task_id][0]
+        return rows.generator_for(ref.index).generate(ref.index)
 
 
 class SimulatorState:
@@ -85,8 +117,9 @@ class SimulatorState:
         """Append n rows to one task, or to every task when task_id is None."""
         anchor = self.config.clock()
         targets = self.tasks.values() if task_id is None else [self.tasks[task_id]]
+        before = {t: (task, task.total) for t, task in self.tasks.items()}
         for task in targets:
-            task.grow(n, anchor)
+            task.grow(n, anchor, before)
             logger.debug("task %s grew by %d rows to %d", task.task_id, n, task.total)
 
     def reset(self, task_id: str, total: int, seed: int | None = None) -> int:

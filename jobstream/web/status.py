@@ -48,7 +48,8 @@ class ApiLatency(msgspec.Struct, frozen=True):
 
 
 class RowCounts(msgspec.Struct, frozen=True):
-    """源行计数：published + filtered + rejected + skipped = applied = current_offset"""
+    """源行计数：published + duplicates + filtered + rejected + skipped = applied =
+    current_offset（开启去重时，去重环节追上之后）"""
 
     fetched: Annotated[int, _about("本 worker 启动以来从 API 取到的行数")]
     applied: int
@@ -57,7 +58,9 @@ class RowCounts(msgspec.Struct, frozen=True):
     rejected: Annotated[int, _about("无法使用、进入 job_rejects 的行数")]
     skipped: Annotated[int, _about("被数据源游标跳过的 offset 数")]
     future_dated: Annotated[int, _about("日期晚于今天一天以上的行数")]
-    duplicates: Annotated[int, _about("重复的职位数（URL 去重；该功能上线前为 0）")] = 0
+    duplicates: Annotated[
+        int, _about("重复的职位数：同一职位（同一 id）在去重窗口内已发布过，未再次发布")
+    ] = 0
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -137,7 +140,8 @@ def status_of(
     rows_per_minute: float = 0.0,
 ) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
-    judged = progress.published + progress.filtered + progress.rejected
+    kept = progress.published + progress.duplicates
+    judged = kept + progress.filtered + progress.rejected
     task = config.task(progress.task_id)
     return Status(
         task_id=progress.task_id,
@@ -159,7 +163,7 @@ def status_of(
         source=progress.source,
         kafka=kafka_lag(lag, config),
         rows_per_minute=round(rows_per_minute, 1),
-        kept_ratio=round(progress.published / judged, 4) if judged else None,
+        kept_ratio=round(kept / judged, 4) if judged else None,
         api_latency_ms=ApiLatency(**metrics.api_latency_ms()),
         rows=RowCounts(
             fetched=rows_fetched,
@@ -169,6 +173,7 @@ def status_of(
             rejected=progress.rejected,
             skipped=progress.skipped,
             future_dated=progress.future_dated,
+            duplicates=progress.duplicates,
         ),
         demo=config.api.is_demo,
     )

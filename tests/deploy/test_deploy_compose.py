@@ -109,8 +109,14 @@ def test_compose_kafka_init_creates_topics_with_three_partitions(
     kafka = jobstream_config.load(
         repo / "config" / "config.yml.docker", env={"API_USERNAME": "u", "API_PASSWORD": "p"}
     ).kafka
-    names = {kafka.topic, kafka.raw_topic, kafka.commands_topic, kafka.rejects_topic}
-    assert names == {"job_data", "job_raw", "job_commands", "job_rejects"}
+    names = {
+        kafka.topic,
+        kafka.raw_topic,
+        kafka.commands_topic,
+        kafka.rejects_topic,
+        kafka.candidates_topic,
+    }
+    assert names == {"job_data", "job_raw", "job_commands", "job_rejects", "job_candidates"}
     assert set(topics) == names
     for call in topics.values():
         assert call.partitions == kafka.partitions == 3

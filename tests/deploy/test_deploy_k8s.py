@@ -165,7 +165,7 @@ def test_k8s_service_selects_deployment_pods_on_port_8000() -> None:
 def test_k8s_topics_job_creates_job_data_with_three_partitions() -> None:
     [container] = _one("Job")["spec"]["template"]["spec"]["containers"]
     topics = created_topics("\n".join([*container["command"], *container["args"]]))
-    assert set(topics) == {"job_data", "job_raw", "job_commands", "job_rejects"}
+    assert set(topics) == {"job_data", "job_raw", "job_commands", "job_rejects", "job_candidates"}
     assert all(t.partitions == 3 and t.if_not_exists for t in topics.values())
 
 

@@ -80,8 +80,9 @@ async def test_three_tasks_progress_together_under_one_rate_limit(
 async def test_progress_changelog_entries_land_in_their_tasks_partition(
     broker, simulator_factory, worker_factory
 ):
-    """crawl_progress is written outside the agent's iteration (jobstream.topics.TaskTable):
-    each task's entries must land in the partition the task has on job_raw and job_commands."""
+    """crawl_progress is written outside the agent's iteration (see KeyPartitionedTable in
+    jobstream.topics): each task's entries must land in the partition the task has on job_raw
+    and job_commands."""
     from jobstream.topics import partition_for
 
     sim = simulator_factory("--total", "500", *(a for t in TASKS for a in ("--task-id", t)))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import read_topic
 from tests.harness import TASK_ID, http
-from tests.integration.truth import check_jobs, check_rejects, expected
+from tests.integration.truth import check_jobs, check_rejects, expected, settled
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,8 @@ def run_to_end(worker, total: int, timeout: float = 120.0) -> tuple[dict, float]
     worker.wait_ready()
     started = time.monotonic()
     status = worker.wait_status(
-        lambda s: s["current_offset"] == total and s["status"] == "idle", timeout=timeout
+        lambda s: s["current_offset"] == total and s["status"] == "idle" and settled(s),
+        timeout=timeout,
     )
     return status, time.monotonic() - started
 
@@ -144,7 +145,12 @@ async def test_source_reset_crawls_again_from_zero_and_says_so(
     sim.reset(total=300)
 
     status = worker.wait_status(
-        lambda s: s["source_resets"] == 1 and s["current_offset"] == 300 and s["status"] == "idle"
+        lambda s: (
+            s["source_resets"] == 1
+            and s["current_offset"] == 300
+            and s["status"] == "idle"
+            and settled(s)
+        )
     )
     assert status["total"] == 300 and "source reset" in status["last_anomaly"]
     rows = status["rows"]
@@ -166,7 +172,8 @@ async def test_source_switch_demo_progress_is_not_resumed_on_the_real_api(
     demo.wait_status(lambda s: s["current_offset"] >= 1000)
     assert demo.stop() == 0
 
-    sim = simulator_factory("--total", "700")
+    # Another seed: postings of its own (the demo's, crawled again, would be duplicates).
+    sim = simulator_factory("--total", "700", "--seed", "1")
     real = worker_factory(
         api={**creds(sim), "batch_size": 100}, kafka={"bootstrap_servers": broker.bootstrap}
     )

@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import read_topic
 from tests.harness import TASK_ID, Simulator
+from tests.integration.truth import settled
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +87,9 @@ async def test_pipeline_crawl_to_end_publishes_exactly_the_eligible_rows(
     )
     worker.start()
     ready = worker.wait_ready()
-    status = worker.wait_status(lambda s: s["current_offset"] == 2345 and s["status"] == "idle")
+    status = worker.wait_status(
+        lambda s: s["current_offset"] == 2345 and s["status"] == "idle" and settled(s)
+    )
     eligible, old, junk = expected_offsets(sim)
 
     jobs = await read_topic(broker.bootstrap, "job_data", expect=len(eligible))
@@ -173,7 +176,9 @@ async def test_pipeline_wiped_broker_resumes_from_sqlite_mirror(simulator_factor
     sim.grow(400)
     worker.start()
     worker.wait_ready()
-    status = worker.wait_status(lambda s: s["current_offset"] == 1400 and s["status"] == "idle")
+    status = worker.wait_status(
+        lambda s: s["current_offset"] == 1400 and s["status"] == "idle" and settled(s)
+    )
     port = yaml.safe_load(worker.config_path.read_text())["kafka"]["embedded_port"]
     eligible, _, _ = expected_offsets(sim)
     new_rows = {o for o in eligible if o >= 1000}

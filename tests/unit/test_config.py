@@ -37,6 +37,15 @@ def test_config_shipped_file_loads_demo_and_embedded_defaults() -> None:
     assert loaded.kafka.topic == "job_data" and loaded.kafka.partitions == 3
 
 
+def test_config_dedupe_on_by_default_window_the_filter_window(tmp_path: Path) -> None:
+    loaded = config.load(SHIPPED, env={})
+    assert loaded.dedupe.enabled and loaded.dedupe_window == 7 * 86400
+    assert loaded.kafka.candidates_topic == "job_candidates"
+    changed = load_with(tmp_path, {"crawler": {"filter_days": 3}, "dedupe": {"enabled": False}})
+    assert not changed.dedupe.enabled and changed.dedupe_window == 3 * 86400
+    assert load_with(tmp_path, {"dedupe": {"window": 2.5}}).dedupe_window == 2.5
+
+
 def test_config_missing_file_names_config_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^CONFIG_PATH: cannot read .*nope\.yml"):
         config.load(tmp_path / "nope.yml", env={})
@@ -74,6 +83,9 @@ def test_config_bad_yaml_names_the_line(tmp_path: Path) -> None:
         ({"kafka": {"http_timeout": 200}}, r"^kafka\.http_timeout: must be between 0\.5 and 120"),
         ({"app": {"web_port": 70000}}, r"^app\.web_port: must be between 1 and 65535, got 70000$"),
         ({"database": {"path": ""}}, r"^database\.path: must not be empty, got ''$"),
+        ({"dedupe": {"enabled": "maybe"}}, r"^dedupe\.enabled: expected true or false"),
+        ({"dedupe": {"window": 0}}, r"^dedupe\.window: must be above 0, got 0$"),
+        ({"dedupe": {"bogus": 1}}, r"^dedupe\.bogus: unknown key"),
         ({"app": {"admin_token": ["x"]}}, r"^app\.admin_token: expected text, got \*\*\*$"),
         (
             {"alerts": {"webhooks": [{"type": "slack", "url": "https://h/x"}]}},

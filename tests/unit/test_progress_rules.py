@@ -140,11 +140,39 @@ def test_anomaly_is_counted_and_shown() -> None:
 
 
 def test_reset_starts_over_from_zero_with_fresh_counters() -> None:
-    before = progress(current_offset=900, total=900, published=400, skipped=3, status="running")
+    before = progress(
+        current_offset=900, total=900, published=400, duplicates=5, skipped=3, status="running"
+    )
     after = rules.apply_command(before, command("reset", total=120, error="source reset"))
     assert (after.current_offset, after.total, after.published, after.skipped) == (0, 120, 0, 0)
+    assert after.duplicates == 0
     assert (after.source_resets, after.status, after.source) == (1, "running", SOURCE)
     assert "source reset" in after.last_anomaly
+
+
+def deduped(**fields: object) -> Command:
+    return command("deduped", published=30, duplicates=5, **{"source": SOURCE, **fields})
+
+
+def test_deduped_report_adds_published_and_duplicates_only() -> None:
+    before = progress(current_offset=300, published=10, duplicates=2, filtered=50, status="idle")
+    after = rules.apply_command(before, deduped(source_resets=0))
+    assert (after.published, after.duplicates) == (40, 7)
+    assert msgspec.structs.replace(after, published=10, duplicates=2) == before
+
+
+@pytest.mark.parametrize(
+    "stale", [{"source": "demo", "source_resets": 1}, {"source_resets": 0}, {"source_resets": 2}]
+)
+def test_deduped_report_of_progress_set_aside_is_not_counted(stale: dict[str, object]) -> None:
+    # The task's source was reset once since, or its progress belongs to another API.
+    before = progress(current_offset=300, published=10, source_resets=1)
+    assert rules.apply_command(before, deduped(**stale)) == before
+
+
+def test_page_with_dedupe_leaves_published_to_the_dedupe_report() -> None:
+    after = rules.advance(progress(), page(0, 10), Counts(published=0, filtered=4), AT)
+    assert (after.current_offset, after.published, after.filtered) == (10, 0, 4)
 
 
 def test_resume_takes_the_further_of_table_and_mirror() -> None:

@@ -32,7 +32,15 @@ def test_throughput_old_sample_is_scaled() -> None:
 
 def test_throughput_counts_the_rows_the_agent_counted() -> None:
     task_id = "throughput-test-task"
-    for outcome, n in (("published", 7), ("filtered", 2), ("rejected", 1), ("fetched", 50)):
+    # Kept rows count once: not again as published or duplicate (the dedupe agent's outcomes).
+    for outcome, n in (
+        ("kept", 7),
+        ("filtered", 2),
+        ("rejected", 1),
+        ("fetched", 50),
+        ("published", 6),
+        ("duplicate", 1),
+    ):
         metrics.ROWS.labels(task_id, outcome).inc(n)
     assert metrics.applied_rows()[task_id] == 10
 

@@ -151,7 +151,7 @@ async def get_json(served: Served, path: str, **kwargs: Any) -> tuple[int, Any]:
 async def test_status_lists_every_task_each_from_its_owner(workers: Workers) -> None:
     # The process started 30 s ago and has since applied 120 rows of TASK_A.
     workers.here.client.app[HISTORY].throughput = TaskThroughput(origin=time.monotonic() - 30)
-    for outcome, n in (("published", 70), ("filtered", 40), ("rejected", 10)):
+    for outcome, n in (("kept", 70), ("filtered", 40), ("rejected", 10)):
         metrics.ROWS.labels(TASK_A, outcome).inc(n)
     for served in (workers.here, workers.there):
         status, body = await get_json(served, "/status")

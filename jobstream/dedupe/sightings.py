@@ -1,0 +1,146 @@
+"""Dedupe decisions and their encodings, as pure functions.
+
+The dedupe key is the job id: UUID5 of the normalized URL when the row has one, else of its text
+fields (`jobstream.transform.ids`), so URL-less postings with identical text are one posting too.
+A kept job is a first sighting unless its id was forwarded to job_data no longer than the
+window ago, or earlier in the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cramjam
+import msgspec
+
+from jobstream.pipeline.pages import ZSTD_MAGIC
+from jobstream.records import Candidate, Candidates, Progress
+
+Message = tuple[bytes, bytes]  # (key, value)
+
+# Room left in a job_candidates message for its key, the envelope and the record overhead. A
+# job alone is at most kafka.max_message_bytes - 1024 (pipeline.messages.MESSAGE_HEADROOM);
+# with its envelope it stays below the limit.
+ENVELOPE_HEADROOM = 1024
+
+_ENCODER = msgspec.json.Encoder()
+_CANDIDATES = msgspec.json.Decoder(Candidates)
+_ENTRY = msgspec.json.Decoder(tuple[float, int])
+_MARK = msgspec.json.Decoder(int)
+
+
+def candidate_messages(
+    progress: Progress,
+    jobs: Iterable[Message],
+    partition_of: Callable[[bytes], int],
+    max_message_bytes: int,
+) -> list[Message]:
+    """A page's kept jobs (key = id, value = job JSON), counted out of `progress`, as
+    job_candidates messages: grouped by
+    the partition of their ids, in source order, as few messages as fit; each keyed by its
+    first job's id, so its key falls in its partition too. The values are zstd frames of
+    `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker stores and
+    serves that much less for the extra hop (as on job_raw)."""
+    limit = max_message_bytes - ENVELOPE_HEADROOM
+    groups: dict[int, list[list[bytes]]] = {}
+    firsts: dict[int, list[bytes]] = {}
+    sizes: dict[int, int] = {}
+    for key, value in jobs:
+        partition = partition_of(key)
+        # A Candidate as JSON; job ids are UUIDs (jobstream.transform.ids), nothing to escape.
+        item = b'["' + key + b'",' + value + b"]"
+        chunks = groups.get(partition)
+        if chunks is None or sizes[partition] + len(item) + 1 > limit:
+            chunks = groups.setdefault(partition, [])
+            chunks.append([])
+            firsts.setdefault(partition, []).append(key)
+            sizes[partition] = 0
+        chunks[-1].append(item)
+        sizes[partition] += len(item) + 1
+    head = (
+        _ENCODER.encode(
+            Candidates(
+                task_id=progress.task_id,
+                source=progress.source,
+                source_resets=progress.source_resets,
+                jobs=[],
+            )
+        ).removesuffix(b"[]}")
+        + b"["
+    )
+    return [
+        (key, bytes(cramjam.zstd.compress(head + b",".join(chunk) + b"]}", level=3)))
+        for partition, chunks in groups.items()
+        for key, chunk in zip(firsts[partition], chunks, strict=True)
+    ]
+
+
+def decode_candidates(value: bytes) -> Candidates:
+    """A job_candidates message; the jobs are views into the decompressed JSON. Raises
+    msgspec.DecodeError (cramjam's DecompressionError for a broken frame) for anything else."""
+    if value[:4] == ZSTD_MAGIC:
+        # As bytes: the jobs are views into it and keep it alive.
+        value = bytes(cramjam.zstd.decompress(value))
+    return _CANDIDATES.decode(value)
+
+
+@dataclass
+class Sorting:
+    """What became of one message's candidates: the first sightings, to forward (id -> job,
+    in order), and how many were duplicates."""
+
+    first: dict[bytes, bytes] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+def sort_candidates(
+    jobs: Iterable[Candidate], published_at: Callable[[bytes], float | None], cutoff: float
+) -> Sorting:
+    """Split candidates into first sightings and duplicates. `published_at(id)` says when the
+    id was forwarded (None: never, or forgotten); a time before `cutoff` (now - window) is too
+    old to count, whether or not the entry has been pruned yet."""
+    out = Sorting()
+    first = out.first
+    for job in jobs:
+        key = job.id.encode()
+        if key in first:
+            out.duplicates += 1
+            continue
+        at = published_at(key)
+        if at is not None and at >= cutoff:
+            out.duplicates += 1
+            continue
+        first[key] = bytes(job.job)
+    return out
+
+
+def encode_entry(published_at: float, partition: int) -> bytes:
+    """A published_jobs value: when the id was forwarded (Unix seconds) and its partition
+    (which a pruning scan filters on without hashing the key)."""
+    return b"[%.3f,%d]" % (published_at, partition)
+
+
+def decode_entry(value: bytes) -> tuple[float, int]:
+    return _ENTRY.decode(value)
+
+
+def marker_key(partition: int) -> bytes:
+    """The key of a partition's marker: the job_candidates offset recorded through. A job id
+    never starts with `#`."""
+    return b"#%d" % partition
+
+
+def encode_marker(offset: int) -> bytes:
+    return b"%d" % offset
+
+
+def decode_marker(value: bytes) -> int:
+    return _MARK.decode(value)
+
+
+def prune_interval(window: float) -> float:
+    """How often expired entries are deleted: a tenth of the window, from 0.2 s to 10 minutes.
+    Decisions never depend on it (they compare times); it only bounds how long an expired
+    entry is held, so the table holds at most the ids of one window and one interval."""
+    return min(max(window / 10, 0.2), 600.0)
