@@ -6,7 +6,7 @@ import logging
 
 from mode import Service
 
-from jobstream.simulator.config import SimulatorConfig
+from jobstream.simulator.options import SimulatorConfig
 from jobstream.simulator.server import SimulatorServer
 
 logger = logging.getLogger(__name__)

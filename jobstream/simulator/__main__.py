@@ -5,7 +5,7 @@ import asyncio
 import logging
 import sys
 
-from jobstream.simulator.config import DEFAULT_TASK_ID, SimulatorConfig
+from jobstream.simulator.options import DEFAULT_TASK_ID, SimulatorConfig
 from jobstream.simulator.rows import RowOptions
 from jobstream.simulator.server import SimulatorServer
 

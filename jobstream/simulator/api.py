@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobstream.simulator import body, cursor, replies
+from jobstream.simulator import cursor, page_bytes, replies
 from jobstream.simulator.state import SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ async def data_all(request: web.Request) -> web.Response:
     plan = cursor.plan_page(offset, size, task.total, fault)
     count = max(0, min(task.total, plan.first_row + plan.row_count) - plan.first_row)
     rows = state.page_cache.rows_json(
-        task, plan.first_row, count, lambda: body.rows_json(task.rows(plan.first_row, count))
+        task, plan.first_row, count, lambda: page_bytes.rows_json(task.rows(plan.first_row, count))
     )
     state.stats.count_page(task_id, count)
     page: dict[str, Any] = {"total": task.total}

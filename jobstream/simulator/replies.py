@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobstream.simulator import body
+from jobstream.simulator import page_bytes
 from jobstream.simulator.faults import Failure
 from jobstream.simulator.tokens import IssuedToken
 
@@ -28,22 +28,22 @@ def ok(data: dict[str, Any]) -> web.Response:
 
 def page(data: dict[str, Any], rows_key: str) -> web.Response:
     """A data page; `data[rows_key]` may hold `RawRow`s, which are served byte for byte."""
-    if not body.has_raw_rows(data[rows_key]):
+    if not page_bytes.has_raw_rows(data[rows_key]):
         return ok(data)
     envelope = {"data": data, "requestId": _request_id()}
     return web.Response(
-        body=body.spliced(envelope, rows_key, data[rows_key]),
+        body=page_bytes.spliced(envelope, rows_key, data[rows_key]),
         content_type="application/json",
         charset="utf-8",
     )
 
 
 def page_text(data: dict[str, Any], rows_key: str, rows: bytes) -> web.Response:
-    """A data page whose rows are already a JSON array (`body.rows_json`): the same bytes as
+    """A data page whose rows are already a JSON array (`page_bytes.rows_json`): the same bytes as
     `page` writes for the same rows."""
     envelope = {"data": {**data, rows_key: None}, "requestId": _request_id()}
     return web.Response(
-        body=body.splice(envelope, rows_key, rows),
+        body=page_bytes.splice(envelope, rows_key, rows),
         content_type="application/json",
         charset="utf-8",
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from jobstream.simulator import dates, descriptions, hostile, policy, vocab
+from jobstream.simulator import date_formats, descriptions, hostile, policy, vocab
 from jobstream.simulator.seeding import stable_int
 
 # Multiplying by a number coprime to 10**11 permutes 0..10**11-1, so ids are unique per row
@@ -138,9 +138,9 @@ class RowGenerator:
         earlier: EarlierRows | None = None,
     ) -> None:
         if anchor.tzinfo is None:
-            anchor = anchor.replace(tzinfo=dates.SHANGHAI)
+            anchor = anchor.replace(tzinfo=date_formats.SHANGHAI)
         self.task_id = task_id
-        self.anchor = anchor.astimezone(dates.SHANGHAI)
+        self.anchor = anchor.astimezone(date_formats.SHANGHAI)
         self.options = options or RowOptions()
         self._task_code = stable_int(self.options.seed, task_id) % 10**9
         self._earlier = earlier
@@ -166,17 +166,17 @@ class RowGenerator:
                 return repeat
         rng = random.Random(stable_int(opts.seed, self.task_id, index))
 
-        fmt = dates.pick_publish_format(rng)
-        collected, age = dates.collect_moment(rng, self.anchor, fmt)
+        fmt = date_formats.pick_publish_format(rng)
+        collected, age = date_formats.collect_moment(rng, self.anchor, fmt)
         publish = (
-            dates.render_publish_junk(rng)
+            date_formats.render_publish_junk(rng)
             if rng.random() < opts.junk_ratio
-            else dates.render_publish(rng, fmt, collected, age)
+            else date_formats.render_publish(rng, fmt, collected, age)
         )
         collect = (
-            dates.render_collect_junk(rng)
+            date_formats.render_collect_junk(rng)
             if rng.random() < opts.junk_ratio
-            else dates.render_collect(rng, collected)
+            else date_formats.render_collect(rng, collected)
         )
         url = self._url(rng, index)
 
@@ -191,7 +191,7 @@ class RowGenerator:
             "aab302": rng.choice(vocab.LOCATIONS),
             "aae397": publish.value,
             "Collect_time": collect.value,
-            "ACE760": url if url is not None else rng.choice(("", None, dates.MISSING)),
+            "ACE760": url if url is not None else rng.choice(("", None, date_formats.MISSING)),
             "acb22a": descriptions.short(rng),
             "Experience": rng.choice(vocab.EXPERIENCE),
             "aac011": rng.choice(vocab.EDUCATION),
@@ -201,7 +201,7 @@ class RowGenerator:
             own = random.Random(stable_int(opts.seed, self.task_id, index, "description"))
             fields["acb22a"] = descriptions.long(own, opts.description_chars)
         _add_noise(rng, fields, index)
-        row = {k: v for k, v in fields.items() if v is not dates.MISSING}
+        row = {k: v for k, v in fields.items() if v is not date_formats.MISSING}
         if spot is not None:
             return self._hostile(index, spot, row)
         truth = RowTruth(
@@ -234,10 +234,12 @@ class RowGenerator:
         published, collected_before = truth.publish_date, truth.collect_date
         if truth.hostile or not isinstance(original, dict) or not published or not collected_before:
             return None
-        collected = dates.collected_again(rng, self.anchor, collected_before)
+        collected = date_formats.collected_again(rng, self.anchor, collected_before)
         age = (collected.date() - published).days
-        publish = dates.render_publish(rng, rng.choice(dates.ABSOLUTE_FORMATS), collected, age)
-        collect = dates.render_collect(rng, collected)
+        publish = date_formats.render_publish(
+            rng, rng.choice(date_formats.ABSOLUTE_FORMATS), collected, age
+        )
+        collect = date_formats.render_collect(rng, collected)
         row = {**original, "aae397": publish.value, "Collect_time": collect.value}
         url = truth.posting.removeprefix("url:") if truth.posting.startswith("url:") else None
         if url is not None:
@@ -258,7 +260,7 @@ class RowGenerator:
     def _hostile(self, index: int, spot: hostile.Spot, row: dict[str, Any]) -> tuple[Any, RowTruth]:
         """Row `index` (normal in every other respect) with recent dates, spoiled by its kind."""
         rng = random.Random(stable_int(self.options.seed, self.task_id, index, spot.kind))
-        publish, collect, collected = dates.render_recent(rng, self.anchor)
+        publish, collect, collected = date_formats.render_recent(rng, self.anchor)
         fields = {**row, "aae397": publish.value, "Collect_time": collect.value}
         base = hostile.Base(fields, publish, collect, collected, spot.occurrence, rng)
         spoiled = hostile.spoil(spot.kind, base)
@@ -310,7 +312,7 @@ def _add_noise(rng: random.Random, fields: dict[str, Any], index: int) -> None:
     draw = rng.random()
     optional = ("acb241", "Experience", "aac011", "acb22a")
     if draw < 0.02:
-        fields[rng.choice(optional)] = dates.MISSING
+        fields[rng.choice(optional)] = date_formats.MISSING
     elif draw < 0.04:
         fields[rng.choice(optional)] = ""
     elif draw < 0.05:

@@ -5,9 +5,9 @@ from types import TracebackType
 
 from aiohttp import web
 
-from jobstream.simulator.app import make_app
-from jobstream.simulator.config import SimulatorConfig
+from jobstream.simulator.options import SimulatorConfig
 from jobstream.simulator.state import SimulatorState
+from jobstream.simulator.web_app import make_app
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from jobstream.simulator.config import SimulatorConfig
 from jobstream.simulator.cursor import CursorFaults
 from jobstream.simulator.faults import Faults
+from jobstream.simulator.options import SimulatorConfig
 from jobstream.simulator.pagecache import PageCache
 from jobstream.simulator.rows import REPEAT_REACH, RowGenerator, RowOptions, RowRef, RowTruth
 from jobstream.simulator.stats import Stats

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from jobstream.simulator import SimulatorConfig, SimulatorServer
-from jobstream.simulator.dates import SHANGHAI
+from jobstream.simulator.date_formats import SHANGHAI
 from jobstream.source import BazhuayuClient, Page
 from tests.harness import SECRETS
 

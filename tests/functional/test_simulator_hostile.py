@@ -15,7 +15,7 @@ import pytest
 
 from jobstream.simulator import HOSTILE_KINDS, RowGenerator, RowOptions
 from jobstream.simulator.__main__ import config_from_args, parse_args
-from jobstream.simulator.dates import SHANGHAI
+from jobstream.simulator.date_formats import SHANGHAI
 from tests.functional.test_simulator_rows import oracle_collect, oracle_publish
 
 HOSTILE = RowOptions(hostile_ratio=0.05)

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from jobstream.simulator import RowGenerator, RowOptions
-from jobstream.simulator.dates import SHANGHAI
+from jobstream.simulator.date_formats import SHANGHAI
 
 FIELDS = {
     "Std_class",

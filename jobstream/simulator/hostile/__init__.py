@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobstream.simulator.hostile import dates, encoding, shapes, text
+from jobstream.simulator.hostile import bad_dates, encoding, shapes, text
 from jobstream.simulator.hostile.base import Base, Spoiled
 from jobstream.simulator.seeding import stable_int
 
@@ -23,42 +23,42 @@ _KINDS: dict[str, Kind] = {
     kind.__name__: kind
     for kind in (
         shapes.not_object_string,
-        dates.publish_missing,
+        bad_dates.publish_missing,
         text.text_padded,
         encoding.lone_surrogate,
-        dates.date_bool,
+        bad_dates.date_bool,
         shapes.description_200kb,
         text.text_null_missing,
         shapes.not_object_number,
-        dates.collect_missing,
+        bad_dates.collect_missing,
         encoding.invalid_utf8,
-        dates.date_list,
+        bad_dates.date_list,
         text.text_numbers,
         shapes.deep_nesting,
-        dates.date_object,
+        bad_dates.date_object,
         text.text_bools,
         shapes.not_object_array,
-        dates.date_float,
+        bad_dates.date_float,
         encoding.huge_int,
         text.text_containers,
-        dates.date_null,
+        bad_dates.date_null,
         shapes.extra_keys_500,
         shapes.not_object_null,
-        dates.date_empty,
+        bad_dates.date_empty,
         encoding.text_nan,
         text.html,
-        dates.date_epoch_ms,
+        bad_dates.date_epoch_ms,
         shapes.description_1_2mb,
         shapes.not_object_bool,
-        dates.date_epoch_s,
+        bad_dates.date_epoch_s,
         text.control_chars,
-        dates.date_yyyymmdd,
+        bad_dates.date_yyyymmdd,
         shapes.duplicate_keys,
-        dates.date_int_other,
+        bad_dates.date_int_other,
         text.invisible_and_emoji,
-        dates.date_impossible,
-        dates.publish_far_future,
-        dates.far_past,
+        bad_dates.date_impossible,
+        bad_dates.publish_far_future,
+        bad_dates.far_past,
     )
 }
 KINDS: tuple[str, ...] = tuple(_KINDS)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobstream.simulator.body import RawRow
-from jobstream.simulator.dates import Rendered
+from jobstream.simulator.date_formats import Rendered
+from jobstream.simulator.page_bytes import RawRow
 from jobstream.simulator.policy import PUBLISHED, REJECTED, ROW, Expect
 
 PUBLISH, COLLECT = "aae397", "Collect_time"
@@ -15,7 +15,7 @@ PUBLISH, COLLECT = "aae397", "Collect_time"
 
 @dataclass(frozen=True)
 class Base:
-    """A normal row with recent dates (`dates.render_recent`), for a kind to spoil.
+    """A normal row with recent dates (`date_formats.render_recent`), for a kind to spoil.
 
     `occurrence` counts the earlier rows of the same kind in the task; kinds with variants (which
     date field, which value) alternate on it, so a few thousand rows show every variant.

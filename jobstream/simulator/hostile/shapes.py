@@ -3,8 +3,7 @@
 import json
 
 from jobstream.simulator import descriptions
-from jobstream.simulator.body import RawRow
-from jobstream.simulator.dates import Rendered
+from jobstream.simulator.date_formats import Rendered
 from jobstream.simulator.hostile.base import (
     Base,
     Spoiled,
@@ -13,6 +12,7 @@ from jobstream.simulator.hostile.base import (
     rejected,
     spliced_json,
 )
+from jobstream.simulator.page_bytes import RawRow
 from jobstream.simulator.policy import PUBLISHED
 
 # A row above Kafka's default 1 MiB message limit, and one well below it (UTF-8 bytes).

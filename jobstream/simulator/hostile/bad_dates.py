@@ -7,7 +7,7 @@ import dataclasses
 from datetime import date, datetime
 from typing import Any
 
-from jobstream.simulator.dates import SHANGHAI, Rendered
+from jobstream.simulator.date_formats import SHANGHAI, Rendered
 from jobstream.simulator.hostile.base import COLLECT, PUBLISH, Base, Spoiled, published, rejected
 from jobstream.simulator.policy import FILTERED
 

@@ -7,7 +7,7 @@ from aiohttp.typedefs import Handler
 
 from jobstream.simulator import admin, api, replies
 from jobstream.simulator.api import STATE
-from jobstream.simulator.config import SimulatorConfig
+from jobstream.simulator.options import SimulatorConfig
 from jobstream.simulator.state import SimulatorState
 
 # Route names of the OpenAPI endpoints; only these are counted, delayed, limited and failed.

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from jobstream.simulator.dates import shanghai_now
+from jobstream.simulator.date_formats import shanghai_now
 from jobstream.simulator.rows import RowOptions
 
 # The seed's example task (§8), so the repo's default config crawls the simulator unchanged.
