@@ -158,7 +158,12 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
-_WORDS: dict[int, struct.Struct] = {}
+
+
+@cache
+def _words(count: int) -> struct.Struct:
+    """The unpacker of `count` little-endian 32-bit words (job ids come in a few lengths)."""
+    return struct.Struct(f"<{count}I")
 
 
 def murmur2(data: bytes) -> int:
@@ -166,9 +171,7 @@ def murmur2(data: bytes) -> int:
     and twice as fast: it runs once for every job sent (job_data is keyed by job id)."""
     length = len(data)
     words = length >> 2
-    unpack = _WORDS.get(words)
-    if unpack is None:
-        unpack = _WORDS[words] = struct.Struct(f"<{words}I")
+    unpack = _words(words)
     h = 0x9747B28C ^ length
     for k in unpack.unpack_from(data):
         k = (k * _M) & _MASK
