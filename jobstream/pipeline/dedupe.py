@@ -110,7 +110,8 @@ class Step:
     at: float  # when the first sightings were forwarded
     first: dict[bytes, bytes]
     duplicates: int
-    deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
+    # The acknowledgements of the forwarded jobs; None once awaited (a retry sends again).
+    deliveries: list[asyncio.Future[Any]] | None = field(default_factory=list)
 
 
 class Stage:
@@ -222,26 +223,18 @@ class Stage:
     async def _acknowledged(self, step: Step) -> None:
         """Wait until job_data holds the step's forwarded jobs, sending them again if the
         broker refused them (the worker waits for Kafka like everywhere else)."""
-        attempt = 0
-        while True:
-            try:
-                await asyncio.gather(*step.deliveries)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                logger.warning(
-                    "partition=%d offset=%d forwarding %d jobs to job_data failed "
-                    "(attempt %d): %r; sending them again",
-                    step.partition,
-                    step.offset,
-                    len(step.first),
-                    attempt,
-                    exc,
-                )
-                await asyncio.sleep(RETRY_PAUSE)
+
+        async def deliveries() -> list[asyncio.Future[Any]]:
+            if step.deliveries is None:
                 step.deliveries = await self._forward(step)
+            sent, step.deliveries = step.deliveries, None
+            return sent
+
+        await self._until_sent(
+            f"partition={step.partition} offset={step.offset} forwarding {len(step.first)} "
+            "jobs to job_data",
+            deliveries,
+        )
 
     async def _until_sent(
         self, what: str, send: Callable[[], Awaitable[list[asyncio.Future[Any]]]]
