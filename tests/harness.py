@@ -208,8 +208,9 @@ class Simulator:
         _, stats = http("GET", f"{self.url}/_sim/stats")
         return dict(stats)
 
-    def grow(self, n: int) -> None:
-        http("POST", f"{self.url}/_sim/grow", {"n": n})
+    def grow(self, n: int, task_id: str | None = None) -> None:
+        """Collect `n` more rows for `task_id`, or for every task."""
+        http("POST", f"{self.url}/_sim/grow", {"n": n, **({"taskId": task_id} if task_id else {})})
 
     def page_bytes(self, offset: int, size: int, task_id: str = TASK_ID) -> bytes:
         """One /data/all body as served: hostile rows may make it invalid UTF-8 or unparseable."""

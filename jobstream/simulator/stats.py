@@ -17,6 +17,8 @@ class Stats:
         # Per task, its data requests in arrival order, as runs of one client:
         # [client, requests, first, last] (times in seconds on the monotonic clock).
         self.task_clients: dict[str, list[list[Any]]] = {}
+        # Per task, when each data request arrived (monotonic seconds): rates and shares.
+        self.task_arrivals: dict[str, list[float]] = {}
 
     def count_request(self, endpoint: str) -> None:
         self.requests[endpoint] += 1
@@ -32,6 +34,7 @@ class Stats:
         with a token of `client`."""
         self.task_requests[task_id] += 1
         now = round(time.monotonic(), 3)
+        self.task_arrivals.setdefault(task_id, []).append(now)
         runs = self.task_clients.setdefault(task_id, [])
         if runs and runs[-1][0] == client:
             runs[-1][1] += 1
@@ -59,6 +62,7 @@ class Stats:
         ):
             counter.clear()
         self.task_clients.clear()
+        self.task_arrivals.clear()
 
     def to_json(self) -> dict[str, Any]:
         statuses: dict[str, dict[str, int]] = {}
@@ -74,4 +78,5 @@ class Stats:
                 for task in sorted(self.task_requests.keys() | self.task_rows.keys())
             },
             "task_clients": {task: runs for task, runs in sorted(self.task_clients.items())},
+            "task_arrivals": dict(sorted(self.task_arrivals.items())),
         }

@@ -3,6 +3,7 @@ limit: the real worker, broker and simulator."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 
@@ -75,6 +76,78 @@ async def test_three_tasks_progress_together_under_one_rate_limit(
         rf'jobstream_fetch_ahead_misses_total\{{task_id="{TASKS[1]}"\}} [1-9]', metrics
     )
     assert not re.search(r"crawl run failed", worker.log())
+
+
+async def test_tasks_of_different_sizes_share_the_limit_fairly_and_complete_independently(
+    broker, simulator_factory, worker_factory
+):
+    big, middle, small = TASKS
+    sim = simulator_factory("--total", "100", *(a for t in TASKS for a in ("--task-id", t)))
+    for task_id, total in ((big, 3000), (middle, 1500), (small, 500)):
+        sim.reset(total, task_id=task_id)
+    worker = worker_factory(
+        api={
+            "base_url": sim.url,
+            "username": "demo",
+            "password": "demo",
+            "task_id": [big, middle],
+            "tasks": [{"id": small, "interval": 2}],
+            "batch_size": 25,
+            "min_interval": 0,
+            "max_requests_per_second": 20,
+            "max_pages_in_flight": 4,
+        },
+        kafka={"bootstrap_servers": broker.bootstrap},
+    )
+    worker.start()
+    worker.wait_ready()
+
+    # The small task finishes on its own, while the big one is still far from done; then it
+    # grows and is crawled again, beside the others.
+    worker.wait_status(
+        lambda s: s["current_offset"] == 500 and s["status"] == "idle", timeout=60, task_id=small
+    )
+    big_then = worker.status(big)["current_offset"]
+    assert big_then < 2000, big_then
+    sim.grow(500, task_id=small)
+    finals = {
+        task_id: worker.wait_status(
+            lambda s, n=total: s["current_offset"] == n and s["status"] == "idle",
+            timeout=120,
+            task_id=task_id,
+        )
+        for task_id, total in ((small, 1000), (middle, 1500), (big, 3000))
+    }
+
+    stats = sim.stats()
+    arrivals = stats["task_arrivals"]
+    # Fair shares while all three were being crawled: up to the small task's 20th request.
+    until = arrivals[small][19]
+    shares = {t: sum(1 for a in arrivals[t] if a <= until) for t in TASKS}
+    mean = sum(shares.values()) / 3
+    # The account's limit, counted where the API would count it: the most requests that
+    # arrived within any one second (20 allowed; a few more if the machine stalled the
+    # worker and then let the waiting requests go together), and the average while busy.
+    every = sorted(a for t in TASKS for a in arrivals[t])
+    peak = max(bisect.bisect_left(every, a + 1.0) - i for i, a in enumerate(every))
+    busy = [a for a in every if a <= arrivals[big][-1]]
+    average = (len(busy) - 1) / (busy[-1] - busy[0])
+    print(
+        f"requests while all three ran: {shares} (mean {mean:.1f}); big task at {big_then} "
+        f"when the small one finished; peak {peak} in 1 s, average {average:.1f}/s over "
+        f"{busy[-1] - busy[0]:.1f} s; 429s: {stats['statuses'].get('data', {}).get('429', 0)}"
+    )
+    assert all(n >= 0.75 * mean for n in shares.values()), shares
+    assert peak <= 25 and average <= 20.5, (peak, average)
+    assert stats["statuses"].get("data", {}).get("429", 0) == 0
+
+    jobs = await read_topic(broker.bootstrap, "job_data")
+    rejects = await read_topic(broker.bootstrap, "job_rejects")
+    for task_id in TASKS:
+        want = expected(sim.truth(task_id))
+        check_jobs([j for j in jobs if j[1]["task_id"] == task_id], want, task_id)
+        check_rejects([r for r in rejects if r[1]["task_id"] == task_id], want)
+        assert finals[task_id]["last_error"] is None
 
 
 async def test_progress_changelog_entries_land_in_their_tasks_partition(
