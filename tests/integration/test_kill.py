@@ -195,8 +195,18 @@ def test_kill9_embedded_defaults_each_restart_ready_within_15s(
     log = worker.log()
     for offset in resumed:
         assert f"task_id={TASK_ID} offset={offset} crawl run starts" in log
-    assert status["rows"]["applied"] == ROWS
+    # Every row went through the page agent once: its filtered and rejected counts are
+    # exact. Kept rows are counted by the dedupe agent on their way from job_candidates to
+    # job_data; those still in job_candidates when the worker was killed went with the
+    # embedded broker (memory only), so the published count may fall short by them.
+    want = expected(sim.truth())
+    rows = status["rows"]
+    assert (rows["filtered"], rows["rejected"]) == (len(want.filtered), len(want.rejected))
+    kept = rows["published"] + rows["duplicates"]
+    assert kept <= len(want.published)
     print(
         f"seed {seed}: killed at {resumed}; ready after each restart in "
-        f"{', '.join(f'{r:.1f}s' for r in readies)} (bound {READY_WITHIN:.0f}s)"
+        f"{', '.join(f'{r:.1f}s' for r in readies)} (bound {READY_WITHIN:.0f}s); "
+        f"{len(want.published) - kept} of {len(want.published)} kept rows went with the "
+        "embedded broker before the dedupe agent counted them"
     )
