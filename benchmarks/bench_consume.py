@@ -1,7 +1,7 @@
 """What job_data's HTTP readers deliver: prints numbers, asserts nothing.
 
-    python -m benchmarks.bench_consume [--messages 100000] [--streams 100] [--rate 2000]
-                                       [--seconds 20] [--runs 3]
+    python -m benchmarks.bench_consume [--messages 100000] [--streams 100]
+                                       [--rates 200,500,2000] [--seconds 20] [--runs 3]
 
 (from the repository root). Each run starts a fresh Tansu broker and a worker on it (its task
 empty, so it crawls nothing), then:
@@ -9,10 +9,11 @@ empty, so it crawls nothing), then:
 1. fills job_data with `--messages` jobs (plain batches, as the worker writes them) and reads them
    all back with ONE sequential client, `GET /consume?batch_size=1000` after
    `GET /consume?batch_size=1000` until none is left: messages/s;
-2. opens `--streams` `GET /consume/stream` clients, then produces `--rate` jobs/s for
-   `--seconds` (from a separate process) and measures, for every client, how many of them it
-   received and how long after each was produced: the share delivered within 1 s, the median,
-   p99 and worst delay, and the worker's CPU and peak RSS meanwhile.
+2. for each rate of `--rates` in turn (on the same worker): opens `--streams`
+   `GET /consume/stream` clients, then produces that many jobs/s for `--seconds` (from a
+   separate process) and measures, for every client, how many of them it received and how long
+   after each was produced: the share delivered within 1 s, the median, p99 and worst delay,
+   and the worker's CPU and peak RSS meanwhile; then closes the clients.
 
 Everything stays on 127.0.0.1 and stops by itself.
 """
@@ -221,14 +222,15 @@ def one_run(args: argparse.Namespace, tmp: Path, sim: Simulator) -> dict[str, An
         asyncio.run(fill(broker.bootstrap, args.messages))
         seconds, got = asyncio.run(consume_all(worker.url, args.messages))
         assert worker.process is not None
-        result = asyncio.run(
-            streams(
-                worker.url, args.streams, broker.bootstrap, args.rate, args.seconds,
-                worker.process.pid,
-            )
-        )  # fmt: skip
-        result["consume_per_s"] = got / seconds
-        result["consumed"] = got
+        result: dict[str, Any] = {"consume_per_s": got / seconds, "consumed": got}
+        for rate in args.rates:
+            result[f"stream@{rate:g}"] = asyncio.run(
+                streams(
+                    worker.url, args.streams, broker.bootstrap, rate, args.seconds,
+                    worker.process.pid,
+                )
+            )  # fmt: skip
+            time.sleep(2.0)  # the streams closed, their backlog (if any) gone
         return result
     finally:
         worker.stop()
@@ -239,7 +241,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--streams", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[200.0, 500.0, 2000.0],
+        help="jobs/s produced while the streams are open, one measurement each (200,500,2000)",
+    )
+    parser.add_argument("--rate", type=float, default=2000.0, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--produce", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
@@ -254,28 +262,36 @@ def main() -> None:
             for run in range(args.runs):
                 result = one_run(args, Path(tmp) / f"run{run}", sim)
                 results.append(result)
-                print(f"run {run + 1}: {json.dumps({k: round(v, 3) for k, v in result.items()})}")
+                print(f"run {run + 1}: {json.dumps(rounded(result))}", flush=True)
     finally:
         sim.stop()
-
-    def median(key: str) -> float:
-        return statistics.median(r[key] for r in results)
 
     print(f"\nmedian of {len(results)} runs")
     print(
         f"GET /consume?batch_size=1000, one sequential client, {args.messages:,} jobs: "
-        f"{median('consume_per_s'):,.0f} messages/s"
+        f"{statistics.median(r['consume_per_s'] for r in results):,.0f} messages/s"
     )
-    print(
-        f"GET /consume/stream, {args.streams} clients, {args.rate:,.0f} jobs/s for "
-        f"{args.seconds:g} s ({median('produced'):,.0f} jobs): "
-        f"{median('clients_with_all'):.0f} of {args.streams} clients got every job; "
-        f"{100 * median('within_1s'):.2f}% of deliveries within 1 s; delay p50 "
-        f"{1000 * median('p50'):.0f} ms, p99 {1000 * median('p99'):.0f} ms, "
-        f"max {1000 * median('max'):.0f} ms; worker {median('worker_cpu_per_s'):.2f} CPU s/s "
-        f"(the clients {median('clients_cpu_per_s'):.2f}), "
-        f"peak RSS {median('peak_rss_mb'):.0f} MB"
-    )
+    for rate in args.rates:
+
+        def median(key: str, rate: float = rate) -> float:
+            return statistics.median(r[f"stream@{rate:g}"][key] for r in results)
+
+        print(
+            f"GET /consume/stream, {args.streams} clients, {rate:,.0f} jobs/s for "
+            f"{args.seconds:g} s ({median('produced'):,.0f} jobs): "
+            f"{median('clients_with_all'):.0f} of {args.streams} clients got every job; "
+            f"{100 * median('within_1s'):.2f}% of deliveries within 1 s; delay p50 "
+            f"{1000 * median('p50'):.0f} ms, p99 {1000 * median('p99'):.0f} ms, "
+            f"max {1000 * median('max'):.0f} ms; worker {median('worker_cpu_per_s'):.2f} CPU s/s "
+            f"(the clients {median('clients_cpu_per_s'):.2f}), "
+            f"peak RSS {median('peak_rss_mb'):.0f} MB"
+        )
+
+
+def rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return round(value, 3) if isinstance(value, float) else value
 
 
 if __name__ == "__main__":

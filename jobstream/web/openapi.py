@@ -205,7 +205,8 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                     "text/event-stream：每条消息一个 `event: job`，`data:` 为岗位 JSON，"
                     "`id:` 为各分区的位置（如 `0:15,1:9,2:12`）。断线后带 `Last-Event-ID` "
                     "重连即从下一条继续，不丢不重。空闲时每隔不超过 15 秒发送心跳注释。"
-                    "不影响 /consume 消费组的位置。"
+                    "不影响 /consume 消费组的位置。读得太慢（落后超过 8 MiB）的客户端会被断开，"
+                    "带 Last-Event-ID 重连即可继续。"
                 ),
                 "tags": ["消费"],
                 "parameters": [

@@ -1,12 +1,20 @@
 """GET /consume/stream: job_data as server-sent events, one `event: job` per message.
 
-Each stream has its own consumer without a group, so it never moves the /consume group. Every
-event's `id` is the stream's position in all partitions (`jobstream.web.positions`); a client
-reconnecting with it as `Last-Event-ID` continues with the next message, no gap, no repeat.
-The stream opens with `retry:` and an id-only block carrying the start position, so even a
-client that saw no job yet resumes where it connected. aiohttp-sse sends the heartbeat
-comments; the stream ends when the client leaves (checked four times a second) or the
-worker stops, and its consumer goes with it.
+A live stream (`from=latest`, no Last-Event-ID) reads the worker's shared tail
+(`jobstream.web.tail`): one consumer for every live stream, each message encoded once, the same
+bytes queued for each of them. A stream that starts earlier (`from=earliest`, a Last-Event-ID)
+reads with a consumer of its own, without a group so it never moves the /consume group, until
+it is within JOIN_LAG messages of the tail; then it takes a place at the tail, reads on its own
+exactly up to where that place starts, closes its consumer and goes on from the tail.
+
+Every event's `id` is the stream's position in all partitions (`jobstream.web.positions`),
+whichever reader it came from; a client reconnecting with it as `Last-Event-ID` continues with
+the next message, no gap, no repeat. The stream opens with `retry:` and an id-only block
+carrying the start position, so even a client that saw no job yet resumes where it connected.
+
+A client that falls QUEUE_BYTES behind the tail is disconnected at once (the others never wait
+for it); it reconnects with its last id and catches up on a reader of its own. The stream ends
+when the client leaves (checked four times a second) or the worker stops.
 """
 
 from __future__ import annotations
@@ -14,72 +22,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from jobstream import metrics
-from jobstream.web import params, positions
+from jobstream.web import events, params, positions
 from jobstream.web.consume import client_gone
 from jobstream.web.endpoint import Endpoint
 from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.responses import HttpError, unavailable
-from jobstream.web.stream_registry import STREAMS, OpenStream
+from jobstream.web.stream_registry import STREAMS, OpenStream, StreamRegistry
+from jobstream.web.tail import Subscription
 
 logger = logging.getLogger(__name__)
 
-RETRY_MS = 3000
-# How long the pump waits for messages before it looks again whether the client is still there.
+# How long a stream waits for messages before it looks again whether the client is still there.
 POLL_MS = 250
 MAX_EVENTS_PER_POLL = 500
 # A client that takes longer than this to accept a write is cut off (aiohttp-sse's guard).
 SEND_TIMEOUT = 60.0
+# A stream reading on its own joins the tail once it is at most this many messages behind it.
+JOIN_LAG = 2000
 
-
-class EventStream(EventSourceResponse):
-    """aiohttp-sse's response (event framing, heartbeats, the send timeout) that writes all
-    events of one Kafka poll with one system call instead of one per event: with a hundred
-    streams, per-event writes were the worker's largest cost."""
-
-    def __init__(self, *, ping_interval: float) -> None:
-        super().__init__(ping_interval=ping_interval, send_timeout=SEND_TIMEOUT)
-        self._pending: list[bytes | bytearray | memoryview] | None = None
-        self._request: web.BaseRequest | None = None
-
-    async def prepare(self, request: web.BaseRequest) -> Any:
-        self._request = request
-        return await super().prepare(request)
-
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pending is not None:
-            self._pending.append(data)
-            return
-        await super().write(data)
-
-    async def send_jobs(self, jobs: list[tuple[str, str]]) -> None:
-        """Send (data, id) pairs as `event: job` events, written at once."""
-        self._pending = []
-        try:
-            for data, event_id in jobs:
-                await self.send(data, id=event_id, event="job")
-            chunk = b"".join(self._pending)
-        finally:
-            self._pending = None
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await super().write(chunk)
-        except ConnectionResetError:
-            self.stop_streaming()
-            raise
-        except TimeoutError:
-            self.stop_streaming()
-            # A stalled peer never drains the buffer; closing gracefully would wait forever.
-            if self._request is not None and self._request.transport is not None:
-                self._request.transport.abort()
-            raise
+Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
 class StreamView(Endpoint):
@@ -98,12 +67,24 @@ class StreamView(Endpoint):
                 resume = positions.decode(last_event_id, len(tps))
             except ValueError as exc:
                 raise HttpError(400, f"Last-Event-ID: {exc}") from None
-        async with request.app[STREAMS].open(tps) as stream:
+        registry = request.app[STREAMS]
+        async with registry.open() as stream:
             try:
-                at = await self._position(probe, stream.consumer, tps, start, resume)
+                tail_ready = await registry.tail.start(tps)
+                subscription = None
+                if resume is None and start == "latest" and tail_ready:
+                    subscription = registry.tail.subscribe(stream.cut_off)
+                    at = dict(subscription.start)
+                else:
+                    consumer = await registry.own_reader(stream, tps)
+                    at = await self._position(probe, consumer, tps, start, resume)
             except (KafkaError, TimeoutError):
                 raise unavailable("Kafka did not answer in time; retry later") from None
-            return await self._stream(request, stream, at)
+            try:
+                return await self._stream(request, registry, stream, at, subscription)
+            finally:
+                if subscription is not None:
+                    registry.tail.unsubscribe(subscription)
 
     async def _position(
         self,
@@ -131,23 +112,34 @@ class StreamView(Endpoint):
         return await probe.bounded(positions(), probe.timeout)
 
     async def _stream(
-        self, request: web.Request, stream: OpenStream, at: dict[int, int]
-    ) -> EventStream:
-        response = EventStream(ping_interval=self.config.app.sse_heartbeat)
+        self,
+        request: web.Request,
+        registry: StreamRegistry,
+        stream: OpenStream,
+        at: dict[int, int],
+        subscription: Subscription | None,
+    ) -> EventSourceResponse:
+        # aiohttp-sse still frames the response: its headers, the heartbeat comments, the
+        # kernel's TCP_USER_TIMEOUT for a peer that stopped acknowledging, and stop_streaming()
+        # for shutdown. Its send() encodes one event per call for one response; the events here
+        # are encoded once for every stream (`jobstream.web.events`) and written as raw bytes,
+        # all that is queued in one write.
+        response = EventSourceResponse(
+            ping_interval=self.config.app.sse_heartbeat, send_timeout=SEND_TIMEOUT
+        )
         await response.prepare(request)
-        stream.attach(response)
+        stream.attach(request, response)
+        pump = Pump(request, response, registry, stream, at)
         tasks: list[asyncio.Future[None]] = []
         try:
-            # Opening block: the reconnection delay, and the start position as the last event
-            # id (a block without data sets the id and dispatches nothing).
-            opening = f"retry: {RETRY_MS}\r\nid: {positions.encode(at)}\r\n\r\n"
-            await response.write(opening.encode())
+            await response.write(events.opening(at))
             tasks = [
-                asyncio.create_task(self._pump(request, response, stream.consumer, at)),
+                asyncio.create_task(pump.run(subscription)),
                 asyncio.ensure_future(response.wait()),
             ]
             # Ends when the client goes (the heartbeat or an event fails to write, or the pump
-            # sees the socket closed) or when the registry ends every stream at shutdown.
+            # sees the socket closed), when it falls too far behind the tail, or when the
+            # registry ends every stream at shutdown.
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except (ConnectionError, RuntimeError):
             pass
@@ -159,30 +151,107 @@ class StreamView(Endpoint):
                     await task
         return response
 
-    async def _pump(
+
+class Pump:
+    """What one stream sends: from its own consumer until it joins the tail, then from the
+    tail; `at` is the position its last event (or its opening) announced."""
+
+    def __init__(
         self,
         request: web.Request,
-        response: EventStream,
-        consumer: AIOKafkaConsumer,
+        response: EventSourceResponse,
+        registry: StreamRegistry,
+        stream: OpenStream,
         at: dict[int, int],
     ) -> None:
-        sent = 0
+        self.request = request
+        self.response = response
+        self.registry = registry
+        self.stream = stream
+        self.at = at
+        self.last_id = positions.encode(at)
+        self.sent = 0
+
+    async def run(self, subscription: Subscription | None) -> None:
         try:
-            while not client_gone(request):
-                batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_EVENTS_PER_POLL)
-                jobs = []
-                for tp in sorted(batch, key=lambda t: t.partition):
-                    for record in batch[tp]:
-                        at[tp.partition] = record.offset + 1
-                        data = record.value.decode("utf-8", errors="replace")
-                        jobs.append((data, positions.encode(at)))
-                if jobs:
-                    await response.send_jobs(jobs)
-                    sent += len(jobs)
-                    metrics.STREAM_EVENTS.inc(len(jobs))
+            if subscription is None:
+                subscription = await self._catch_up()
+            if subscription is not None:
+                await self._follow(subscription)
         except (ConnectionError, TimeoutError):
-            pass  # the client left, or stopped reading (aiohttp-sse's send timeout)
+            pass  # the client left, or stopped reading
         except Exception:
-            logger.exception("SSE stream failed at %s", positions.encode(at))
+            logger.exception("SSE stream failed at %s", self.last_id)
         finally:
-            logger.info("SSE stream closed after %d events at %s", sent, positions.encode(at))
+            how = "cut off: it fell behind the tail" if self.stream.cut else "closed"
+            log = logger.warning if self.stream.cut else logger.info
+            log("SSE stream %s after %d events at %s", how, self.sent, self.last_id)
+
+    async def _follow(self, subscription: Subscription) -> None:
+        while not (client_gone(self.request) or subscription.ended or subscription.overflowed):
+            chunk, count, last_id = await subscription.take(POLL_MS / 1000)
+            if count:
+                await self._write(chunk, count, last_id)
+
+    async def _catch_up(self) -> Subscription | None:
+        """Send from the stream's own consumer until it stands where its place at the tail
+        starts; that place (None if the client left first)."""
+        consumer = self.stream.consumer
+        assert consumer is not None
+        tail = self.registry.tail
+        joining: Subscription | None = None
+        while not client_gone(self.request):
+            if joining is None and tail.running and self._near(tail.position):
+                joining = tail.subscribe(self.stream.cut_off)
+                self._pause_reached(consumer, joining.start)
+            if joining is not None:
+                if joining.ended or joining.overflowed:
+                    return None
+                if all(self.at[p] >= joining.start[p] for p in joining.start):
+                    await self.registry.close_reader(self.stream)
+                    logger.info("SSE stream joined the tail at %s", self.last_id)
+                    return joining
+            batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_EVENTS_PER_POLL)
+            if joining is not None:
+                batch = _before(batch, joining.start)
+            chunk, count = events.job_events(batch, self.at)
+            if joining is not None:
+                self._pause_reached(consumer, joining.start)
+            if count:
+                await self._write(chunk, count, positions.encode(self.at))
+        return None
+
+    def _near(self, tail: dict[int, int]) -> bool:
+        """The stream is behind the tail (or level with it) in every partition, and not by more
+        than JOIN_LAG messages in all."""
+        if tail.keys() != self.at.keys():
+            return False
+        behind = [tail[p] - self.at[p] for p in tail]
+        return min(behind) >= 0 and sum(behind) <= JOIN_LAG
+
+    def _pause_reached(self, consumer: AIOKafkaConsumer, start: dict[int, int]) -> None:
+        reached = [
+            tp for tp in consumer.assignment() if self.at[tp.partition] >= start[tp.partition]
+        ]
+        consumer.pause(*reached)
+
+    async def _write(self, chunk: bytes, count: int, last_id: str) -> None:
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.response.write(chunk)
+        except TimeoutError:
+            # A stalled peer never drains the buffer; closing gracefully would wait forever.
+            self.stream.end()
+            if self.request.transport is not None:
+                self.request.transport.abort()
+            raise
+        self.sent += count
+        self.last_id = last_id
+        metrics.STREAM_EVENTS.inc(count)
+
+
+def _before(batch: Batch, start: dict[int, int]) -> Batch:
+    """The records of `batch` below the tail place's start: what the stream reads on its own."""
+    return {
+        tp: [r for r in records if r.offset < start[tp.partition]] for tp, records in batch.items()
+    }

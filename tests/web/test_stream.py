@@ -135,7 +135,9 @@ async def test_stream_cap_refuses_extra_stream_and_teardown_frees_everything(
             assert source.response.status_code == 200
             streams.append(context)
         assert served.streams.count == 4
-        consumers = [stream.consumer for stream in served.streams._open]
+        # Live streams read the shared tail: none has a consumer of its own.
+        assert [stream.consumer for stream in served.streams._open] == [None] * 4
+        assert served.streams.tail.subscribers == 4
         extra = await client.get(f"{served.url}/consume/stream")
         assert_json_error(extra.status_code, extra.json(), 503)
         assert extra.headers["Retry-After"]
@@ -147,8 +149,7 @@ async def test_stream_cap_refuses_extra_stream_and_teardown_frees_everything(
         for context in streams:
             await context.__aexit__(None, None, None)
     await open_streams_become(served, 0)
-    # Every stream's consumer is gone with it (aiokafka marks a stopped consumer closed).
-    assert all(consumer._closed for consumer in consumers)
+    assert served.streams.tail.subscribers == 0
 
 
 async def open_streams_become(served: Served, expected: int) -> None:
@@ -158,12 +159,14 @@ async def open_streams_become(served: Served, expected: int) -> None:
     await wait_until_async(count, what=f"{expected} open streams")
 
 
+@pytest.mark.parametrize("query", ["", "?from=earliest"], ids=["tail", "own-reader"])
 async def test_stream_shutdown_ends_open_streams(
-    serve_factory: ServeFactory, dataset: Dataset
+    serve_factory: ServeFactory, dataset: Dataset, query: str
 ) -> None:
+    """A live stream (on the shared tail) and one reading on its own both end."""
     served = await serve_factory(dataset.topic)
     async with httpx.AsyncClient(timeout=30) as client:
-        async with aconnect_sse(client, "GET", f"{served.url}/consume/stream") as source:
+        async with aconnect_sse(client, "GET", f"{served.url}/consume/stream{query}") as source:
             events = source.aiter_sse()
             await anext(events)  # the opening block: the stream is open
             # What the worker's web server does first when it stops (aiohttp's on_shutdown).
