@@ -96,9 +96,7 @@ def events(robots: ThreadedReceiver, kind: str) -> list[Event]:
 
 def counts(robots: ThreadedReceiver, condition: str) -> dict[str, Counter[str]]:
     """Per robot: how many alerts, repeats and recoveries of `condition` it accepted."""
-    return {
-        kind: Counter(k for k, c in events(robots, kind) if c == condition) for kind in KINDS
-    }
+    return {kind: Counter(k for k, c in events(robots, kind) if c == condition) for kind in KINDS}
 
 
 def wait_for(
@@ -122,9 +120,7 @@ def show(robots: ThreadedReceiver, condition: str, kind: str) -> None:
     for robot in KINDS:
         got = next(g for g in robots.received(robot) if what(g) == (kind, condition))
         path = {"dingtalk": "?" + "&".join(f"{k}=…" for k in got.query)}.get(robot, "")
-        signed = {
-            h: v for h, v in got.headers.items() if h.lower().startswith("x-jobstream-")
-        }
+        signed = {h: v for h, v in got.headers.items() if h.lower().startswith("x-jobstream-")}
         print(f"\n--- {robot} {kind} {condition} {path} {signed or ''}".rstrip())
         print(json.dumps(got.body, ensure_ascii=False, indent=2))
 
@@ -188,6 +184,125 @@ def test_task_error_and_stall_alert_once_each_then_recover(
     for got in robots.received("json"):
         if got.body["kind"] == "recovery":
             cleared_by = got.body["details"]["cleared_by"]
-            assert cleared_by == {"task_error": "succeeded", "task_stalled": "caught_up"}[
-                got.body["condition"]
-            ]
+            assert (
+                cleared_by
+                == {"task_error": "succeeded", "task_stalled": "caught_up"}[got.body["condition"]]
+            )
+
+
+def consume_until(worker: Worker, lag_at_most: int) -> int:
+    """`GET /consume` in batches until /status shows the lag at or below `lag_at_most`; returns
+    how many jobs were consumed."""
+    consumed = 0
+
+    def low_enough() -> bool:
+        nonlocal consumed
+        lag = worker.status()["kafka_lag"]
+        if lag is not None and lag <= lag_at_most:
+            return True
+        code, body = http("GET", f"{worker.url}/consume?batch_size=50&timeout_ms=2000", timeout=30)
+        assert code == 200, body
+        consumed += body["count"]
+        return False
+
+    wait_until(low_enough, ARRIVES_WITHIN, f"the lag at or below {lag_at_most}")
+    return consumed
+
+
+def test_consumer_lag_alert_once_then_recovery_below_ninety_percent(
+    robots: ThreadedReceiver,
+    simulator_factory: Callable[..., Simulator],
+    worker_factory: Callable[..., Worker],
+) -> None:
+    """300 jobs published, nobody consuming job_data, threshold 50: one alert; consumed down to
+    90 % of the threshold (45): one recovery."""
+    sim = simulator_factory("--total", "300")
+    worker = worker_factory(
+        # A run every second (finding nothing new once caught up): time passing, observably.
+        api=sim.api(),
+        crawler={"interval": 1},
+        alerts=alerts_section(robots, lag_threshold=50),
+    ).start()
+    worker.wait_ready(90)
+    worker.wait_status(lambda s: s["current_offset"] == 300 and s["status"] == "idle")
+
+    wait_for(robots, "consumer_lag", "alert")
+    lag = worker.wait_status(lambda s: (s["kafka_lag"] or 0) > 50)["kafka_lag"]
+    consumed = consume_until(worker, 45)
+    wait_for(robots, "consumer_lag", "recovery")
+    # Nothing more over the next checks (a run a second: three runs span two checks at least).
+    runs = runs_of(worker)
+    wait_until(lambda: runs_of(worker) >= runs + 3, 30, "three more runs")
+    assert_each_robot_got(robots, "consumer_lag", alert=1, recovery=1)
+    for name in ("task_error", "task_stalled", "broker_down"):
+        assert_each_robot_got(robots, name)
+    [alert, recovery] = [g.body for g in robots.received("json")]
+    assert alert["details"]["threshold"] == 50 and alert["details"]["lag"] > 50
+    recovered_at = recovery["details"]["lag"]
+    assert recovered_at <= 45 and recovery["details"]["cleared_by"] == "below_threshold"
+    print(f"\nlag {lag} alerted; {consumed} jobs consumed; recovered at {recovered_at}")
+    show(robots, "consumer_lag", "alert")
+
+
+def test_repeat_after_reminds_while_the_lag_holds(
+    robots: ThreadedReceiver,
+    simulator_factory: Callable[..., Simulator],
+    worker_factory: Callable[..., Worker],
+) -> None:
+    """repeat_after 2 s while the lag stays above the threshold: the alert, then reminders
+    («已持续 …»), then, once consumed, one recovery and no more reminders."""
+    sim = simulator_factory("--total", "300")
+    worker = worker_factory(
+        api=sim.api(),
+        crawler={"interval": 3600},
+        alerts=alerts_section(robots, lag_threshold=50, repeat_after=2),
+    ).start()
+    worker.wait_ready(90)
+
+    wait_for(robots, "consumer_lag", "repeat", n=2)
+    consume_until(worker, 45)
+    wait_for(robots, "consumer_lag", "recovery")
+    settled = counts(robots, "consumer_lag")
+    for kind in KINDS:
+        assert settled[kind]["alert"] == 1 and settled[kind]["recovery"] == 1, settled
+        assert events(robots, kind)[0] == ("alert", "consumer_lag")
+        assert events(robots, kind)[-1] == ("recovery", "consumer_lag")
+    repeat = next(g.body for g in robots.received("json") if g.body["kind"] == "repeat")
+    assert "已持续" in repeat["title"] and repeat["started_at"] != repeat["at"]
+
+
+def test_broker_down_alert_sent_while_kafka_is_unreachable_then_recovery(
+    robots: ThreadedReceiver,
+    broker: Broker,
+    simulator_factory: Callable[..., Simulator],
+    worker_factory: Callable[..., Worker],
+) -> None:
+    """The broker stops answering (SIGSTOP keeps its connections open: the worst case). The
+    webhooks are HTTP: the alert goes out while Kafka is unreachable. SIGCONT: one recovery."""
+    sim = simulator_factory("--total", "300")
+    worker = worker_factory(
+        api=sim.api(),
+        kafka={"bootstrap_servers": broker.bootstrap},
+        crawler={"interval": 3600},
+        alerts=alerts_section(robots),
+    ).start()
+    worker.wait_ready(90)
+    worker.wait_status(lambda s: s["current_offset"] == 300 and s["status"] == "idle")
+
+    broker.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(robots, "broker_down", "alert")
+        assert_each_robot_got(robots, "broker_down", alert=1)
+        # Still down a while later: nothing new.
+        wait_until(
+            lambda: http("GET", f"{worker.url}/ready", timeout=15)[0] == 503, 30, "/ready 503"
+        )
+        assert_each_robot_got(robots, "broker_down", alert=1)
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: http("GET", f"{worker.url}/ready")[0] == 200, 90, "/ready 200 again")
+    wait_for(robots, "broker_down", "recovery")
+    assert_each_robot_got(robots, "broker_down", alert=1, recovery=1)
+    for name in ("task_error", "task_stalled", "consumer_lag"):
+        assert_each_robot_got(robots, name)
+    show(robots, "broker_down", "alert")
