@@ -190,6 +190,22 @@ def test_task_error_and_stall_alert_once_each_then_recover(
             )
 
 
+def consume(worker: Worker, n: int) -> None:
+    """Exactly `n` jobs through `GET /consume`."""
+    left = n
+
+    def done() -> bool:
+        nonlocal left
+        url = f"{worker.url}/consume?batch_size={min(left, 100)}&timeout_ms=2000"
+        code, body = http("GET", url, timeout=30)
+        assert code == 200, body
+        left -= body["count"]
+        return left == 0
+
+    if n:
+        wait_until(done, ARRIVES_WITHIN, f"{n} jobs consumed")
+
+
 def consume_until(worker: Worker, lag_at_most: int) -> int:
     """`GET /consume` in batches until /status shows the lag at or below `lag_at_most`; returns
     how many jobs were consumed."""
@@ -214,8 +230,8 @@ def test_consumer_lag_alert_once_then_recovery_below_ninety_percent(
     simulator_factory: Callable[..., Simulator],
     worker_factory: Callable[..., Worker],
 ) -> None:
-    """300 jobs published, nobody consuming job_data, threshold 50: one alert; consumed down to
-    90 % of the threshold (45): one recovery."""
+    """Jobs published, nobody consuming job_data, threshold 50: one alert; consumed down to 48
+    (below the threshold, above 90 % of it): nothing; down to 45 or below: one recovery."""
     sim = simulator_factory("--total", "300")
     worker = worker_factory(
         # A run every second (finding nothing new once caught up): time passing, observably.
@@ -228,7 +244,13 @@ def test_consumer_lag_alert_once_then_recovery_below_ninety_percent(
 
     wait_for(robots, "consumer_lag", "alert")
     lag = worker.wait_status(lambda s: (s["kafka_lag"] or 0) > 50)["kafka_lag"]
-    consumed = consume_until(worker, 45)
+    # Below the threshold but above 90 % of it: still holding, nothing sent.
+    consume(worker, lag - 48)
+    worker.wait_status(lambda s: s["kafka_lag"] == 48, timeout=30)
+    runs = runs_of(worker)
+    wait_until(lambda: runs_of(worker) >= runs + 3, 30, "three more runs")
+    assert_each_robot_got(robots, "consumer_lag", alert=1)
+    consumed = lag - 48 + consume_until(worker, 45)
     wait_for(robots, "consumer_lag", "recovery")
     # Nothing more over the next checks (a run a second: three runs span two checks at least).
     runs = runs_of(worker)
