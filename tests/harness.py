@@ -226,6 +226,13 @@ class Simulator:
         with urllib.request.urlopen(request, timeout=10) as response:
             return bytes(response.read())
 
+    def faults(self, **spec: Any) -> dict[str, Any]:
+        """Change the injected faults (`POST /_sim/faults`): latency_ms, fail_rate,
+        fail_rate_status, fail_next={"n": ...}, stall_next={...}, clear=True; returns them all."""
+        status, body = http("POST", f"{self.url}/_sim/faults", spec)
+        assert status == 200, body
+        return dict(body)
+
     def cursor_fault(
         self, kind: str, at_offset: int, task_id: str = TASK_ID, **params: Any
     ) -> dict[str, Any]:

@@ -8,7 +8,8 @@ nothing to recover from). A value the snapshot does not know (lag or broker stat
 missing) neither starts nor clears anything.
 
 The conditions:
-- task_error: the task's status is `error` (its last run failed);
+- task_error: the task's last run failed: its status is `error`, or `running` with failures
+  counted (a retry is under way; it is no recovery until it succeeds);
 - task_stalled: the task is not stopped, the source has rows beyond its `current_offset`, and
   that offset has not moved for `no_progress_minutes`. The clock starts when the rules see the
   offset change or rows appear, so it restarts with the worker (`Progress.last_update` is no
@@ -187,7 +188,7 @@ def _conditions(
     stall_after = settings.no_progress_minutes * 60
     for task in snapshot.tasks:
         facts = _task_facts(task)
-        if task.status == "error":
+        if _last_run_failed(task):
             holding[("task_error", task.task_id)] = facts
         watch = watches[task.task_id]
         if watch.waiting and now - watch.since >= stall_after:
@@ -209,6 +210,12 @@ def _conditions(
     elif not snapshot.broker_up:
         holding[broker_key] = Facts()
     return holding, unknown
+
+
+def _last_run_failed(task: TaskSnapshot) -> bool:
+    """`error`, or `running` again after failed runs: a retry shows `running` until it ends
+    (jobstream.progress.rules), and only its success (failures back to 0) is a recovery."""
+    return task.status == "error" or (task.status == "running" and task.consecutive_failures > 0)
 
 
 def _task_facts(task: TaskSnapshot) -> Facts:

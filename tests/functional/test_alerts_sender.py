@@ -14,7 +14,7 @@ from jobstream.alerts.conditions import Facts, Notice
 from jobstream.alerts.sender import WebhookSender
 from jobstream.alerts.settings import Webhook
 from jobstream.alerts.texts import render
-from tests.functional.test_alerts_receiver import (
+from tests.robots import (
     TOKENS,
     Reply,
     RobotReceiver,

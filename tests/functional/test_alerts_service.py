@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from jobstream.alerts import AlertService, AlertSettings, Snapshot, TaskSnapshot, Webhook
-from tests.functional.test_alerts_receiver import (
+from tests.robots import (
     BODIES,
     RobotReceiver,
     assert_nothing_hidden_in,

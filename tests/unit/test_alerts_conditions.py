@@ -85,6 +85,20 @@ def test_rules_task_error_cleared_sends_one_recovery() -> None:
     assert later == []
 
 
+def test_rules_task_error_retry_running_is_no_recovery() -> None:
+    """Each retry reports `running` (failures still counted) until it ends: no recovery, no
+    second alert, however often a check falls on a retry."""
+    retrying = TaskSnapshot("t1", "running", 40, 100, "HTTP 503 after 3 attempts", 1)
+    run = Run(AlertSettings(no_progress_minutes=NEVER_STALLED, repeat_after=0))
+
+    for minute in range(10):
+        run.at(T0 + 60 * minute, healthy(failing() if minute % 2 else retrying))
+    run.at(T0 + 600, healthy(task(status="running", offset=60)))  # failures back to 0: a success
+
+    assert run.kinds() == [("alert", "task_error", "t1"), ("recovery", "task_error", "t1")]
+    assert run.sent[1].facts.cleared_by == "succeeded"
+
+
 def test_rules_task_error_stopped_by_user_recovers_as_stopped() -> None:
     run = Run()
     run.at(T0, healthy(failing()))
