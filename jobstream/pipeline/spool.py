@@ -79,7 +79,9 @@ class Spool:
         return self._db
 
     def size(self, task_id: str | None = None) -> SpoolSize:
-        """What the spool holds for `task_id`, or for every task."""
+        """What the spool holds for `task_id`, or for every task (asking creates no file)."""
+        if self._db is None and not self.path.exists():
+            return SpoolSize()
         self._connection()
         if task_id is not None:
             return self._sizes.get(task_id, SpoolSize())
