@@ -439,7 +439,7 @@ class Crawler:
         the producer's buffer, a restart during an outage) are forgotten: the run fetches again
         from the stored offset, which loses nothing."""
         spool, task_id = self.spool, outbox.task_id
-        if spool is None:
+        if spool is None or not self.spooled(task_id):
             return current_offset
         spool.drop_applied(task_id, current_offset)
         span = spool.span(task_id)
