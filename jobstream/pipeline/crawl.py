@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -54,6 +55,9 @@ ACK_TIMEOUT = 30.0
 STALL_SECONDS = 5.0
 # Spooled events sent together before their acknowledgements are awaited.
 DRAIN_CHUNK = 16
+# Events sent to job_raw kept in memory, to be spooled too if Kafka turns out unreachable before
+# they are applied: more than a run keeps unapplied (MAX_EVENTS_UNAPPLIED).
+RECENTLY_SENT = 4 * MAX_EVENTS_UNAPPLIED
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -91,6 +95,7 @@ class Crawler:
         self._stalled_until = 0.0
         # Per task: when its spooling began and what the drain has sent so far (for the logs).
         self._spooling_since: dict[str, float] = {}
+        self._recently_sent: dict[str, deque[tuple[int, int, int, bytes]]] = {}
         self._drained: dict[str, tuple[int, int]] = {}
 
     def broker_down(self) -> bool:
@@ -323,6 +328,8 @@ class Crawler:
             if not self.spooled(outbox.task_id):
                 outbox.unapplied.append(event.next_offset)
                 self._sent_until[outbox.task_id] = event.next_offset
+                if self.spool is not None:
+                    self._keep_sent(outbox.task_id, (event.offset, event.next_offset, rows, value))
 
     async def _send_bounded(
         self, task_id: str, value: bytes, partition: int
@@ -350,6 +357,15 @@ class Crawler:
             raise SendStalled
         return cast(asyncio.Future[Any], sending.result())
 
+    def _keep_sent(self, task_id: str, sent: tuple[int, int, int, bytes]) -> None:
+        """Remember an event sent to job_raw (offset, next_offset, rows, value) until it is
+        applied: it may still sit in the producer's buffer."""
+        kept = self._recently_sent.setdefault(task_id, deque(maxlen=RECENTLY_SENT))
+        applied = self.app.progress_store.current(task_id).current_offset
+        while kept and kept[0][1] <= applied:
+            kept.popleft()
+        kept.append(sent)
+
     def _spool(self, task_id: str, offset: int, next_offset: int, rows: int, value: bytes) -> None:
         assert self.spool is not None
         if not self.spooled(task_id):
@@ -359,6 +375,13 @@ class Crawler:
                 "%s until it is back (spool holds %d bytes of at most %d)",
                 task_id, offset, self.spool.path, self.spool.size().bytes, self.spool.max_bytes,
             )  # fmt: skip
+            # The events sent but not applied may be lost with the producer's buffer (a restart
+            # during the outage): the spool keeps them too, so that it continues the stored
+            # offset. A copy that reaches job_raw twice is applied once (by its offsets).
+            applied = self.app.progress_store.current(task_id).current_offset
+            for sent in self._recently_sent.pop(task_id, ()):
+                if sent[1] > applied and sent[1] <= offset:
+                    self.spool.put(task_id, *sent)
         self.spool.put(task_id, offset, next_offset, rows, value)
 
     async def _drain(self, outbox: Outbox) -> bool:
