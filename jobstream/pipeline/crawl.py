@@ -295,7 +295,11 @@ class Crawler:
                     await self._applied(task_id, next_offset)
                     return events[-1].total
                 while len(outbox.unapplied) > MAX_EVENTS_UNAPPLIED:
-                    await self._applied(task_id, outbox.unapplied.popleft())
+                    # While Kafka is unreachable nothing is applied: fetching goes on into the
+                    # spool instead of waiting.
+                    until_down = self.spool is not None
+                    if not await self._applied(task_id, outbox.unapplied.popleft(), until_down):
+                        break
         finally:
             reader.cancel()
             self._count_misses(task_id, reader)
@@ -339,23 +343,30 @@ class Crawler:
         sending = asyncio.ensure_future(
             raw_topic.send(key=task_id, value=value, partition=partition)
         )
-        probe = self.app.broker_probe
-        waits: set[asyncio.Future[Any]] = {sending}
-        if probe is not None:
-            waits.add(asyncio.ensure_future(probe.went_down()))
-        try:
-            await asyncio.wait(waits, timeout=SEND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits - {sending}:
-                wait.cancel()
-            if not sending.done():
-                # Cancelled while waiting for room in the producer's buffer: nothing was added.
-                sending.cancel()
-                await asyncio.wait({sending})
-        if sending.cancelled() or sending.exception() is not None:
+        if not await self._done_unless_down(sending, SEND_TIMEOUT):
+            # Cancelled while waiting for room in the producer's buffer: nothing was added.
+            sending.cancel()
+            await asyncio.wait({sending})
+        if sending.cancelled():
             self._stalled_until = time.monotonic() + STALL_SECONDS
             raise SendStalled
-        return cast(asyncio.Future[Any], sending.result())
+        return cast(asyncio.Future[Any], sending.result())  # what the send raised, raised
+
+    async def _done_unless_down(self, step: asyncio.Future[Any], within: float) -> bool:
+        """Wait for `step` at most `within` seconds, and no longer once the probe finds Kafka
+        down; whether it is done."""
+        probe = self.app.broker_probe
+        down = asyncio.ensure_future(probe.went_down()) if probe is not None else None
+        try:
+            await asyncio.wait(
+                {step} if down is None else {step, down},
+                timeout=within,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if down is not None:
+                down.cancel()
+        return step.done()
 
     def _keep_sent(self, task_id: str, sent: tuple[int, int, int, bytes]) -> None:
         """Remember an event sent to job_raw (offset, next_offset, rows, value) until it is
@@ -426,11 +437,13 @@ class Crawler:
         return True
 
     async def _acknowledged(self, ack: asyncio.Future[Any]) -> bool:
-        """Whether the broker acknowledged a message within ACK_TIMEOUT."""
-        try:
-            await asyncio.wait_for(asyncio.shield(ack), ACK_TIMEOUT)
-        except Exception as exc:
-            logger.warning("a spooled event was not acknowledged (%r): it stays spooled", exc)
+        """Whether the broker acknowledged a message (within ACK_TIMEOUT, and before the probe
+        finds Kafka down)."""
+        if not await self._done_unless_down(ack, ACK_TIMEOUT):
+            return False
+        if ack.cancelled() or ack.exception() is not None:
+            error = "cancelled" if ack.cancelled() else repr(ack.exception())
+            logger.warning("a spooled event was not acknowledged (%s): it stays spooled", error)
             return False
         return True
 
@@ -491,8 +504,9 @@ class Crawler:
     def _last_total(self, progress: Progress) -> int:
         return max(progress.total, self._sent_until.get(progress.task_id, 0))
 
-    async def _applied(self, task_id: str, offset: int) -> None:
-        """Wait until the task's pages are applied up to `offset`; RunFailed if they are not."""
+    async def _applied(self, task_id: str, offset: int, until_down: bool = False) -> bool:
+        """Wait until the task's pages are applied up to `offset`; RunFailed if they are not.
+        With `until_down`, False as soon as Kafka is known to be unreachable."""
         deadline = time.monotonic() + APPLY_TIMEOUT
         store = self.app.progress_store
         # Polling: the agent that advances the offset may run on this worker or, after a
@@ -500,6 +514,8 @@ class Crawler:
         while (current := store.current(task_id)).current_offset < offset:
             if task_id not in self.owned_tasks():
                 raise TaskMoved
+            if until_down and self.broker_down():
+                return False
             if time.monotonic() > deadline:
                 raise RunFailed(
                     f"pages up to offset {offset} were sent but not applied within "
@@ -508,6 +524,7 @@ class Crawler:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progressed.wait(), timeout=0.05)
+        return True
 
     def progressed(self) -> None:
         """Called by the page agent after it advanced a task: wakes the runs waiting for it."""
