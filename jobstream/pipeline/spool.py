@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS spooled_events (
     "offset" INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
     rows INTEGER NOT NULL,
+    size INTEGER NOT NULL,
     value BLOB NOT NULL
 )
 """
@@ -51,13 +52,15 @@ class SpoolSize:
 
 class Spool:
     """One SQLite file, written from the event loop thread only. `max_bytes` bounds the bytes
-    of the events it holds; one event is always taken into an empty spool, however large."""
+    of the events it holds; one event is always taken into an empty spool, however large.
+
+    Sizes are read from the file each time, not kept: workers sharing a data volume share the
+    file, and the worker a task moves to drains what another spooled for it."""
 
     def __init__(self, path: str | Path, max_bytes: int) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._db: sqlite3.Connection | None = None
-        self._sizes: dict[str, SpoolSize] = {}
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -68,13 +71,6 @@ class Spool:
             db.execute(_SCHEMA)
             db.execute(_INDEX)
             self._db = db
-            self._sizes = {
-                task_id: SpoolSize(pages, rows, size)
-                for task_id, pages, rows, size in db.execute(
-                    "SELECT task_id, COUNT(*), SUM(rows), SUM(LENGTH(value)) "
-                    "FROM spooled_events GROUP BY task_id"
-                )
-            }
             self._publish()
         return self._db
 
@@ -82,13 +78,14 @@ class Spool:
         """What the spool holds for `task_id`, or for every task (asking creates no file)."""
         if self._db is None and not self.path.exists():
             return SpoolSize()
-        self._connection()
-        if task_id is not None:
-            return self._sizes.get(task_id, SpoolSize())
-        sizes = self._sizes.values()
-        return SpoolSize(
-            sum(s.pages for s in sizes), sum(s.rows for s in sizes), sum(s.bytes for s in sizes)
+        query = (
+            "SELECT COUNT(*), COALESCE(SUM(rows), 0), COALESCE(SUM(size), 0) FROM spooled_events"
         )
+        args: tuple[str, ...] = ()
+        if task_id is not None:
+            query, args = f"{query} WHERE task_id = ?", (task_id,)
+        pages, rows, size = self._connection().execute(query, args).fetchone()
+        return SpoolSize(int(pages), int(rows), int(size))
 
     def fits(self, nbytes: int) -> bool:
         """Whether an event of `nbytes` may be added without passing `max_bytes`."""
@@ -98,11 +95,11 @@ class Spool:
     def put(self, task_id: str, offset: int, next_offset: int, rows: int, value: bytes) -> None:
         """Keep one event (after the task's others); the caller checked `fits`."""
         self._connection().execute(
-            'INSERT INTO spooled_events (task_id, "offset", next_offset, rows, value) '
-            "VALUES (?, ?, ?, ?, ?)",
-            (task_id, offset, next_offset, rows, value),
+            'INSERT INTO spooled_events (task_id, "offset", next_offset, rows, size, value) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (task_id, offset, next_offset, rows, len(value), value),
         )
-        self._change(task_id, 1, rows, len(value))
+        self._publish()
 
     def first(self, task_id: str, limit: int) -> list[SpooledEvent]:
         """The task's first `limit` events, in offset order."""
@@ -137,30 +134,22 @@ class Spool:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        for event in events:
-            self._change(event.task_id, -1, -event.rows, -len(event.value))
+        self._publish()
 
     def drop_applied(self, task_id: str, current_offset: int) -> int:
         """Forget the task's events wholly below `current_offset` (applied already); how many."""
-        db = self._connection()
-        stale = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(rows), 0), COALESCE(SUM(LENGTH(value)), 0) "
-            "FROM spooled_events WHERE task_id = ? AND next_offset <= ?",
+        dropped = self._connection().execute(
+            "DELETE FROM spooled_events WHERE task_id = ? AND next_offset <= ?",
             (task_id, current_offset),
-        ).fetchone()
-        if stale[0]:
-            db.execute(
-                "DELETE FROM spooled_events WHERE task_id = ? AND next_offset <= ?",
-                (task_id, current_offset),
-            )
-            self._change(task_id, -stale[0], -stale[1], -stale[2])
-        return int(stale[0])
+        )
+        if dropped.rowcount:
+            self._publish()
+        return int(dropped.rowcount)
 
     def discard(self, task_id: str) -> SpoolSize:
         """Forget every event of the task; what was dropped."""
         dropped = self.size(task_id)
         self._connection().execute("DELETE FROM spooled_events WHERE task_id = ?", (task_id,))
-        self._sizes.pop(task_id, None)
         self._publish()
         return dropped
 
@@ -168,15 +157,6 @@ class Spool:
         db, self._db = self._db, None
         if db is not None:
             db.close()
-
-    def _change(self, task_id: str, pages: int, rows: int, nbytes: int) -> None:
-        was = self._sizes.get(task_id, SpoolSize())
-        now = SpoolSize(was.pages + pages, was.rows + rows, was.bytes + nbytes)
-        if now.pages > 0:
-            self._sizes[task_id] = now
-        else:
-            self._sizes.pop(task_id, None)
-        self._publish()
 
     def _publish(self) -> None:
         total = self.size()

@@ -79,3 +79,14 @@ def test_spool_path_is_next_to_the_progress_mirror() -> None:
     config = Config()
     assert config.spool.enabled and config.spool.max_bytes == 256 * 1024 * 1024
     assert config.spool_path == Path("data/crawl_progress-spool.sqlite3")
+
+
+def test_spool_shared_file_each_worker_sees_the_others_events(tmp_path: Path) -> None:
+    """Workers on one data volume share the file: a task's new owner drains what the old one
+    spooled, and the size limit counts both."""
+    path = tmp_path / "s.sqlite3"
+    old_owner, new_owner = Spool(path, max_bytes=100), Spool(path, max_bytes=100)
+    old_owner.put("a", 0, 10, 10, b"x" * 60)
+    assert new_owner.size("a") == SpoolSize(1, 10, 60) and not new_owner.fits(41)
+    new_owner.remove(new_owner.first("a", 10))
+    assert old_owner.size() == SpoolSize()
