@@ -465,6 +465,8 @@ class Crawler:
     async def _flush_spool(self, outbox: Outbox) -> None:
         """At the end of the source: wait for Kafka and send what the spool holds of the task."""
         while self.spooled(outbox.task_id):
+            if self.app.should_stop:
+                raise RunFailed("the worker is stopping")
             await self._until_broker_up(outbox.task_id, "the source's end is reached")
             if not await self._drain(outbox):
                 await asyncio.sleep(0.2)
