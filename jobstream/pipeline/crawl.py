@@ -391,7 +391,7 @@ class Crawler:
             # offset. A copy that reaches job_raw twice is applied once (by its offsets).
             applied = self.app.progress_store.current(task_id).current_offset
             for sent in self._recently_sent.pop(task_id, ()):
-                if sent[1] > applied and sent[1] <= offset:
+                if applied < sent[1] <= offset and self.spool.fits(len(sent[3]) + len(value)):
                     self.spool.put(task_id, *sent)
         self.spool.put(task_id, offset, next_offset, rows, value)
 

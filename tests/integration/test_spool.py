@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,7 @@ class Outage:
     peak_rows: int = 0
     peak_bytes: int = 0
     metrics_pages: float = 0.0
+    log: str = ""
 
     def look(self, url: str) -> None:
         code, body = http("GET", f"{url}/ready", timeout=5)
@@ -74,8 +76,12 @@ def sim() -> Iterator[Simulator]:
 
 
 async def crawl_through_cut(
-    sim: Simulator, tmp_path: Path, cut_seconds: float, restart: bool = False
-) -> None:
+    sim: Simulator,
+    tmp_path: Path,
+    cut_seconds: float,
+    restart: bool = False,
+    spool: dict[str, Any] | None = None,
+) -> Outage:
     """Cut the network once the crawl has applied CUT_AT rows, restore it `cut_seconds` later;
     with `restart`, the worker is also stopped (SIGTERM, within Docker's stop timeout) halfway
     through the cut and started again once the network is back, its spool on disk. (Started
@@ -91,8 +97,10 @@ async def crawl_through_cut(
             "api": sim.api(**API),
             "kafka": {"bootstrap_servers": f"127.0.0.1:{proxy_port}"},
             "crawler": {"interval": 3600},
+            "spool": spool or {},
         },
     )
+    rows = sim.total()
     seen = Outage()
     stopped_in = None
     try:
@@ -123,7 +131,7 @@ async def crawl_through_cut(
         drained = worker.wait_status(lambda s: s["spool"]["pages"] == 0, timeout=120)
         drained_after = time.monotonic() - restored
         worker.wait_status(
-            lambda s: s["current_offset"] == ROWS and s["status"] == "idle", timeout=240
+            lambda s: s["current_offset"] == rows and s["status"] == "idle", timeout=240
         )
         complete_after = time.monotonic() - restored
         worker.wait_ready(30)
@@ -174,6 +182,8 @@ async def crawl_through_cut(
     # One line when spooling starts, one when the drain ends.
     assert len(re.findall(r"fetched pages go to the local spool", log)) >= 1
     assert refetched or re.search(r"spool drained: \d+ events \(\d+ rows\)", log), log[-3000:]
+    seen.log = log
+    return seen
 
 
 @pytest.mark.timeout(300)
@@ -188,6 +198,21 @@ async def test_spool_restart_during_cut_resumes_and_loses_nothing(
     sim: Simulator, tmp_path: Path
 ) -> None:
     await crawl_through_cut(sim, tmp_path, cut_seconds=30, restart=True)
+
+
+@pytest.mark.timeout(300)
+async def test_spool_full_pauses_fetching_and_loses_nothing(tmp_path: Path) -> None:
+    """Long descriptions and the smallest spool: it fills during the cut, fetching pauses at
+    the limit, and resumes once the spool is drained."""
+    limit = 1_048_576
+    sim = Simulator.start("--rate-limit", "0", "--total", "8000", "--description-chars", "3000")
+    try:
+        seen = await crawl_through_cut(sim, tmp_path, cut_seconds=30, spool={"max_bytes": limit})
+    finally:
+        sim.stop()
+    print(f"spool limit {limit} bytes, peak {seen.peak_bytes} bytes")
+    assert "the spool is full: fetching pauses until Kafka is back" in seen.log
+    assert 0 < seen.peak_bytes <= limit
 
 
 @pytest.mark.timeout(600)
