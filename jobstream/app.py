@@ -29,6 +29,7 @@ from jobstream.redaction import keep_secret, secrets_in
 if TYPE_CHECKING:
     from jobstream.pipeline.crawl import Crawler
     from jobstream.progress.store import ProgressStore
+    from jobstream.web.probe import BrokerProbe
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class JobstreamApp(faust.App):
         # True in the process `faust -A jobstream worker` runs; False for an app that only
         # serves its views (the in-process tests).
         self.runs_worker = False
+        # The HTTP views' view of the broker (set when they are registered): the crawl asks it
+        # whether Kafka is reachable.
+        self.broker_probe: BrokerProbe | None = None
         super().__init__(id, **options)
         self.config_from_object(_FaustSettings(self))
 

@@ -211,6 +211,14 @@ class DatabaseSection(Section, frozen=True):
     path: NonBlank = "data/crawl_progress.db"
 
 
+class SpoolSection(Section, frozen=True):
+    """Pages fetched while Kafka is unreachable, kept on disk next to the progress mirror."""
+
+    enabled: bool = True
+    # The spool's size limit; when it is full, fetching pauses until Kafka is back.
+    max_bytes: Annotated[int, _between(1_048_576, 1 << 40)] = 256 * 1024 * 1024
+
+
 class Config(Section, frozen=True):
     app: AppSection = msgspec.field(default_factory=AppSection)
     api: ApiSection = msgspec.field(default_factory=ApiSection)
@@ -218,12 +226,19 @@ class Config(Section, frozen=True):
     crawler: CrawlerSection = msgspec.field(default_factory=CrawlerSection)
     dedupe: DedupeSection = msgspec.field(default_factory=DedupeSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
+    spool: SpoolSection = msgspec.field(default_factory=SpoolSection)
     # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.crawler.timezone)
+
+    @property
+    def spool_path(self) -> Path:
+        """The spool's SQLite file: next to the progress mirror, `<mirror>-spool.sqlite3`."""
+        mirror = Path(self.database.path)
+        return mirror.with_name(f"{mirror.stem}-spool.sqlite3")
 
     @property
     def dedupe_window(self) -> float:

@@ -82,6 +82,11 @@ CONSUMER_LAG = Gauge(
     ["group"],
 )
 KAFKA_UP = Gauge("jobstream_kafka_up", "1 when the broker answered the last metadata probe")
+SPOOL_PAGES = Gauge(
+    "jobstream_spool_pages", "job_raw events kept in the local spool while Kafka is unreachable"
+)
+SPOOL_ROWS = Gauge("jobstream_spool_rows", "Source rows in the local spool")
+SPOOL_BYTES = Gauge("jobstream_spool_bytes", "Bytes of the events in the local spool")
 TOKEN_GRANTS = Counter("jobstream_api_token_grants_total", "Access tokens obtained")
 
 HTTP_REQUESTS = Counter(

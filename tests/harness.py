@@ -122,10 +122,16 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls) -> Broker:
+    def start(cls, advertised_port: int | None = None) -> Broker:
+        """A broker on a free port; with `advertised_port`, the port it tells clients to connect
+        to (a proxy's, tests/proxy.py), so every connection after the bootstrap goes there."""
         port = free_port()
+        command = broker_command("127.0.0.1", port)
+        if advertised_port is not None:
+            at = command.index("--advertised-listener-url") + 1
+            command[at] = f"tcp://127.0.0.1:{advertised_port}"
         process = subprocess.Popen(
-            guarded(broker_command("127.0.0.1", port)),  # dies with this process at the latest
+            guarded(command),  # dies with this process at the latest
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -11,6 +11,7 @@ from jobstream.web.forwarding import worker_started
 from jobstream.web.probe import PROBE
 from jobstream.web.readers import READERS
 from jobstream.web.responses import RETRY_SOON, HttpError
+from jobstream.web.status import spool_status
 from jobstream.web.stream_registry import STREAMS
 
 
@@ -35,7 +36,15 @@ class ReadyView(JsonView):
         }
         failing = [name for name, ok in checks.items() if not ok]
         if failing:
-            raise HttpError(
-                503, f"not ready: {', '.join(failing)}", {"Retry-After": str(RETRY_SOON)}
-            )
+            why = f"not ready: {', '.join(failing)}"
+            if not checks["broker_reachable"]:
+                spool = spool_status(self.app)
+                why += (
+                    f" (Kafka is unreachable; fetched pages are spooled locally: {spool.pages} "
+                    f"events, {spool.rows} rows, {spool.bytes} bytes of at most "
+                    f"{spool.max_bytes})"
+                    if spool.enabled
+                    else " (Kafka is unreachable; spool.enabled is false: the crawl waits)"
+                )
+            raise HttpError(503, why, {"Retry-After": str(RETRY_SOON)})
         return self.ok({"ready": True, **checks})

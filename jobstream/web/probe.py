@@ -103,6 +103,10 @@ class BrokerProbe(Service):
             self.partitions = len(found) if found else None
         metrics.KAFKA_UP.set(1.0 if self.broker_up else 0.0)
 
+    async def went_down(self) -> None:
+        """Returns once the broker is known to be down (at once if it is down already)."""
+        await self._down.wait()
+
     async def bounded(self, step: Awaitable[T], within: float) -> T:
         """The result of `step`, a wait on Kafka: TimeoutError after `within` seconds, and a
         503 as soon as the probe finds the broker down (at once if it is down already)."""

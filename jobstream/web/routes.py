@@ -76,6 +76,7 @@ def register(app: JobstreamApp) -> web.Application:
     config = app.settings
     probe = BrokerProbe(config)
     web_app[PROBE] = probe
+    app.broker_probe = probe  # the crawl spools its pages while the probe finds Kafka down
     web_app[READERS] = ReaderPool(
         config, probe, group_options(app.conf), lambda group: is_gateway(app, group)
     )

@@ -63,6 +63,30 @@ class RowCounts(msgspec.Struct, frozen=True):
     ] = 0
 
 
+class SpoolStatus(msgspec.Struct, frozen=True):
+    """本地暂存：Kafka 不可达时采集到、尚未发送到 job_raw 的页（不计入进度）"""
+
+    pages: Annotated[int, _about("暂存的事件数（job_raw 上的一条消息，一页或几页）")]
+    rows: Annotated[int, _about("暂存的源行数")]
+    bytes: Annotated[int, _about("暂存占用的字节数")]
+    max_bytes: Annotated[int, _about("上限（spool.max_bytes），满了之后暂停采集")]
+    enabled: Annotated[bool, _about("spool.enabled")]
+
+
+def spool_status(app: JobstreamApp, task_id: str | None = None) -> SpoolStatus:
+    """What the spool holds for `task_id` (every task when None) on this worker."""
+    config = app.settings
+    spool = app.crawler.spool
+    size = spool.size(task_id) if spool is not None else None
+    return SpoolStatus(
+        pages=size.pages if size else 0,
+        rows=size.rows if size else 0,
+        bytes=size.bytes if size else 0,
+        max_bytes=config.spool.max_bytes,
+        enabled=config.spool.enabled,
+    )
+
+
 class Status(msgspec.Struct, frozen=True):
     """一个采集任务的进度、Kafka 积压与监控指标"""
 
@@ -89,6 +113,10 @@ class Status(msgspec.Struct, frozen=True):
     api_latency_ms: ApiLatency
     rows: RowCounts
     demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
+    kafka_reachable: Annotated[
+        bool | None, _about("探针最近一次能否连上 Kafka；false 时采集到的页进入本地暂存")
+    ] = None
+    spool: Annotated[SpoolStatus | None, _about("该任务在本地暂存中的页")] = None
 
 
 class TaskUnavailable(msgspec.Struct, frozen=True):
@@ -122,6 +150,8 @@ class StatusList(msgspec.Struct, frozen=True):
     kafka: KafkaLag
     rows_per_minute: Annotated[float, _about("各任务近 60 秒处理的源行数之和（不含不可用的任务）")]
     demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
+    kafka_reachable: Annotated[bool | None, _about("探针最近一次能否连上 Kafka")] = None
+    spool: Annotated[SpoolStatus | None, _about("本 worker 的本地暂存（所有任务）")] = None
 
 
 def kafka_lag(lag: Lag, config: Config) -> KafkaLag:
@@ -138,6 +168,8 @@ def status_of(
     rows_fetched: int,
     config: Config,
     rows_per_minute: float = 0.0,
+    kafka_reachable: bool | None = None,
+    spool: SpoolStatus | None = None,
 ) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
     kept = progress.published + progress.duplicates
@@ -176,6 +208,8 @@ def status_of(
             duplicates=progress.duplicates,
         ),
         demo=config.api.is_demo,
+        kafka_reachable=kafka_reachable,
+        spool=spool,
     )
 
 
@@ -195,6 +229,8 @@ async def task_status(
         app.crawler.fetched.get(task_id, 0),
         app.settings,
         rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
+        kafka_reachable=probe.broker_up,
+        spool=spool_status(app, task_id),
     )
 
 
@@ -217,7 +253,11 @@ def entry_of(reply: fanout.Reply, config: Config) -> Status | TaskUnavailable:
 
 
 def status_list(
-    entries: Sequence[Status | TaskUnavailable], lag: Lag, config: Config
+    entries: Sequence[Status | TaskUnavailable],
+    lag: Lag,
+    config: Config,
+    kafka_reachable: bool | None = None,
+    spool: SpoolStatus | None = None,
 ) -> StatusList:
     return StatusList(
         tasks=list(entries),
@@ -225,6 +265,8 @@ def status_list(
         kafka=kafka_lag(lag, config),
         rows_per_minute=round(sum(e.rows_per_minute for e in entries if isinstance(e, Status)), 1),
         demo=config.api.is_demo,
+        kafka_reachable=kafka_reachable,
+        spool=spool,
     )
 
 
@@ -257,4 +299,6 @@ class StatusView(JsonView):
             self.app, request, self.config.api.task_ids, here, within=fanout.LISTING_TIMEOUT
         )
         entries = [entry_of(reply, self.config) for reply in replies]
-        return status_list(entries, await current_lag(probe), self.config)
+        return status_list(
+            entries, await current_lag(probe), self.config, probe.broker_up, spool_status(self.app)
+        )

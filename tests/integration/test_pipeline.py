@@ -170,7 +170,11 @@ async def test_pipeline_wiped_broker_resumes_from_sqlite_mirror(simulator_factor
     worker = worker_factory(api={"base_url": sim.url, "username": "demo", "password": "demo"})
     worker.start()  # embedded broker: stopping the worker wipes every topic and the table
     worker.wait_ready()
-    first = worker.wait_status(lambda s: s["current_offset"] == 1000 and s["status"] == "idle")
+    # Settled: the dedupe agent reports its counts a moment after the run ends; a worker
+    # stopped before they are in the mirror loses them with the embedded broker.
+    first = worker.wait_status(
+        lambda s: s["current_offset"] == 1000 and s["status"] == "idle" and settled(s)
+    )
     assert worker.stop() == 0
 
     sim.grow(400)

@@ -18,6 +18,7 @@ import pytest
 
 from jobstream.web.status import Status
 from tests.harness import TASK_ID, Broker, Simulator, Worker, http, wait_until
+from tests.integration.truth import settled
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +69,10 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         worker.start()
         worker.wait_ready()
         for task_id in (TASK_ID, OTHER_TASK):
+            # Settled: the dedupe agent reports its counts a moment after the run ends.
             worker.wait_status(
-                lambda s: s["current_offset"] == 300 and s["status"] == "idle", task_id=task_id
+                lambda s: s["current_offset"] == 300 and s["status"] == "idle" and settled(s),
+                task_id=task_id,
             )
         yield Stack(sim, worker)
     finally:

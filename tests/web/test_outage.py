@@ -42,6 +42,19 @@ async def test_outage_broker_down_answers_503_at_once(
     assert reason in body["message"] and response.headers["Retry-After"]
 
 
+async def test_outage_ready_says_why_and_what_the_spool_holds(
+    serve_factory: ServeFactory,
+) -> None:
+    served = await serve_factory(bootstrap=f"127.0.0.1:{free_port()}")
+    response = await served.client.get("/ready", timeout=HANG_GUARD)
+    body = await response.json()
+    assert_json_error(response.status, body, 503)
+    assert "Kafka is unreachable" in body["message"], body
+    assert "spooled locally: 0 events, 0 rows, 0 bytes of at most 268435456" in body["message"]
+    metrics = await (await served.client.get("/metrics", timeout=HANG_GUARD)).text()
+    assert "jobstream_spool_pages" in metrics and "jobstream_spool_bytes" in metrics
+
+
 async def test_outage_metrics_and_lag_keep_answering(serve_factory: ServeFactory) -> None:
     served = await serve_factory(bootstrap=f"127.0.0.1:{free_port()}")
     response = await served.client.get("/metrics", timeout=HANG_GUARD)
