@@ -3,11 +3,8 @@
 `apply_pages` agent does, once a page's jobs are in job_data. A run succeeds only when every
 page it sent has been applied; any other end is a failed run, reported with its reason.
 
-While Kafka is unreachable (the HTTP views' probe says so, or a send finds no room in the
-producer's buffer for SEND_TIMEOUT), the events go to the local spool (`spool.py`) instead and
-the crawl keeps fetching; a full spool pauses it. Once Kafka answers again, the task's spooled
-events are sent first, in offset order, each forgotten once acknowledged; only then do new
-events of the task go to job_raw."""
+Pages go to job_raw through `RawSender`, which keeps them in the local spool while Kafka is
+unreachable, so the crawl goes on fetching through an outage (`raw_sender.py`)."""
 
 from __future__ import annotations
 
@@ -15,10 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import msgspec
 from faust.types import TP
@@ -29,8 +25,9 @@ from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.commands import send_command
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.pages import slice_page, unreadable_row
+from jobstream.pipeline.raw_sender import RawSender
 from jobstream.pipeline.readahead import ReadAhead
-from jobstream.pipeline.spool import Spool
+from jobstream.pipeline.runs import RunFailed, TaskMoved
 from jobstream.records import Progress
 from jobstream.source import BazhuayuClient, Page, UnreadableAnswer
 from jobstream.topics import declare_outputs, partition_for, raw_topic
@@ -46,33 +43,7 @@ APPLY_TIMEOUT = 60.0
 # (each at most kafka.max_message_bytes).
 MAX_EVENTS_UNAPPLIED = 8
 
-# Longest a send to job_raw waits for room in the producer's buffer: longer means Kafka is
-# unreachable though the probe has not noticed yet, and the event goes to the spool.
-SEND_TIMEOUT = 5.0
-# Longest a spooled event's acknowledgement is awaited while draining.
-ACK_TIMEOUT = 30.0
-# After a send stalled, how long Kafka counts as unreachable without asking it again.
-STALL_SECONDS = 5.0
-# Spooled events sent together before their acknowledgements are awaited.
-DRAIN_CHUNK = 16
-# Events sent to job_raw kept in memory, to be spooled too if Kafka turns out unreachable before
-# they are applied: more than a run keeps unapplied (MAX_EVENTS_UNAPPLIED).
-RECENTLY_SENT = 4 * MAX_EVENTS_UNAPPLIED
-
 _ENCODER = msgspec.json.Encoder()
-
-
-class SendStalled(Exception):
-    """A send to job_raw did not get into the producer's buffer: Kafka is unreachable."""
-
-
-class RunFailed(Exception):
-    """A crawl run ended before it reached the end of the source; the message says why."""
-
-
-class TaskMoved(Exception):
-    """This worker no longer owns the task (a rebalance began): the run ends at once, without
-    sending what it holds, and the task's owner crawls on from the stored offset."""
 
 
 class Crawler:
@@ -83,31 +54,10 @@ class Crawler:
         self.wakeup = asyncio.Event()
         # Rows fetched by this worker since it started, per task (the table counts applied).
         self.fetched: dict[str, int] = {}
-        # The offset each task's last run sent pages up to.
-        self._sent_until: dict[str, int] = {}
         # Pulsed by the page agent on this worker whenever it advances a task.
         self._progressed = asyncio.Event()
-        settings = app.settings
-        # Events kept while Kafka is unreachable; None with `spool.enabled: false`.
-        self.spool = (
-            Spool(settings.spool_path, settings.spool.max_bytes) if settings.spool.enabled else None
-        )
-        self._stalled_until = 0.0
-        # Per task: when its spooling began and what the drain has sent so far (for the logs).
-        self._spooling_since: dict[str, float] = {}
-        self._recently_sent: dict[str, deque[tuple[int, int, int, bytes]]] = {}
-        self._drained: dict[str, tuple[int, int]] = {}
-
-    def broker_down(self) -> bool:
-        """Whether Kafka is known to be unreachable: the probe says so, or a send stalled."""
-        probe = self.app.broker_probe
-        return (probe is not None and probe.broker_up is False) or (
-            time.monotonic() < self._stalled_until
-        )
-
-    def spooled(self, task_id: str) -> int:
-        """How many of the task's events wait in the spool."""
-        return self.spool.size(task_id).pages if self.spool is not None else 0
+        # Sends to job_raw, or to the local spool while Kafka is unreachable.
+        self.sender = RawSender(app, lambda task_id: task_id in self.owned_tasks())
 
     def owned_tasks(self) -> list[str]:
         """The tasks whose job_raw partition is assigned to this worker; none during a
@@ -223,7 +173,7 @@ class Crawler:
         task_id, source = progress.task_id, progress.source
         reader = ReadAhead(partial(client.fetch_page, task_id), settings.api.max_pages_in_flight)
         outbox = Outbox(task_id, partition_for(task_id, settings.kafka.partitions))
-        reader.start(await self._resume_at(outbox, progress.current_offset), batch_size)
+        reader.start(await self.sender.resume_at(outbox, progress.current_offset), batch_size)
         first = True
         try:
             while True:
@@ -233,7 +183,7 @@ class Crawler:
                 if task_id not in self.owned_tasks():
                     raise TaskMoved
                 if self.app.progress_store.current(task_id).status == "stopped":
-                    await self._send(outbox)
+                    await self.sender.send(outbox)
                     logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
                     return None
                 fetched_at = datetime.now(settings.tz).isoformat()
@@ -262,7 +212,7 @@ class Crawler:
                     reader.start(next_offset, batch_size)
                 except Exception:
                     # What was fetched before the failure is good: it goes to job_raw.
-                    await self._send(outbox)
+                    await self.sender.send(outbox)
                     raise
                 else:
                     if first and page.offset > 0 and page.total < page.offset and not page.rows:
@@ -289,211 +239,20 @@ class Crawler:
                 # Pages that have arrived are joined into fewer, larger events; what is taken
                 # is sent as soon as the next page is not there yet.
                 if is_last or not reader.ready() or outbox.full(settings.kafka.max_message_bytes):
-                    await self._send(outbox)
+                    await self.sender.send(outbox)
                 if is_last:
-                    await self._flush_spool(outbox)
+                    await self.sender.flush(outbox)
                     await self._applied(task_id, next_offset)
                     return events[-1].total
                 while len(outbox.unapplied) > MAX_EVENTS_UNAPPLIED:
                     # While Kafka is unreachable nothing is applied: fetching goes on into the
                     # spool instead of waiting.
-                    until_down = self.spool is not None
+                    until_down = self.sender.spool is not None
                     if not await self._applied(task_id, outbox.unapplied.popleft(), until_down):
                         break
         finally:
             reader.cancel()
             self._count_misses(task_id, reader)
-
-    async def _send(self, outbox: Outbox) -> None:
-        """Send what the outbox holds to job_raw, in offset order (to the spool while Kafka is
-        unreachable)."""
-        for event, value in outbox.take(self.app.settings.kafka.max_message_bytes):
-            rows = len(event.rows)
-            while True:
-                if self.spool is None:
-                    await raw_topic.send(
-                        key=outbox.task_id, value=value, partition=outbox.partition
-                    )
-                    break
-                if self.spooled(outbox.task_id) and not self.broker_down():
-                    await self._drain(outbox)
-                if self.spooled(outbox.task_id) or self.broker_down():
-                    if self.spool.fits(len(value)):
-                        self._spool(outbox.task_id, event.offset, event.next_offset, rows, value)
-                        break
-                    # Full: fetching pauses, nothing is dropped, until Kafka is back.
-                    await self._until_broker_up(outbox.task_id, "the spool is full")
-                    continue
-                try:
-                    await self._send_bounded(outbox.task_id, value, outbox.partition)
-                except SendStalled:
-                    continue  # Kafka counts as down now: the event goes to the spool
-                break
-            if not self.spooled(outbox.task_id):
-                outbox.unapplied.append(event.next_offset)
-                self._sent_until[outbox.task_id] = event.next_offset
-                if self.spool is not None:
-                    self._keep_sent(outbox.task_id, (event.offset, event.next_offset, rows, value))
-
-    async def _send_bounded(
-        self, task_id: str, value: bytes, partition: int
-    ) -> asyncio.Future[Any]:
-        """Send one event to job_raw; its acknowledgement, a future. SendStalled when the
-        producer has no room for it within SEND_TIMEOUT, or the probe finds Kafka gone."""
-        sending = asyncio.ensure_future(
-            raw_topic.send(key=task_id, value=value, partition=partition)
-        )
-        if not await self._done_unless_down(sending, SEND_TIMEOUT):
-            # Cancelled while waiting for room in the producer's buffer: nothing was added.
-            sending.cancel()
-            await asyncio.wait({sending})
-        if sending.cancelled():
-            self._stalled_until = time.monotonic() + STALL_SECONDS
-            raise SendStalled
-        return cast(asyncio.Future[Any], sending.result())  # what the send raised, raised
-
-    async def _done_unless_down(self, step: asyncio.Future[Any], within: float) -> bool:
-        """Wait for `step` at most `within` seconds, and no longer once the probe finds Kafka
-        down; whether it is done."""
-        probe = self.app.broker_probe
-        down = asyncio.ensure_future(probe.went_down()) if probe is not None else None
-        try:
-            await asyncio.wait(
-                {step} if down is None else {step, down},
-                timeout=within,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if down is not None:
-                down.cancel()
-        return step.done()
-
-    def _keep_sent(self, task_id: str, sent: tuple[int, int, int, bytes]) -> None:
-        """Remember an event sent to job_raw (offset, next_offset, rows, value) until it is
-        applied: it may still sit in the producer's buffer."""
-        kept = self._recently_sent.setdefault(task_id, deque(maxlen=RECENTLY_SENT))
-        applied = self.app.progress_store.current(task_id).current_offset
-        while kept and kept[0][1] <= applied:
-            kept.popleft()
-        kept.append(sent)
-
-    def _spool(self, task_id: str, offset: int, next_offset: int, rows: int, value: bytes) -> None:
-        assert self.spool is not None
-        if not self.spooled(task_id):
-            self._spooling_since[task_id] = time.monotonic()
-            logger.warning(
-                "task_id=%s offset=%d Kafka is unreachable: fetched pages go to the local spool "
-                "%s until it is back (spool holds %d bytes of at most %d)",
-                task_id, offset, self.spool.path, self.spool.size().bytes, self.spool.max_bytes,
-            )  # fmt: skip
-            # The events sent but not applied may be lost with the producer's buffer (a restart
-            # during the outage): the spool keeps them too, so that it continues the stored
-            # offset. A copy that reaches job_raw twice is applied once (by its offsets).
-            applied = self.app.progress_store.current(task_id).current_offset
-            for sent in self._recently_sent.pop(task_id, ()):
-                if applied < sent[1] <= offset and self.spool.fits(len(sent[3]) + len(value)):
-                    self.spool.put(task_id, *sent)
-        self.spool.put(task_id, offset, next_offset, rows, value)
-
-    async def _drain(self, outbox: Outbox) -> bool:
-        """Send the task's spooled events to job_raw in offset order, each forgotten once the
-        broker acknowledged it; True when none is left. Stops (False) when Kafka is
-        unreachable again: what was not acknowledged stays, and is sent again later."""
-        assert self.spool is not None
-        task_id = outbox.task_id
-        self.spool.drop_applied(task_id, self.app.progress_store.current(task_id).current_offset)
-        while events := self.spool.first(task_id, DRAIN_CHUNK):
-            if self.broker_down() or self.app.should_stop:
-                return False
-            acks: list[asyncio.Future[Any]] = []
-            for event in events:
-                try:
-                    acks.append(await self._send_bounded(task_id, event.value, outbox.partition))
-                except SendStalled:
-                    break
-            acked = []
-            for event, ack in zip(events, acks, strict=False):
-                if not await self._acknowledged(ack):
-                    break
-                acked.append(event)
-            self.spool.remove(acked)
-            pages, rows = self._drained.get(task_id, (0, 0))
-            self._drained[task_id] = (pages + len(acked), rows + sum(e.rows for e in acked))
-            for event in acked:
-                outbox.unapplied.append(event.next_offset)
-                self._sent_until[task_id] = event.next_offset
-            if len(acked) < len(events):
-                self._stalled_until = time.monotonic() + STALL_SECONDS
-                return False
-        pages, rows = self._drained.pop(task_id, (0, 0))
-        since = self._spooling_since.pop(task_id, None)
-        if pages:
-            logger.info(
-                "task_id=%s offset=%d spool drained: %d events (%d rows) sent to job_raw and "
-                "acknowledged, %.1fs after spooling began",
-                task_id, self._sent_until.get(task_id, 0), pages, rows,
-                time.monotonic() - since if since is not None else 0.0,
-            )  # fmt: skip
-        return True
-
-    async def _acknowledged(self, ack: asyncio.Future[Any]) -> bool:
-        """Whether the broker acknowledged a message (within ACK_TIMEOUT, and before the probe
-        finds Kafka down)."""
-        if not await self._done_unless_down(ack, ACK_TIMEOUT):
-            return False
-        if ack.cancelled() or ack.exception() is not None:
-            error = "cancelled" if ack.cancelled() else repr(ack.exception())
-            logger.warning("a spooled event was not acknowledged (%s): it stays spooled", error)
-            return False
-        return True
-
-    async def _until_broker_up(self, task_id: str, why: str) -> None:
-        """Wait until Kafka is reachable again (this run's task staying here)."""
-        if self.broker_down():
-            span = self.spool.span(task_id) if self.spool is not None else None
-            logger.warning(
-                "task_id=%s offset=%d %s: fetching pauses until Kafka is back",
-                task_id, span[1] if span else 0, why,
-            )  # fmt: skip
-        while self.broker_down():
-            if self.app.should_stop:
-                raise RunFailed("the worker is stopping")
-            if task_id not in self.owned_tasks():
-                raise TaskMoved
-            await asyncio.sleep(0.2)
-
-    async def _flush_spool(self, outbox: Outbox) -> None:
-        """At the end of the source: wait for Kafka and send what the spool holds of the task."""
-        while self.spooled(outbox.task_id):
-            if self.app.should_stop:
-                raise RunFailed("the worker is stopping")
-            await self._until_broker_up(outbox.task_id, "the source's end is reached")
-            if not await self._drain(outbox):
-                await asyncio.sleep(0.2)
-
-    async def _resume_at(self, outbox: Outbox, current_offset: int) -> int:
-        """Where the run fetches from: the stored offset, or where the task's spooled events end
-        when they continue from it. Spooled events that do not (those between were lost with
-        the producer's buffer, a restart during an outage) are forgotten: the run fetches again
-        from the stored offset, which loses nothing."""
-        spool, task_id = self.spool, outbox.task_id
-        if spool is None or not self.spooled(task_id):
-            return current_offset
-        spool.drop_applied(task_id, current_offset)
-        span = spool.span(task_id)
-        if span is None:
-            return current_offset
-        if span[0] > current_offset and not self.broker_down():
-            dropped = spool.discard(task_id)
-            logger.warning(
-                "task_id=%s offset=%d the spooled events start at %d, after the stored offset: "
-                "%d events (%d rows) forgotten and fetched again",
-                task_id, current_offset, span[0], dropped.pages, dropped.rows,
-            )  # fmt: skip
-            return current_offset
-        if not self.broker_down():
-            await self._drain(outbox)
-        return span[1]
 
     def _count_misses(self, task_id: str, reader: ReadAhead) -> None:
         if reader.misses:
@@ -504,7 +263,7 @@ class Crawler:
             reader.dropped = 0
 
     def _last_total(self, progress: Progress) -> int:
-        return max(progress.total, self._sent_until.get(progress.task_id, 0))
+        return max(progress.total, self.sender.sent_until.get(progress.task_id, 0))
 
     async def _applied(self, task_id: str, offset: int, until_down: bool = False) -> bool:
         """Wait until the task's pages are applied up to `offset`; RunFailed if they are not.
@@ -516,7 +275,7 @@ class Crawler:
         while (current := store.current(task_id)).current_offset < offset:
             if task_id not in self.owned_tasks():
                 raise TaskMoved
-            if until_down and self.broker_down():
+            if until_down and self.sender.broker_down():
                 return False
             if time.monotonic() > deadline:
                 raise RunFailed(
@@ -537,7 +296,7 @@ class Crawler:
         """The task's progress once the pages this worker sent before have been applied (or
         after APPLY_TIMEOUT: then the run refetches from where the progress stands)."""
         try:
-            await self._applied(task_id, self._sent_until.get(task_id, 0))
+            await self._applied(task_id, self.sender.sent_until.get(task_id, 0))
         except RunFailed as exc:
             logger.warning("task_id=%s %s; refetching from the stored offset", task_id, exc)
         return self.app.progress_store.current(task_id)
@@ -561,7 +320,7 @@ class Crawler:
         logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
         metrics.SOURCE_RESETS.labels(task_id).inc()
         await send_command(task_id, "reset", total=page.total, error=note, source=source)
-        self._sent_until[task_id] = 0
+        self.sender.sent_until[task_id] = 0
         deadline = time.monotonic() + APPLY_TIMEOUT
         while self.app.progress_store.current(task_id).current_offset != 0:
             if time.monotonic() > deadline:

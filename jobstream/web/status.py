@@ -76,7 +76,7 @@ class SpoolStatus(msgspec.Struct, frozen=True):
 def spool_status(app: JobstreamApp, task_id: str | None = None) -> SpoolStatus:
     """What the spool holds for `task_id` (every task when None) on this worker."""
     config = app.settings
-    spool = app.crawler.spool
+    spool = app.crawler.sender.spool
     size = spool.size(task_id) if spool is not None else None
     return SpoolStatus(
         pages=size.pages if size else 0,

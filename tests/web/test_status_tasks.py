@@ -83,7 +83,9 @@ class Workers:
 
 def stand_in_worker(served: Served, store: Store) -> None:
     served.app.__dict__["progress_store"] = store
-    served.app.__dict__["crawler"] = SimpleNamespace(fetched={}, owned_tasks=lambda: [], spool=None)
+    served.app.__dict__["crawler"] = SimpleNamespace(
+        fetched={}, owned_tasks=lambda: [], sender=SimpleNamespace(spool=None)
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
