@@ -17,6 +17,10 @@ from tests.web.conftest import ServeFactory, assert_json_error, create_topic
 # Longer than any answer may take: a view that waited on Kafka (kafka.http_timeout is 30 s
 # here) would fail on it instead of hanging the run.
 HANG_GUARD = aiohttp.ClientTimeout(total=5)
+# For a wait that lasts until the probe notices: the lag measurement (up to 2 s) and the probe's
+# round trip (up to 3 s) come first, so 5 s is no margin on a loaded machine; still half of
+# kafka.http_timeout.
+NOTICE_GUARD = aiohttp.ClientTimeout(total=15)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +100,7 @@ async def test_outage_broker_hung_waits_end_when_noticed(serve_factory: ServeFac
         broker.process.send_signal(signal.SIGSTOP)
         # A new group must join: a wait on the broker that would take up to 30 s.
         waiting = asyncio.create_task(
-            served.client.get("/consume?group=outage-hung", timeout=HANG_GUARD)
+            served.client.get("/consume?group=outage-hung", timeout=NOTICE_GUARD)
         )
         lag = await asyncio.wait_for(served.probe.lag(max_age=0), HANG_GUARD.total)
         assert lag.total is None and "measuring" in (lag.error or "")
