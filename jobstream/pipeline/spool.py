@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobstream import metrics
+from jobstream.progress.sqlite import open_local
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,7 @@ class Spool:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            db.execute(_INDEX)
+            db = open_local(self.path, _SCHEMA, _INDEX)
             self._db = db
             self._publish()
         return self._db

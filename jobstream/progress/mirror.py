@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from jobstream.progress.sqlite import open_local
 from jobstream.records import Progress
 
 logger = logging.getLogger(__name__)
@@ -57,11 +58,7 @@ class ProgressMirror:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
+            db = open_local(self.path, _SCHEMA)
             present = {row[1] for row in db.execute("PRAGMA table_info(crawl_progress)")}
             for column, declaration in _EXTRA_COLUMNS.items():
                 if column not in present:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faust.types.settings import Settings
 
 from jobstream.app import broker_urls
@@ -25,6 +26,23 @@ def group_options(conf: Settings) -> dict[str, Any]:
         "session_timeout_ms": int(conf.broker_session_timeout * 1000),
         "heartbeat_interval_ms": int(conf.broker_heartbeat_interval * 1000),
     }
+
+
+def stream_reader(
+    options: dict[str, Any], client_id: str, fetch_wait_ms: int, fetch_bytes: int
+) -> AIOKafkaConsumer:
+    """A consumer for SSE: no group, nothing committed, partitions assigned by the caller."""
+    return AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        # Only used when a position no longer exists (a wiped broker).
+        auto_offset_reset="earliest",
+        client_id=client_id,
+        fetch_max_wait_ms=fetch_wait_ms,
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_bytes=fetch_bytes * 2,
+        **options,
+    )
 
 
 async def start_or_close(start: Awaitable[object], close: Callable[[], Awaitable[object]]) -> None:

@@ -17,7 +17,7 @@ from mode import Service
 
 from jobstream import metrics
 from jobstream.config import Config
-from jobstream.web.kafka_clients import client_options
+from jobstream.web.kafka_clients import client_options, stream_reader
 from jobstream.web.probe import BrokerProbe
 from jobstream.web.responses import require_running, unavailable
 from jobstream.web.tail import Tail
@@ -102,16 +102,8 @@ class StreamRegistry(Service):
     async def own_reader(self, stream: OpenStream, tps: list[TopicPartition]) -> AIOKafkaConsumer:
         """A consumer of the stream's own, assigned every partition of `tps`; a 503 when Kafka
         does not answer."""
-        consumer = AIOKafkaConsumer(
-            group_id=None,
-            enable_auto_commit=False,
-            # Only used when a resumed position no longer exists (a wiped broker).
-            auto_offset_reset="earliest",
-            client_id="jobstream-sse",
-            fetch_max_wait_ms=self._fetch_wait_ms,
-            max_partition_fetch_bytes=STREAM_FETCH_BYTES,
-            fetch_max_bytes=STREAM_FETCH_BYTES * 2,
-            **self._options,
+        consumer = stream_reader(
+            self._options, "jobstream-sse", self._fetch_wait_ms, STREAM_FETCH_BYTES
         )
         stream.consumer = consumer
         try:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from jobstream.web import events, positions
+from jobstream.web.kafka_clients import stream_reader
 from jobstream.web.probe import BrokerProbe
 
 logger = logging.getLogger(__name__)
@@ -124,16 +125,8 @@ class Tail:
             if self.running and self._subscribers:
                 return False
             await self.stop()
-            consumer = AIOKafkaConsumer(
-                group_id=None,
-                enable_auto_commit=False,
-                # Only used when the position no longer exists (a wiped broker).
-                auto_offset_reset="earliest",
-                client_id="jobstream-sse-tail",
-                fetch_max_wait_ms=self._fetch_wait_ms,
-                max_partition_fetch_bytes=FETCH_BYTES,
-                fetch_max_bytes=FETCH_BYTES * 2,
-                **self._options,
+            consumer = stream_reader(
+                self._options, "jobstream-sse-tail", self._fetch_wait_ms, FETCH_BYTES
             )
             try:
                 await self.probe.bounded(consumer.start(), self.probe.timeout)
