@@ -38,16 +38,22 @@ def decode_body(raw: bytes) -> tuple[Any, str | None]:
         pass
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text, strict=False), None
+        return _lenient(text), None
     except RecursionError:
         return NOT_JSON, "the answer is nested too deeply to parse"
     except json.JSONDecodeError as exc:
         if exc.msg.startswith(_CONTENT_ERRORS):
             return NOT_JSON, f"the answer holds {exc.msg} at character {exc.pos}"
         return NOT_JSON, None
+
+
+def _lenient(text: str) -> Any:
+    """json.loads that keeps an integer literal longer than Python's limit as its digits. Every
+    failure of the second parse is judged like the first's: a page may hold a 5,000-digit number
+    and, further on, a row nested too deeply."""
+    try:
+        return json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        raise
     except ValueError:
-        # An integer literal longer than Python's limit: keep its digits as text.
-        try:
-            return json.loads(text, strict=False, parse_int=_lenient_int), None
-        except (ValueError, RecursionError):
-            return NOT_JSON, None
+        return json.loads(text, strict=False, parse_int=_lenient_int)

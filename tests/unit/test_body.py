@@ -49,6 +49,11 @@ def test_decode_body_duplicate_keys_last_wins() -> None:
     [
         (b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
         (b'{"x":"bad \\q escape"}', "Invalid \\escape"),
+        # Seen with 1000-row hostile pages: a long number first sends the parse down the
+        # lenient path, which then meets the deep row; it was taken for a broken answer and
+        # retried forever.
+        (b'{"n":' + b"7" * 5000 + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"n":' + b"7" * 5000 + b',"x":"bad \\q escape"}', "Invalid \\escape"),
     ],
 )
 def test_decode_body_content_no_parser_takes_is_named(raw: bytes, why: str) -> None:
