@@ -6,9 +6,10 @@ at start).
 """
 
 from jobstream.app import app
-from jobstream.pipeline import apply, commands, crawl, dedupe
+from jobstream.dedupe import agent as dedupe_agent
+from jobstream.pipeline import apply, commands, crawl
 from jobstream.web.routes import register
 
 register(app)
 
-__all__ = ["app", "apply", "commands", "crawl", "dedupe"]
+__all__ = ["app", "apply", "commands", "crawl", "dedupe_agent"]

@@ -21,15 +21,16 @@ from faust.types import TransportT
 from mode import ServiceT
 
 from jobstream import config as config_module
+from jobstream.broker.clients import broker_urls
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 from jobstream.redaction import keep_secret, secrets_in
 
 if TYPE_CHECKING:
+    from jobstream.broker.probe import BrokerProbe
     from jobstream.pipeline.crawl import Crawler
     from jobstream.progress.store import ProgressStore
-    from jobstream.web.probe import BrokerProbe
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ class JobstreamApp(faust.App):
     here win over those derived from the config.
     """
 
-    def __init__(self, id: str, *, config: Config | None = None, **options: Any) -> None:
+    def __init__(self, id: str | None = None, *, config: Config | None = None, **options: Any):
         self._given_config = config
+        self._id_from_config = id is None
         self._given_options = options
         # True in the process `faust -A jobstream worker` runs; False for an app that only
         # serves its views (the in-process tests).
@@ -63,7 +65,7 @@ class JobstreamApp(faust.App):
         # The HTTP views' view of the broker (set when they are registered): the crawl asks it
         # whether Kafka is reachable.
         self.broker_probe: BrokerProbe | None = None
-        super().__init__(id, **options)
+        super().__init__(id or "jobstream", **options)
         self.config_from_object(_FaustSettings(self))
 
     @cached_property
@@ -79,6 +81,14 @@ class JobstreamApp(faust.App):
                 raise SystemExit(f"jobstream: configuration error: {exc}") from None
         keep_secret(*secrets_in(config))
         return config
+
+    def _load_settings(self, *, silent: bool = False) -> Any:
+        # The Faust id (the consumer group, the prefix of the tables' changelogs) is the
+        # config's `app.name`, known only once the config is read: every worker of one
+        # deployment shares it, and two deployments on one Kafka differ by it.
+        if self._id_from_config:
+            self._default_options = (self.settings.app.name, self._default_options[1])
+        return super()._load_settings(silent=silent)
 
     @cached_property
     def embedded(self) -> EmbeddedServices:
@@ -107,7 +117,7 @@ class JobstreamApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         # Faust's own transport, but with the fetch wait from the config (see the module).
-        from jobstream.pipeline.kafka_transport import KafkaTransport
+        from jobstream.broker.transport import KafkaTransport
 
         return KafkaTransport(self.conf.broker_consumer, self)
 
@@ -179,14 +189,6 @@ class _FaustSettings(Mapping[str, Any]):
         return len(self._values)
 
 
-def broker_urls(config: Config) -> list[str]:
-    kafka = config.kafka
-    if kafka.is_embedded:
-        return [f"kafka://127.0.0.1:{kafka.embedded_port}"]
-    hosts = [h.strip() for h in kafka.bootstrap_servers.split(",") if h.strip()]
-    return [h if "://" in h else f"kafka://{h}" for h in hosts]
-
-
 def faust_settings(config: Config) -> dict[str, Any]:
     data_dir = Path(config.database.path).parent
     settings: dict[str, Any] = {
@@ -216,4 +218,4 @@ def faust_settings(config: Config) -> dict[str, Any]:
     return settings
 
 
-app = JobstreamApp("jobstream", autodiscover=False, origin="jobstream")
+app = JobstreamApp(autodiscover=False, origin="jobstream")

@@ -57,7 +57,17 @@ class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class AppSection(Section, frozen=True):
-    name: str = "jobstream"
+    # The Faust app id: Kafka's consumer group of the workers and the prefix of their tables'
+    # changelog topics. Every worker of one deployment shares it; deployments on one Kafka
+    # differ by it.
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9._-]{1,100}$",
+            description="must be 1 to 100 letters, digits, '.', '_' or '-' (it names Kafka groups "
+            "and topics)",
+        ),
+    ] = "jobstream"
     version: str = "1.0.0"
     debug: bool = False
     web_port: Port = 8000
@@ -181,6 +191,14 @@ class KafkaSection(Section, frozen=True):
     batch_bytes: Annotated[int, _between(16_384, 100_000_000)] = 1_000_000
     # Longest a fetch waits for data; the embedded broker answers only when it elapses.
     fetch_max_wait_ms: Annotated[int, _between(1, 10_000)] = 50
+    # Longest a send to job_raw waits for room in the producer's buffer; longer means Kafka is
+    # unreachable, and fetched pages go to the local spool. Also how long Kafka then counts as
+    # unreachable before a send is tried again.
+    send_timeout: Annotated[float, _between(0.1, 300)] = 5.0
+    # Longest a spooled page's acknowledgement is awaited while the spool drains.
+    ack_timeout: Annotated[float, _between(0.1, 600)] = 30.0
+    # Seconds between two metadata round trips that tell whether Kafka answers.
+    probe_interval: Annotated[float, _between(0.1, 60)] = 2.0
 
     @property
     def is_embedded(self) -> bool:
@@ -189,6 +207,8 @@ class KafkaSection(Section, frozen=True):
 
 class CrawlerSection(Section, frozen=True):
     interval: Annotated[float, msgspec.Meta(ge=1)] = 300.0
+    # Longest a crawl run waits for the pages it sent to be applied before it counts as failed.
+    apply_timeout: Annotated[float, _between(1, 3600)] = 60.0
     filter_days: Annotated[int, _between(1, 3650)] = 7
     timezone: str = "Asia/Shanghai"
 

@@ -17,5 +17,10 @@ class AuthError(SourceError):
     """The API refused the credentials (Invalid.Grant): retrying soon will not help."""
 
 
+class BrokerUnavailable(JobstreamError):
+    """Kafka cannot be reached (or a topic is not there yet) for something that must wait on it:
+    the web edge answers 503 with the message."""
+
+
 class DateParseError(JobstreamError, ValueError):
     """A date field has a value no known format matches."""

@@ -63,7 +63,7 @@ class AlertSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     webhooks: tuple[Webhook, ...] = ()
     # A task that has rows left but has not advanced for this long is reported as stalled.
-    no_progress_minutes: Annotated[float, msgspec.Meta(ge=1, le=7 * 24 * 60)] = 30.0
+    no_progress_minutes: Annotated[float, msgspec.Meta(ge=0.05, le=7 * 24 * 60)] = 30.0
     # Consumer lag on job_data (messages) above which an alert fires; 0 turns the check off.
     lag_threshold: Annotated[int, msgspec.Meta(ge=0)] = 100_000
     # Seconds between two looks at the worker's state.

@@ -2,4 +2,4 @@
 
 `sightings` decides which jobs are first sightings and encodes what travels (pure functions),
 `published` keeps what was published in the `published_jobs` Faust table; the agent that
-forwards first sightings is `jobstream.pipeline.dedupe`."""
+forwards first sightings is `jobstream.dedupe.agent`."""

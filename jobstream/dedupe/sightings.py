@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import cramjam
 import msgspec
 
-from jobstream.pipeline.pages import ZSTD_MAGIC
+from jobstream.frames import frame, unframe
 from jobstream.records import Candidate, Candidates, Progress
 
 Message = tuple[bytes, bytes]  # (key, value)
@@ -70,7 +69,7 @@ def candidate_messages(
         + b"["
     )
     return [
-        (key, bytes(cramjam.zstd.compress(head + b",".join(chunk) + b"]}", level=3)))
+        (key, frame(head + b",".join(chunk) + b"]}"))
         for partition, chunks in groups.items()
         for key, chunk in zip(firsts[partition], chunks, strict=True)
     ]
@@ -78,11 +77,8 @@ def candidate_messages(
 
 def decode_candidates(value: bytes) -> Candidates:
     """A job_candidates message; the jobs are views into the decompressed JSON. Raises
-    msgspec.DecodeError (cramjam's DecompressionError for a broken frame) for anything else."""
-    if value[:4] == ZSTD_MAGIC:
-        # As bytes: the jobs are views into it and keep it alive.
-        value = bytes(cramjam.zstd.decompress(value))
-    return _CANDIDATES.decode(value)
+    msgspec.DecodeError (BrokenFrame for a broken frame) for anything else."""
+    return _CANDIDATES.decode(unframe(value))
 
 
 @dataclass

@@ -11,13 +11,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import cramjam
 import msgspec
 from faust import StreamT
 
 from jobstream import metrics
 from jobstream.app import app
 from jobstream.dedupe.sightings import candidate_messages
+from jobstream.frames import BrokenFrame
 from jobstream.pipeline import batches
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
@@ -44,7 +44,7 @@ async def apply_pages(events: StreamT[bytes]) -> None:
     async for value in events:
         try:
             page = decode_event(value)
-        except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
+        except (msgspec.DecodeError, BrokenFrame) as exc:
             # Not a page this version wrote (or not a page at all): nothing of the source is in
             # it that the crawl will not fetch again from the stored offset.
             logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)

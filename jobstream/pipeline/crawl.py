@@ -16,7 +16,6 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-import msgspec
 from faust.types import TP
 
 from jobstream import metrics
@@ -37,13 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# How long a run waits for the pages it sent to be applied before it counts as failed.
-APPLY_TIMEOUT = 60.0
 # Events sent but not yet applied before the loop waits: bounds what a crawl holds in flight
 # (each at most kafka.max_message_bytes).
 MAX_EVENTS_UNAPPLIED = 8
-
-_ENCODER = msgspec.json.Encoder()
 
 
 class Crawler:
@@ -268,7 +263,7 @@ class Crawler:
     async def _applied(self, task_id: str, offset: int, until_down: bool = False) -> bool:
         """Wait until the task's pages are applied up to `offset`; RunFailed if they are not.
         With `until_down`, False as soon as Kafka is known to be unreachable."""
-        deadline = time.monotonic() + APPLY_TIMEOUT
+        deadline = time.monotonic() + self.app.settings.crawler.apply_timeout
         store = self.app.progress_store
         # Polling: the agent that advances the offset may run on this worker or, after a
         # rebalance, on another one.
@@ -280,8 +275,8 @@ class Crawler:
             if time.monotonic() > deadline:
                 raise RunFailed(
                     f"pages up to offset {offset} were sent but not applied within "
-                    f"{APPLY_TIMEOUT:.0f}s (applied up to {current.current_offset}); "
-                    "see the worker log for why"
+                    f"{self.app.settings.crawler.apply_timeout:.0f}s (applied up to "
+                    f"{current.current_offset}); see the worker log for why"
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progressed.wait(), timeout=0.05)
@@ -294,7 +289,7 @@ class Crawler:
 
     async def _caught_up(self, task_id: str) -> Progress:
         """The task's progress once the pages this worker sent before have been applied (or
-        after APPLY_TIMEOUT: then the run refetches from where the progress stands)."""
+        after `crawler.apply_timeout`: then the run refetches from where the progress stands)."""
         try:
             await self._applied(task_id, self.sender.sent_until.get(task_id, 0))
         except RunFailed as exc:
@@ -321,7 +316,7 @@ class Crawler:
         metrics.SOURCE_RESETS.labels(task_id).inc()
         await send_command(task_id, "reset", total=page.total, error=note, source=source)
         self.sender.sent_until[task_id] = 0
-        deadline = time.monotonic() + APPLY_TIMEOUT
+        deadline = time.monotonic() + self.app.settings.crawler.apply_timeout
         while self.app.progress_store.current(task_id).current_offset != 0:
             if time.monotonic() > deadline:
                 raise RunFailed("the source reset was not applied in time")

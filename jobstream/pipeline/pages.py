@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import cramjam
 import msgspec
 
+from jobstream.frames import frame, unframe
 from jobstream.records import RawPage
 from jobstream.source import Page
 
@@ -161,25 +161,18 @@ def _event_size(
     return len(_ENCODER.encode(empty))
 
 
-# job_raw values are zstd frames of the event's JSON: scraped JSON shrinks about ten times, and
-# the broker stores and serves a tenth of the bytes (its CPU on job_raw fell about five times).
-# Readers tell a frame from plain JSON (what earlier versions wrote) by zstd's magic number.
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DECODER = msgspec.json.Decoder(RawPage)
 
 
 def encode_event(event: RawPage) -> bytes:
-    """The event as job_raw carries it."""
-    return bytes(cramjam.zstd.compress(_ENCODER.encode(event), level=3))
+    """The event as job_raw carries it: its JSON in a zstd frame (`jobstream.frames`)."""
+    return frame(_ENCODER.encode(event))
 
 
 def decode_event(value: bytes) -> RawPage:
-    """An event from job_raw, compressed or not. Raises msgspec.DecodeError (or, for a broken
-    frame, cramjam's DecompressionError) for anything that is not one."""
-    if value[:4] == ZSTD_MAGIC:
-        # As bytes: the event's rows are views into what is decoded, and must keep it alive.
-        return _DECODER.decode(bytes(cramjam.zstd.decompress(value)))
-    return _DECODER.decode(value)
+    """An event from job_raw, framed or not. Raises msgspec.DecodeError (or, for a broken
+    frame, BrokenFrame) for anything that is not one."""
+    return _DECODER.decode(unframe(value))
 
 
 def event_bytes(event: RawPage) -> int:

@@ -2,7 +2,7 @@
 is unreachable (seed §9: 重试连接, 数据暂存本地).
 
 While Kafka is unreachable (the HTTP views' probe says so, or a send finds no room in the
-producer's buffer for SEND_TIMEOUT), the events go to the spool (`spool.py`) instead and the
+producer's buffer for `kafka.send_timeout`), the events go to the spool (`spool.py`) instead and the
 crawl keeps fetching; a full spool pauses it. Once Kafka answers again, the task's spooled
 events are sent first, in offset order, each forgotten once acknowledged; only then do new
 events of the task go to job_raw. Progress is not this module's: the page agent advances it
@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from jobstream.errors import JobstreamError
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.runs import RunFailed, TaskMoved
 from jobstream.pipeline.spool import Spool
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Longest a send to job_raw waits for room in the producer's buffer: longer means Kafka is
-# unreachable though the probe has not noticed yet, and the event goes to the spool.
-SEND_TIMEOUT = 5.0
-# Longest a spooled event's acknowledgement is awaited while draining.
-ACK_TIMEOUT = 30.0
-# After a send stalled, how long Kafka counts as unreachable without asking it again.
-STALL_SECONDS = 5.0
 # Spooled events sent together before their acknowledgements are awaited.
 DRAIN_CHUNK = 16
 # Events sent to job_raw kept in memory, to be spooled too if Kafka turns out unreachable before
@@ -42,7 +36,7 @@ DRAIN_CHUNK = 16
 RECENTLY_SENT = 32
 
 
-class SendStalled(Exception):
+class SendStalled(JobstreamError):
     """A send to job_raw did not get into the producer's buffer: Kafka is unreachable."""
 
 
@@ -111,16 +105,16 @@ class RawSender:
         self, task_id: str, value: bytes, partition: int
     ) -> asyncio.Future[Any]:
         """Send one event to job_raw; its acknowledgement, a future. SendStalled when the
-        producer has no room for it within SEND_TIMEOUT, or the probe finds Kafka gone."""
+        producer has no room for it within `kafka.send_timeout`, or the probe finds Kafka gone."""
         sending = asyncio.ensure_future(
             raw_topic.send(key=task_id, value=value, partition=partition)
         )
-        if not await self._done_unless_down(sending, SEND_TIMEOUT):
+        if not await self._done_unless_down(sending, self.app.settings.kafka.send_timeout):
             # Cancelled while waiting for room in the producer's buffer: nothing was added.
             sending.cancel()
             await asyncio.wait({sending})
         if sending.cancelled():
-            self._stalled_until = time.monotonic() + STALL_SECONDS
+            self._stalled_until = time.monotonic() + self.app.settings.kafka.send_timeout
             raise SendStalled
         return cast(asyncio.Future[Any], sending.result())  # what the send raised, raised
 
@@ -195,7 +189,7 @@ class RawSender:
                 outbox.unapplied.append(event.next_offset)
                 self.sent_until[task_id] = event.next_offset
             if len(acked) < len(events):
-                self._stalled_until = time.monotonic() + STALL_SECONDS
+                self._stalled_until = time.monotonic() + self.app.settings.kafka.send_timeout
                 return False
         pages, rows = self._drained.pop(task_id, (0, 0))
         since = self._spooling_since.pop(task_id, None)
@@ -209,9 +203,9 @@ class RawSender:
         return True
 
     async def _acknowledged(self, ack: asyncio.Future[Any]) -> bool:
-        """Whether the broker acknowledged a message (within ACK_TIMEOUT, and before the probe
-        finds Kafka down)."""
-        if not await self._done_unless_down(ack, ACK_TIMEOUT):
+        """Whether the broker acknowledged a message (within `kafka.ack_timeout`, and before the
+        probe finds Kafka down)."""
+        if not await self._done_unless_down(ack, self.app.settings.kafka.ack_timeout):
             return False
         if ack.cancelled() or ack.exception() is not None:
             error = "cancelled" if ack.cancelled() else repr(ack.exception())

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from jobstream.errors import AuthError, SourceError
+from jobstream.errors import AuthError, JobstreamError, SourceError
 from jobstream.redaction import keep_secret, scrub
 from jobstream.source.backoff import full_jitter, retry_after
 from jobstream.source.envelope import MalformedResponse, UnreadableAnswer, error_of
@@ -42,7 +42,7 @@ class ApiRequestError(SourceError):
         self.api_message = api_message
 
 
-class _TokenRejected(Exception):
+class _TokenRejected(JobstreamError):
     """The data call's answer says the token is no good (401 or Invalid.Token)."""
 
 

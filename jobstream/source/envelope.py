@@ -3,10 +3,10 @@ raised for a body of the wrong shape (retried like a gateway error: it is usuall
 
 from typing import Any
 
-from jobstream.errors import SourceError
+from jobstream.errors import JobstreamError, SourceError
 
 
-class MalformedResponse(ValueError):
+class MalformedResponse(JobstreamError, ValueError):
     """A body that parsed as JSON but is not the shape bazhuayu-api.md describes."""
 
 

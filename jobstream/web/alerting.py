@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from jobstream.alerts import Snapshot, SnapshotSource, TaskSnapshot
 from jobstream.app import JobstreamApp
+from jobstream.broker.probe import BrokerProbe
 from jobstream.web.forwarding import worker_started
-from jobstream.web.probe import BrokerProbe
 
 
 def worker_snapshot(app: JobstreamApp, probe: BrokerProbe) -> SnapshotSource:

@@ -19,13 +19,13 @@ from typing import ClassVar, Literal
 
 from aiohttp import web
 
+from jobstream.broker.probe import PROBE
 from jobstream.config import Config
 from jobstream.pipeline.commands import send_command
 from jobstream.records import Progress
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.history import HISTORY
-from jobstream.web.probe import PROBE
 from jobstream.web.responses import require_running, unavailable
 from jobstream.web.status import (
     Status,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from jobstream.broker.probe import PROBE
 from jobstream.web.endpoint import JsonView
 from jobstream.web.forwarding import worker_started
-from jobstream.web.probe import PROBE
 from jobstream.web.readers import READERS
 from jobstream.web.responses import RETRY_SOON, HttpError
+from jobstream.web.sse.registry import STREAMS
 from jobstream.web.status import spool_status
-from jobstream.web.stream_registry import STREAMS
 
 
 class HealthView(JsonView):

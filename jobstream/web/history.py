@@ -16,11 +16,11 @@ from mode import Service
 
 from jobstream import metrics
 from jobstream.app import JobstreamApp
+from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.metrics import Sample, Series, TaskThroughput
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
-from jobstream.web.probe import BrokerProbe
 
 logger = logging.getLogger(__name__)
 

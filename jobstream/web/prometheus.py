@@ -8,8 +8,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
+from jobstream.broker.probe import PROBE
 from jobstream.web.endpoint import Endpoint
-from jobstream.web.probe import PROBE
 
 
 class MetricsView(Endpoint):

@@ -30,9 +30,10 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from jobstream import metrics
+from jobstream.broker.clients import client_options, start_or_close
+from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
-from jobstream.web.kafka_clients import client_options, start_or_close
-from jobstream.web.probe import BrokerProbe
+from jobstream.errors import BrokerUnavailable
 from jobstream.web.responses import HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class GroupReader:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         try:
             await self.probe.bounded(self.consumer.commit(offsets), self.join_timeout)
-        except (KafkaError, TimeoutError, HttpError) as exc:
+        except (KafkaError, TimeoutError, HttpError, BrokerUnavailable) as exc:
             # Answered but not committed: these may be answered again after a restart or a
             # rebalance (at least once). The position here has moved on, so not on this worker.
             logger.warning(

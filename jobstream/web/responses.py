@@ -22,6 +22,7 @@ from faust.web.exceptions import WebError
 from mode import ServiceT
 
 from jobstream import metrics
+from jobstream.errors import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
             response = await handler(request)
         except HttpError as exc:
             response = error_response(exc.code, exc.detail, exc.headers)
+        except BrokerUnavailable as exc:
+            response = error_response(503, str(exc), {"Retry-After": str(RETRY_LATER)})
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -17,6 +17,8 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from jobstream.alerts import AlertService
 from jobstream.app import JobstreamApp
+from jobstream.broker.clients import group_options
+from jobstream.broker.probe import PROBE, BrokerProbe
 from jobstream.web.alerting import worker_snapshot
 from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
@@ -32,14 +34,12 @@ from jobstream.web.endpoint import Endpoint, warn_if_data_open
 from jobstream.web.forwarding import is_gateway
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
-from jobstream.web.kafka_clients import group_options
-from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.responses import answer_errors
+from jobstream.web.sse.registry import STREAMS, StreamRegistry
+from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
-from jobstream.web.stream import StreamView
-from jobstream.web.stream_registry import STREAMS, StreamRegistry
 
 ROUTES: dict[str, type[Endpoint]] = {
     "/consume": ConsumeView,

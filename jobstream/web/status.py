@@ -20,14 +20,14 @@ from aiohttp import web
 
 from jobstream import metrics
 from jobstream.app import JobstreamApp
+from jobstream.broker.lag import Lag
+from jobstream.broker.probe import PROBE, BrokerProbe
 from jobstream.config import Config
 from jobstream.progress import rules
 from jobstream.records import Progress, TaskStatus
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.history import HISTORY, History
-from jobstream.web.lag import Lag
-from jobstream.web.probe import PROBE, BrokerProbe
 
 
 def _about(text: str) -> msgspec.Meta:

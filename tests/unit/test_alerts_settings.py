@@ -95,7 +95,7 @@ def test_load_alerts_unknown_webhook_type_names_the_key_and_the_choices() -> Non
         ({"lag_threshold": "many"}, "alerts.lag_threshold: expected an integer, got 'many'"),
         (
             {"no_progress_minutes": 0},
-            "alerts.no_progress_minutes: must be between 1 and 10080, got 0",
+            "alerts.no_progress_minutes: must be between 0.05 and 10080, got 0",
         ),
         ({"check_interval": 0.5}, "alerts.check_interval: must be between 1 and 3600, got 0.5"),
         ({"repeat_after": -1}, "alerts.repeat_after: must be at least 0, got -1"),

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from jobstream.dedupe import sightings
-from jobstream.pipeline.pages import ZSTD_MAGIC
+from jobstream.frames import ZSTD_MAGIC
 from jobstream.records import Candidate, Job, Progress
 from jobstream.topics import job_partition, key_partition
 from jobstream.transform.ids import job_id_for_text

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.errors import DateParseError
+from jobstream.frames import ZSTD_MAGIC
 from jobstream.pipeline.pages import (
-    ZSTD_MAGIC,
     decode_event,
     encode_event,
     event_bytes,

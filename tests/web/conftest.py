@@ -32,12 +32,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from jobstream.app import JobstreamApp
+from jobstream.broker.probe import PROBE, BrokerProbe
 from jobstream.config import Config, from_mapping
 from jobstream.redaction import secrets_in
-from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.routes import register
-from jobstream.web.stream_registry import STREAMS, StreamRegistry
+from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from tests.harness import SECRETS, TASK_ID, Broker, wait_until_async
 
 DATASET_JOBS = 600

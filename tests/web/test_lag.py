@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from jobstream.web.lag import lag_by_partition
+from jobstream.broker.lag import lag_by_partition
 
 TPS = [TopicPartition("job_data", p) for p in range(3)]
 

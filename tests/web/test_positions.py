@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobstream.web import positions
+from jobstream.web.sse import positions
 
 
 @given(st.dictionaries(st.integers(0, 63), st.integers(0, positions.MAX_OFFSET), min_size=1))

@@ -8,9 +8,9 @@ import json
 import msgspec
 import pytest
 
+from jobstream.broker.lag import Lag
 from jobstream.config import from_mapping
 from jobstream.records import Progress
-from jobstream.web.lag import Lag
 from jobstream.web.responses import json_body
 from jobstream.web.routes import ROUTES
 from jobstream.web.status import Status, status_of

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from jobstream.web import tail
+from jobstream.web.sse import tail
 from tests.harness import wait_until_async
 from tests.web.conftest import (
     Message,

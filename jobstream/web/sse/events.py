@@ -4,7 +4,7 @@ both use this, so the wire format lives here only).
 
 The framing is aiohttp-sse's `send(data, id=..., event="job")`, byte for byte: `\\r\\n` line ends,
 an `id:` line, an `event:` line, one `data:` line per line of the message, and a blank line.
-Each event's id is the stream's position after the message (`jobstream.web.positions`).
+Each event's id is the stream's position after the message (`jobstream.web.sse.positions`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from jobstream.web import positions
+from jobstream.web.sse import positions
 
 RETRY_MS = 3000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from jobstream.web.kafka_clients import start_or_close
+from jobstream.broker.clients import start_or_close
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The live end of job_data, read once per worker and fanned out to every live SSE stream.
 
 One consumer (no group, nothing committed) reads every partition from the true end onwards.
-Each fetch is encoded once as SSE event bytes (`jobstream.web.events`) and the same bytes object
+Each fetch is encoded once as SSE event bytes (`jobstream.web.sse.events`) and the same bytes object
 is queued for every subscriber: a hundred streams cost one Kafka read and one encoding per
 message, plus one write per stream per fetch. Event ids are the tail's position in every
 partition, the same ids a stream with its own consumer would send from there, so a client can
@@ -11,7 +11,7 @@ A subscriber starts at the tail's position when it subscribes. Its queue is boun
 (`QUEUE_BYTES`; the chunks themselves are shared, so this bounds how far behind a client may
 fall, not memory per client): a subscriber that overflows is cut off at once, through its
 `on_overflow`, and never slows the tail or the others. Its client reconnects with the last id
-it received and catches up on a reader of its own (`jobstream.web.stream`).
+it received and catches up on a reader of its own (`jobstream.web.sse.stream`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from jobstream.web import events, positions
-from jobstream.web.kafka_clients import stream_reader
-from jobstream.web.probe import BrokerProbe
+from jobstream.broker.clients import stream_reader
+from jobstream.broker.probe import BrokerProbe
+from jobstream.web.sse import events, positions
 
 logger = logging.getLogger(__name__)
 

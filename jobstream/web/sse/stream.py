@@ -1,13 +1,13 @@
 """GET /consume/stream: job_data as server-sent events, one `event: job` per message.
 
 A live stream (`from=latest`, no Last-Event-ID) reads the worker's shared tail
-(`jobstream.web.tail`): one consumer for every live stream, each message encoded once, the same
+(`jobstream.web.sse.tail`): one consumer for every live stream, each message encoded once, the same
 bytes queued for each of them. A stream that starts earlier (`from=earliest`, a Last-Event-ID)
 reads with a consumer of its own, without a group so it never moves the /consume group, until
 it is within JOIN_LAG messages of the tail; then it takes a place at the tail, reads on its own
 exactly up to where that place starts, closes its consumer and goes on from the tail.
 
-Every event's `id` is the stream's position in all partitions (`jobstream.web.positions`),
+Every event's `id` is the stream's position in all partitions (`jobstream.web.sse.positions`),
 whichever reader it came from; a client reconnecting with it as `Last-Event-ID` continues with
 the next message, no gap, no repeat. The stream opens with `retry:` and an id-only block
 carrying the start position, so even a client that saw no job yet resumes where it connected.
@@ -30,13 +30,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from jobstream import metrics
-from jobstream.web import events, params, positions
+from jobstream.broker.probe import PROBE, BrokerProbe
+from jobstream.web import params
 from jobstream.web.consume import client_gone
 from jobstream.web.endpoint import Endpoint
-from jobstream.web.probe import PROBE, BrokerProbe
 from jobstream.web.responses import HttpError, unavailable
-from jobstream.web.stream_registry import STREAMS, OpenStream, StreamRegistry
-from jobstream.web.tail import Subscription
+from jobstream.web.sse import events, positions
+from jobstream.web.sse.registry import STREAMS, OpenStream, StreamRegistry
+from jobstream.web.sse.tail import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class StreamView(Endpoint):
         # aiohttp-sse still frames the response: its headers, the heartbeat comments, the
         # kernel's TCP_USER_TIMEOUT for a peer that stopped acknowledging, and stop_streaming()
         # for shutdown. Its send() encodes one event per call for one response; the events here
-        # are encoded once for every stream (`jobstream.web.events`) and written as raw bytes,
+        # are encoded once for every stream (`jobstream.web.sse.events`) and written as raw bytes,
         # all that is queued in one write.
         response = EventSourceResponse(
             ping_interval=self.config.app.sse_heartbeat, send_timeout=SEND_TIMEOUT

@@ -1,11 +1,11 @@
 """What the HTTP views know of the broker: whether it answers, how many partitions job_data
 has, its true end offsets, and the default consumer group's lag.
 
-A metadata round trip every two seconds, given three seconds to answer, lets a view facing an
-outage answer 503 at once instead of waiting on Kafka, and `bounded` cuts short every wait
-already in progress the moment the probe finds the broker gone. The lag (for /status and
-/metrics) is measured at most once a second however often it is asked, and a caller waits for a
-measurement at most LAG_WAIT seconds.
+A metadata round trip every `kafka.probe_interval` seconds (2 by default), given three seconds
+to answer, lets a view facing an outage answer 503 at once instead of waiting on Kafka, and
+`bounded` cuts short every wait already in progress the moment the probe finds the broker gone.
+The lag (for /status and /metrics) is measured at most once a second however often it is asked,
+and a caller waits for a measurement at most LAG_WAIT seconds.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from jobstream import metrics
+from jobstream.broker.clients import client_options, start_or_close
+from jobstream.broker.lag import Lag, LagProbe
 from jobstream.config import Config
-from jobstream.web.kafka_clients import client_options, start_or_close
-from jobstream.web.lag import Lag, LagProbe
-from jobstream.web.responses import HttpError, require_running, unavailable
+from jobstream.errors import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CHECK_INTERVAL = 2.0
 # A metadata round trip takes milliseconds; one that has not answered after this long means the
 # broker is gone or cut off.
 CHECK_TIMEOUT = 3.0
@@ -48,6 +47,7 @@ class BrokerProbe(Service):
         self.topic = config.kafka.topic
         self.group = config.kafka.consumer_group
         self.timeout = config.kafka.http_timeout
+        self.interval = config.kafka.probe_interval
         # None until the first round trip has answered either way.
         self.broker_up: bool | None = None
         self.partitions: int | None = None
@@ -73,7 +73,7 @@ class BrokerProbe(Service):
     @Service.task
     async def _keep_checking(self) -> None:
         while not self.should_stop:
-            await self.sleep(CHECK_INTERVAL)
+            await self.sleep(self.interval)
             await self.check()
 
     async def check(self) -> None:
@@ -128,17 +128,18 @@ class BrokerProbe(Service):
         if task in done:
             return task.result()
         if down in done:
-            raise unavailable("Kafka became unreachable; retry later")
+            raise BrokerUnavailable("Kafka became unreachable; retry later")
         raise TimeoutError
 
     def require_topic(self) -> list[TopicPartition]:
         """job_data's partitions, or a 503 when the worker, the broker or the topic is not
         there."""
-        require_running(self)
+        if not self.started or self.should_stop:
+            raise BrokerUnavailable("the worker is starting or stopping; retry shortly")
         if not self.broker_up:
-            raise unavailable("Kafka is unreachable; retry later")
+            raise BrokerUnavailable("Kafka is unreachable; retry later")
         if not self.partitions:
-            raise unavailable(f"topic {self.topic} does not exist yet; the crawl creates it")
+            raise BrokerUnavailable(f"topic {self.topic} does not exist yet; the crawl creates it")
         return [TopicPartition(self.topic, p) for p in range(self.partitions)]
 
     async def true_end_offsets(self) -> dict[TopicPartition, int]:
@@ -163,8 +164,8 @@ class BrokerProbe(Service):
         try:
             tps = self.require_topic()
             lag = await self.bounded(self._lag_probe.measure(self.group, tps), self.timeout)
-        except HttpError as exc:
-            lag = Lag(None, error=exc.detail)
+        except BrokerUnavailable as exc:
+            lag = Lag(None, error=str(exc))
         except (KafkaError, OSError, TimeoutError) as exc:
             logger.warning("group=%s lag not measured: %r", self.group, exc)
             lag = Lag(None, error="Kafka did not answer in time")

@@ -1,5 +1,5 @@
 """The open GET /consume/stream connections, in one place: at most `app.max_streams`, the shared
-tail that live streams read (`jobstream.web.tail`), the consumers of the streams that read on
+tail that live streams read (`jobstream.web.sse.tail`), the consumers of the streams that read on
 their own (no group, so a stream never moves a /consume group), and every one of them ended
 when the worker shuts down."""
 
@@ -16,11 +16,11 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from jobstream import metrics
+from jobstream.broker.clients import client_options, stream_reader
+from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
-from jobstream.web.kafka_clients import client_options, stream_reader
-from jobstream.web.probe import BrokerProbe
 from jobstream.web.responses import require_running, unavailable
-from jobstream.web.tail import Tail
+from jobstream.web.sse.tail import Tail
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""How the HTTP layer's Kafka clients reach the broker: addresses, timeouts, group sessions,
+"""How Kafka clients reach the broker: addresses, timeouts, group sessions,
 and starting a client without leaving a half-started one behind."""
 
 from __future__ import annotations
@@ -9,8 +9,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.types.settings import Settings
 
-from jobstream.app import broker_urls
 from jobstream.config import Config
+
+
+def broker_urls(config: Config) -> list[str]:
+    """The brokers Faust connects to, as `kafka://host:port` URLs."""
+    kafka = config.kafka
+    if kafka.is_embedded:
+        return [f"kafka://127.0.0.1:{kafka.embedded_port}"]
+    hosts = [h.strip() for h in kafka.bootstrap_servers.split(",") if h.strip()]
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
 
 
 def client_options(config: Config) -> dict[str, Any]:

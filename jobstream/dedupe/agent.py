@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-import cramjam
 import msgspec
 from faust import StreamT
 from faust.types import EventT
@@ -37,6 +36,7 @@ from jobstream import metrics
 from jobstream.app import app
 from jobstream.dedupe import sightings
 from jobstream.dedupe.published import PublishedJobs
+from jobstream.frames import BrokenFrame
 from jobstream.pipeline import batches
 from jobstream.records import Command
 from jobstream.topics import (
@@ -143,7 +143,7 @@ class Stage:
             return
         try:
             candidates = sightings.decode_candidates(event.value)
-        except (msgspec.DecodeError, cramjam.DecompressionError) as exc:
+        except (msgspec.DecodeError, BrokenFrame) as exc:
             logger.error(
                 "partition=%d offset=%d not candidates, skipped: %s", partition, offset, exc
             )
