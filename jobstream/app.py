@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.types import TransportT
@@ -26,11 +26,6 @@ from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 from jobstream.redaction import keep_secret, secrets_in
-
-if TYPE_CHECKING:
-    from jobstream.broker.probe import BrokerProbe
-    from jobstream.pipeline.crawl import Crawler
-    from jobstream.progress.store import ProgressStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +57,8 @@ class JobstreamApp(faust.App):
         # True in the process `faust -A jobstream worker` runs; False for an app that only
         # serves its views (the in-process tests).
         self.runs_worker = False
-        # The HTTP views' view of the broker (set when they are registered): the crawl asks it
-        # whether Kafka is reachable.
-        self.broker_probe: BrokerProbe | None = None
+        # What the worker runs beside Faust's services (`jobstream.runtime`), started last.
+        self._runtime: ServiceT | None = None
         super().__init__(id or "jobstream", **options)
         self.config_from_object(_FaustSettings(self))
 
@@ -95,20 +89,13 @@ class JobstreamApp(faust.App):
         """The broker and the simulator this worker starts for itself, if the config asks."""
         return EmbeddedServices(self.settings)
 
-    @cached_property
-    def crawler(self) -> Crawler:
-        """This worker's crawl loop and what it knows (created on first use)."""
-        from jobstream.pipeline.crawl import Crawler
+    def run_beside(self, runtime: ServiceT) -> None:
+        """Start `runtime` with the worker, after Faust's own services, and stop it first."""
+        self._runtime = runtime
 
-        return Crawler(self)
-
-    @cached_property
-    def progress_store(self) -> ProgressStore:
-        """Every task's progress: the `crawl_progress` table backed by the SQLite mirror."""
-        from jobstream.progress.store import ProgressStore
-        from jobstream.topics import crawl_progress
-
-        return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
+    def tables_recovered(self) -> bool:
+        """The worker has had its first partition assignment and recovered its tables."""
+        return bool(self.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
 
     def failure(self) -> str | None:
         """Why this worker cannot go on (its embedded broker died), or None."""
@@ -126,13 +113,6 @@ class JobstreamApp(faust.App):
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
-    def on_rebalance_end(self) -> None:
-        super().on_rebalance_end()
-        # The crawl loop stopped every run when the rebalance began: it crawls the tasks it
-        # owns now at once, not at its next tick.
-        if "crawler" in self.__dict__:
-            self.crawler.wakeup.set()
-
     def worker_init(self) -> None:
         self.runs_worker = True
         super().worker_init()
@@ -144,8 +124,9 @@ class JobstreamApp(faust.App):
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
-        # producer and consumers connect.
-        return [self.embedded, *super().on_init_dependencies()]
+        # producer and consumers connect; the runtime uses them.
+        runtime = [self._runtime] if self._runtime is not None else []
+        return [self.embedded, *super().on_init_dependencies(), *runtime]
 
 
 def _exit_if_not_stopped_within(seconds: float) -> None:

@@ -16,7 +16,6 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from aiohttp import web
 from aiokafka import AIOKafkaClient, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
@@ -176,6 +175,3 @@ class BrokerProbe(Service):
             metrics.CONSUMER_LAG.labels(self.group).set(lag.total or 0)
         self._lag = (time.monotonic(), lag)
         return lag
-
-
-PROBE = web.AppKey("jobstream.probe", BrokerProbe)

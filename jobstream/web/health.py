@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobstream.broker.probe import PROBE
 from jobstream.web.endpoint import JsonView
 from jobstream.web.forwarding import worker_started
 from jobstream.web.readers import READERS
 from jobstream.web.responses import RETRY_SOON, HttpError
+from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS
 from jobstream.web.status import spool_status
 
@@ -25,7 +25,8 @@ class HealthView(JsonView):
 
 class ReadyView(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        probe = request.app[PROBE]
+        runtime = request.app[RUNTIME]
+        probe = runtime.probe
         services = (probe, request.app[READERS], request.app[STREAMS])
         checks = {
             "healthy": self.app.failure() is None,
@@ -38,7 +39,7 @@ class ReadyView(JsonView):
         if failing:
             why = f"not ready: {', '.join(failing)}"
             if not checks["broker_reachable"]:
-                spool = spool_status(self.app)
+                spool = spool_status(runtime)
                 why += (
                     f" (Kafka is unreachable; fetched pages are spooled locally: {spool.pages} "
                     f"events, {spool.rows} rows, {spool.bytes} bytes of at most "

@@ -15,10 +15,9 @@ from aiohttp import web
 from mode import Service
 
 from jobstream import metrics
-from jobstream.app import JobstreamApp
-from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.metrics import Sample, Series, TaskThroughput
+from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
 
@@ -31,9 +30,9 @@ KEEP_SECONDS = 3600.0
 
 
 class History(Service):
-    def __init__(self, app: JobstreamApp, probe: BrokerProbe, **kwargs: object) -> None:
-        self.app = app
-        self.probe = probe
+    def __init__(self, runtime: Runtime, **kwargs: object) -> None:
+        self.runtime = runtime
+        self.probe = runtime.probe
         self.throughput = TaskThroughput()
         self.lag = Series(keep=KEEP_SECONDS)
         self._rates: dict[str, Series] = {}
@@ -54,9 +53,9 @@ class History(Service):
         point = at - self._last_point >= SAMPLE_SECONDS - TICK_SECONDS / 2
         if point:
             self._last_point = at
-        if self.app.assignor.assigned_actives():
+        if self.runtime.app.assignor.assigned_actives():
             applied = metrics.applied_rows()
-            for task_id in self.app.crawler.owned_tasks():
+            for task_id in self.runtime.worker.owned_tasks():
                 rate = self.throughput.record(task_id, applied.get(task_id, 0.0), at)
                 if point:
                     self.series(task_id).add(rate, at)

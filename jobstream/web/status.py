@@ -19,15 +19,16 @@ import msgspec
 from aiohttp import web
 
 from jobstream import metrics
-from jobstream.app import JobstreamApp
 from jobstream.broker.lag import Lag
-from jobstream.broker.probe import PROBE, BrokerProbe
+from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.progress import rules
 from jobstream.records import Progress, TaskStatus
+from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
 from jobstream.web.history import HISTORY, History
+from jobstream.web.services import RUNTIME
 
 
 def _about(text: str) -> msgspec.Meta:
@@ -73,10 +74,10 @@ class SpoolStatus(msgspec.Struct, frozen=True):
     enabled: Annotated[bool, _about("spool.enabled")]
 
 
-def spool_status(app: JobstreamApp, task_id: str | None = None) -> SpoolStatus:
+def spool_status(runtime: Runtime, task_id: str | None = None) -> SpoolStatus:
     """What the spool holds for `task_id` (every task when None) on this worker."""
-    config = app.settings
-    spool = app.crawler.sender.spool
+    config = runtime.config
+    spool = runtime.sender.spool
     size = spool.size(task_id) if spool is not None else None
     return SpoolStatus(
         pages=size.pages if size else 0,
@@ -217,20 +218,19 @@ async def current_lag(probe: BrokerProbe) -> Lag:
     return await probe.lag() if probe.started else Lag(None, error="the worker is starting")
 
 
-async def task_status(
-    app: JobstreamApp, probe: BrokerProbe, task_id: str, history: History | None = None
-) -> Status:
+async def task_status(runtime: Runtime, task_id: str, history: History | None = None) -> Status:
     """The status as this worker, the task's owner, sees it."""
+    probe = runtime.probe
     lag = await current_lag(probe)
-    progress = app.progress_store.current(task_id)
+    progress = runtime.store.current(task_id)
     return status_of(
         progress,
         lag,
-        app.crawler.fetched.get(task_id, 0),
-        app.settings,
+        runtime.crawler.fetched.get(task_id, 0),
+        runtime.config,
         rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
         kafka_reachable=probe.broker_up,
-        spool=spool_status(app, task_id),
+        spool=spool_status(runtime, task_id),
     )
 
 
@@ -280,25 +280,25 @@ class StatusView(JsonView):
     access = "read"
 
     async def get(self, request: web.Request) -> web.Response:
-        probe, history = request.app[PROBE], request.app[HISTORY]
+        runtime, history = request.app[RUNTIME], request.app[HISTORY]
         if lists_all(request, self.config):
-            return self.ok(await self.listing(request, probe, history))
+            return self.ok(await self.listing(request, runtime, history))
         task_id = params.task_id(request, self.config.api.task_ids)
         forwarded = await forwarding.forward(self.app, request, task_id)
         if forwarded is not None:
             return forwarded
-        return self.ok(await task_status(self.app, probe, task_id, history))
+        return self.ok(await task_status(runtime, task_id, history))
 
-    async def listing(
-        self, request: web.Request, probe: BrokerProbe, history: History
-    ) -> StatusList:
+    async def listing(self, request: web.Request, runtime: Runtime, history: History) -> StatusList:
+        probe = runtime.probe
+
         async def here(task_id: str) -> tuple[int, Status]:
-            return 200, await task_status(self.app, probe, task_id, history)
+            return 200, await task_status(runtime, task_id, history)
 
         replies = await fanout.each_task(
             self.app, request, self.config.api.task_ids, here, within=fanout.LISTING_TIMEOUT
         )
         entries = [entry_of(reply, self.config) for reply in replies]
         return status_list(
-            entries, await current_lag(probe), self.config, probe.broker_up, spool_status(self.app)
+            entries, await current_lag(probe), self.config, probe.broker_up, spool_status(runtime)
         )

@@ -44,7 +44,7 @@ def documented(dataset: Dataset) -> Iterator[Served]:
     try:
         yield served
     finally:
-        asyncio.run_coroutine_threadsafe(served.client.close(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(served.close(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

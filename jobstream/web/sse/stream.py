@@ -30,11 +30,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from jobstream import metrics
-from jobstream.broker.probe import PROBE, BrokerProbe
+from jobstream.broker.probe import BrokerProbe
 from jobstream.web import params
 from jobstream.web.consume import client_gone
 from jobstream.web.endpoint import Endpoint
 from jobstream.web.responses import HttpError, unavailable
+from jobstream.web.services import RUNTIME
 from jobstream.web.sse import events, positions
 from jobstream.web.sse.registry import STREAMS, OpenStream, StreamRegistry
 from jobstream.web.sse.tail import Subscription
@@ -60,7 +61,7 @@ class StreamView(Endpoint):
     async def get(self, request: web.Request) -> web.StreamResponse:
         start = params.choice(request, "from", ("latest", "earliest"), "latest")
         last_event_id = request.headers.get("Last-Event-ID", "").strip()
-        probe = request.app[PROBE]
+        probe = request.app[RUNTIME].probe
         tps = probe.require_topic()
         resume = None
         if last_event_id:
