@@ -75,6 +75,8 @@ def _problem(raw: Any, declared: Any, key: str) -> Problem | None:
         return _struct_problem(raw, declared, key, failure)
     if _is_sequence(bare):
         return _sequence_problem(raw, declared, key)
+    if _is_dict(bare):
+        return _dict_problem(raw, declared, key)
     return _value_problem(raw, declared, key)
 
 
@@ -130,6 +132,18 @@ def _sequence_problem(raw: Any, declared: Any, key: str) -> Problem:
     return Problem((key,), f"{_rule(declared)}, got {_shown(raw, declared)}")
 
 
+def _dict_problem(raw: Any, declared: Any, key: str) -> Problem:
+    if not isinstance(raw, Mapping):
+        return _expected(raw, declared, key)
+    key_type, value_type = typing.get_args(_bare(declared)) or (Any, Any)
+    for name, value in raw.items():
+        if _failure(name, key_type) is not None:
+            return Problem((_join(key, str(name)),), f"expected {_kind(key_type)} as a key")
+        if problem := _problem(value, value_type, _join(key, str(name))):
+            return problem
+    return Problem((key,), f"{_rule(declared)}, got {_shown(raw, declared)}")
+
+
 def _union_problem(raw: Any, declared: Any, key: str) -> Problem:
     # None and UNSET stand for "not given": what matters is what the key takes when given.
     given = [m for m in typing.get_args(_bare(declared)) if _bare(m) not in _NOTHING]
@@ -173,7 +187,7 @@ def _kind(declared: Any) -> str:
     if _is_sequence(bare):
         info = _info(declared)
         return "a non-empty list" if getattr(info, "min_length", None) else "a list"
-    if _is_struct(bare) or typing.get_origin(bare) is dict or bare is dict:
+    if _is_struct(bare) or _is_dict(bare):
         return "a mapping"
     return _KINDS.get(bare, getattr(bare, "__name__", str(bare)))
 
@@ -270,6 +284,10 @@ def _is_sequence(bare: Any) -> bool:
     return (typing.get_origin(bare) or bare) in (list, tuple, set, frozenset)
 
 
+def _is_dict(bare: Any) -> bool:
+    return (typing.get_origin(bare) or bare) is dict
+
+
 def _item(bare: Any) -> Any:
     args = typing.get_args(bare)
     return args[0] if args else Any
@@ -281,7 +299,7 @@ def _shape_fits(raw: Any, member: Any) -> bool:
     bare = _bare(member)
     if _is_sequence(bare):
         return isinstance(raw, list | tuple)
-    if _is_struct(bare) or (typing.get_origin(bare) or bare) is dict:
+    if _is_struct(bare) or _is_dict(bare):
         return isinstance(raw, Mapping)
     if bare is str or typing.get_origin(bare) is Literal:
         return isinstance(raw, str)
