@@ -285,17 +285,21 @@ class Config(Section, frozen=True):
         )
 
 
-# Environment variable -> (section, key); a variable set to "" overrides nothing. Faust's own
-# names (WEB_PORT, ...) are read by Faust.
+# Environment variable -> (section, key); a variable set to "" overrides nothing. A key that
+# takes a list (api.task_id) reads a comma-separated value as one: API_TASK_ID="a,b" is two tasks.
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "API_BASE_URL": ("api", "base_url"),
     "API_TASK_ID": ("api", "task_id"),
     "API_USERNAME": ("api", "username"),
     "API_PASSWORD": ("api", "password"),
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "KAFKA_EMBEDDED_PORT": ("kafka", "embedded_port"),
     "ADMIN_TOKEN": ("app", "admin_token"),
     "READ_TOKEN": ("app", "read_token"),
     "DATABASE_PATH": ("database", "path"),
+    # Faust's own variable, read here first so that a bad value is one line naming it;
+    # jobstream.app then hands Faust the checked app.web_port and hides the variable from it.
+    "WEB_PORT": ("app", "web_port"),
 }
 
 
@@ -341,7 +345,11 @@ def _override(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
             raw[section] = {}
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section}: must be a mapping (it is set by {name})")
-        raw[section][key] = value
+        fields = _section_fields(section) or {}
+        if key in fields and _takes_list(fields[key].type) and "," in value:
+            raw[section][key] = [item.strip() for item in value.split(",")]
+        else:
+            raw[section][key] = value
         from_env[f"{section}.{key}"] = name
     return from_env
 
@@ -405,6 +413,14 @@ def _takes_text(info: mi.Type) -> bool:
     if isinstance(info, mi.UnionType):
         return any(_takes_text(t) for t in info.types)
     return isinstance(info, mi.StrType)
+
+
+def _takes_list(info: mi.Type) -> bool:
+    if isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return any(_takes_list(t) for t in info.types)
+    return isinstance(info, mi.ListType | mi.VarTupleType)
 
 
 @cache
