@@ -58,7 +58,9 @@ def first_problem(raw: Any, declared: Any, key: str = "") -> Problem:
 
     For a value that `msgspec.convert(raw, declared, strict=False)` refused; the top level's
     unknown keys are called sections."""
-    return _problem(raw, declared, key) or Problem((key or "config",), "not accepted")
+    problem = _problem(raw, declared, key) or Problem((key,), "not accepted")
+    # A problem with the whole of what was given (no key above it) is the config's.
+    return problem._replace(keys=tuple(k or "config" for k in problem.keys))
 
 
 # -- the walk: one level of the declaration at a time ----------------------------------------
@@ -105,7 +107,7 @@ def _struct_problem(raw: Any, declared: Any, key: str, failure: Exception) -> Pr
     # Every field converts on its own: what refused the value is the struct's own check.
     if isinstance(failure, InvalidSetting):
         return Problem(tuple(_join(key, *_steps(k)) for k in failure.keys), failure.reason)
-    return Problem((key or "config",), "not accepted by its check")
+    return Problem((key,), "not accepted by its check")
 
 
 def _unknown(name: str, fields: Mapping[str, Any], key: str) -> Problem:
@@ -169,7 +171,7 @@ def _value_problem(raw: Any, declared: Any, key: str) -> Problem:
 
 
 def _expected(raw: Any, declared: Any, key: str) -> Problem:
-    return Problem((key or "config",), f"expected {_kind(declared)}, got {_shown(raw, declared)}")
+    return Problem((key,), f"expected {_kind(declared)}, got {_shown(raw, declared)}")
 
 
 # -- words from the declaration ---------------------------------------------------------------
@@ -185,8 +187,9 @@ def _kind(declared: Any) -> str:
         # In the declared order (msgspec.inspect sorts them).
         return "one of " + ", ".join(str(value) for value in typing.get_args(bare))
     if _is_sequence(bare):
-        info = _info(declared)
-        return "a non-empty list" if getattr(info, "min_length", None) else "a list"
+        return (
+            "a non-empty list" if getattr(_constraints(declared), "min_length", None) else "a list"
+        )
     if _is_struct(bare) or _is_dict(bare):
         return "a mapping"
     return _KINDS.get(bare, getattr(bare, "__name__", str(bare)))
@@ -201,7 +204,7 @@ def _rule(declared: Any) -> str:
     description = ""
     if isinstance(info, mi.Metadata):
         description = (info.extra_json_schema or {}).get("description", "")
-        info = info.type
+    info = _constraints(declared)
     pattern = getattr(info, "pattern", None)
     if pattern:
         return description or f"must match {pattern}"
@@ -263,6 +266,13 @@ def _fields(struct: type[msgspec.Struct]) -> dict[str, _Field]:
 @cache
 def _info(declared: Any) -> mi.Type:
     return mi.type_info(declared)
+
+
+def _constraints(declared: Any) -> mi.Type:
+    """The declared type with its constraints (`IntType(ge=1, ...)`), without the description
+    and extras msgspec.inspect wraps around it."""
+    info = _info(declared)
+    return info.type if isinstance(info, mi.Metadata) else info
 
 
 def _bare(declared: Any) -> Any:

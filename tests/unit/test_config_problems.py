@@ -141,6 +141,11 @@ def test_first_problem_in_a_made_up_tree(raw: dict, expected: str) -> None:
     assert str(first_problem(raw, Tree, "tree")) == expected
 
 
+def test_first_problem_with_the_whole_value_names_the_config() -> None:
+    # Tree holds a secret (a leaf's token): what stands in its place is named by its kind.
+    assert str(first_problem("x", Tree)) == "config: expected a mapping, got text"
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
