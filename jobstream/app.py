@@ -158,7 +158,10 @@ class _FaustSettings(Mapping[str, Any]):
 
     @cached_property
     def _values(self) -> dict[str, Any]:
-        return {**faust_settings(self._app.settings), **self._app._given_options}
+        # jobstream.config reads and checks WEB_PORT (as app.web_port, passed in here); Faust
+        # would read it again unchecked, and WEB_PORT="abc" or "" would end in a traceback.
+        env = {name: value for name, value in os.environ.items() if name != "WEB_PORT"}
+        return {**faust_settings(self._app.settings), "env": env, **self._app._given_options}
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
