@@ -181,13 +181,12 @@ def test_task_error_and_stall_alert_once_each_then_recover(
     assert_each_robot_got(robots, "task_stalled", alert=1, recovery=1)
     assert_each_robot_got(robots, "consumer_lag")
     assert_each_robot_got(robots, "broker_down")
+    # The stall clears at the first look after the offset moved: at the end (caught_up), or
+    # on the way there when a look falls inside the ~1 s the rest of the crawl takes.
+    expected = {"task_error": {"succeeded"}, "task_stalled": {"caught_up", "progressed"}}
     for got in robots.received("json"):
         if got.body["kind"] == "recovery":
-            cleared_by = got.body["details"]["cleared_by"]
-            assert (
-                cleared_by
-                == {"task_error": "succeeded", "task_stalled": "caught_up"}[got.body["condition"]]
-            )
+            assert got.body["details"]["cleared_by"] in expected[got.body["condition"]]
 
 
 def consume(worker: Worker, n: int) -> None:
