@@ -15,9 +15,9 @@ from jobstream.web import routes
 
 runtime = Runtime(app, crawl_progress)
 app.run_beside(runtime)
-apply.declare(app, runtime)
-commands.declare(app, runtime)
-dedupe_agent.declare(app, runtime)
+apply.declare(app, runtime.config, runtime.store, runtime.worker)
+commands.declare(app, runtime.store, runtime.crawler.run_now)
+dedupe_agent.declare(app, runtime.config, runtime.worker)
 # A Faust task, not a service task: it starts once the tables are recovered.
 app.task(runtime.crawler.run_forever)
 routes.register(app, runtime)

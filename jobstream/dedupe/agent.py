@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 from faust import StreamT
@@ -34,6 +34,7 @@ from faust.types import AgentT, AppT, EventT
 
 from jobstream import metrics
 from jobstream.broker import batches
+from jobstream.config import Config
 from jobstream.dedupe import sightings
 from jobstream.dedupe.published import PublishedJobs
 from jobstream.frames import BrokenFrame
@@ -46,9 +47,7 @@ from jobstream.topics import (
     partition_for,
     published_jobs,
 )
-
-if TYPE_CHECKING:
-    from jobstream.runtime import Runtime
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +63,8 @@ RETRY_PAUSE = 1.0
 _ENCODER = msgspec.json.Encoder()
 
 
-def declare(app: AppT, runtime: Runtime) -> AgentT:
-    """The dedupe agent, sending with the runtime's producer."""
+def declare(app: AppT, config: Config, worker: WorkerState) -> AgentT:
+    """The dedupe agent, sending with `worker`'s producer."""
 
     @app.agent(candidates_topic, name="jobstream.pipeline.dedupe.forward_first_sightings")
     async def forward_first_sightings(events: StreamT[bytes]) -> None:
@@ -74,7 +73,7 @@ def declare(app: AppT, runtime: Runtime) -> AgentT:
         stream: StreamT[bytes] = cast(Any, events).noack()
         table = PublishedJobs(published_jobs, candidates_topic.get_topic_name())
         metrics.DEDUPE_ENTRIES.set_function(lambda: len(table))
-        stage = Stage(runtime, table, stream)
+        stage = Stage(config, worker, table, stream)
         settling = asyncio.create_task(stage.settle_forever())
         try:
             async for event in stream.events():
@@ -124,9 +123,11 @@ class Step:
 class Stage:
     """Decisions in arrival order, settled behind them (see the module)."""
 
-    def __init__(self, runtime: Runtime, table: PublishedJobs, stream: StreamT[bytes]) -> None:
-        self.runtime = runtime
-        self.config = runtime.config
+    def __init__(
+        self, config: Config, worker: WorkerState, table: PublishedJobs, stream: StreamT[bytes]
+    ) -> None:
+        self.config = config
+        self.worker = worker
         self.table = table
         self.stream = stream
         self.window = self.config.dedupe_window
@@ -176,7 +177,7 @@ class Stage:
     async def _forward(self, step: Step) -> list[asyncio.Future[Any]]:
         if not step.first:
             return []
-        kafka = self.runtime.worker.producer()
+        kafka = self.worker.producer()
         name = data_topic().get_topic_name()
         messages = list(step.first.items())
         data = await kafka.partitions_for(name)
@@ -283,7 +284,7 @@ class Stage:
             by_partition.setdefault(partition_for(task_id, partitions), []).append(
                 (task_id.encode(), _ENCODER.encode(command))
             )
-        kafka = self.runtime.worker.producer()
+        kafka = self.worker.producer()
         name = commands_topic.get_topic_name()
         deliveries = []
         for partition, messages in by_partition.items():
@@ -303,7 +304,7 @@ class Stage:
     async def _send_changes(
         self, changes: dict[int, list[tuple[bytes, Any]]]
     ) -> list[asyncio.Future[Any]]:
-        kafka = self.runtime.worker.producer()
+        kafka = self.worker.producer()
         name = self.table.table.changelog_topic_name
         deliveries = []
         for partition, messages in changes.items():
@@ -312,7 +313,7 @@ class Stage:
 
     async def prune(self) -> None:
         """Delete the entries of this worker's partitions older than the window."""
-        if self.runtime.worker.rebalancing:
+        if self.worker.rebalancing:
             return  # the partitions are moving; the next prune sees where they went
         expired = await self.table.expired(time.time() - self.window, self.table.owned())
         if not expired:

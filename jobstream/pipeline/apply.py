@@ -9,7 +9,7 @@ import logging
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from faust import StreamT
@@ -17,11 +17,13 @@ from faust.types import AgentT, AppT
 
 from jobstream import metrics
 from jobstream.broker import batches
+from jobstream.config import Config
 from jobstream.dedupe.sightings import candidate_messages
 from jobstream.frames import BrokenFrame
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
 from jobstream.progress import rules
+from jobstream.progress.store import ProgressStore
 from jobstream.records import Progress, RawPage
 from jobstream.topics import (
     candidates_topic,
@@ -32,21 +34,19 @@ from jobstream.topics import (
     rejects_topic,
 )
 from jobstream.transform.outcome import RowContext
-
-if TYPE_CHECKING:
-    from jobstream.runtime import Runtime
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
 
-def declare(app: AppT, runtime: Runtime) -> AgentT:
-    """The page agent, applying job_raw's pages with the runtime's store and producer."""
+def declare(app: AppT, config: Config, store: ProgressStore, worker: WorkerState) -> AgentT:
+    """The page agent: applies job_raw's pages to `store`, sending with `worker`'s producer."""
 
     @app.agent(raw_topic, name="jobstream.pipeline.apply.apply_pages")
     async def apply_pages(events: StreamT[bytes]) -> None:
         await declare_outputs()
         # This agent's pages awaiting acknowledgements; it lives as long as the agent.
-        pipeline = Pipeline(runtime)
+        pipeline = Pipeline(config, store, worker)
         async for value in events:
             try:
                 page = decode_event(value)
@@ -79,10 +79,12 @@ class Pipeline:
     which the `crawl_progress` table allows (see `KeyPartitionedTable` in jobstream.topics).
     """
 
-    def __init__(self, runtime: Runtime, depth: int = 2) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
-        self.config = runtime.config
+    def __init__(
+        self, config: Config, store: ProgressStore, worker: WorkerState, depth: int = 2
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.worker = worker
         self.depth = depth
         # Per task: the offset the task will stand at once its pages in flight are applied,
         # and the settle steps of those pages, oldest first.
@@ -178,7 +180,7 @@ class Pipeline:
         agent forwards the first sightings to job_data; otherwise straight to job_data.
         """
         config = self.config
-        kafka = self.runtime.worker.producer()
+        kafka = self.worker.producer()
         outputs: list[tuple[str, list[Message]]] = [(rejects_topic().get_topic_name(), out.rejects)]
         if not config.dedupe.enabled:
             outputs.append((data_topic().get_topic_name(), out.jobs))

@@ -4,30 +4,28 @@ the crawler to crawl at once on a start (`jobstream.progress.commands` sends the
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import msgspec
 from faust import StreamT
 from faust.types import AgentT, AppT
 
 from jobstream.progress import rules
+from jobstream.progress.store import ProgressStore
 from jobstream.records import Command
 from jobstream.topics import commands_topic
-
-if TYPE_CHECKING:
-    from jobstream.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 _DECODER = msgspec.json.Decoder(Command)
 
 
-def declare(app: AppT, runtime: Runtime) -> AgentT:
-    """The agent that applies every command to the progress of its task."""
+def declare(app: AppT, store: ProgressStore, crawl_now: Callable[[], None]) -> AgentT:
+    """The agent that applies every command to the progress of its task in `store`; on a
+    start, `crawl_now()`."""
 
     @app.agent(commands_topic, name="jobstream.pipeline.commands.apply_commands")
     async def apply_commands(events: StreamT[bytes]) -> None:
-        store = runtime.store
         async for value in events:
             try:
                 command = _DECODER.decode(value)
@@ -48,6 +46,6 @@ def declare(app: AppT, runtime: Runtime) -> AgentT:
                     command.action if command.run is None else f"run {command.run}",
                 )
             if command.action == "start":
-                runtime.crawler.run_now()
+                crawl_now()
 
     return apply_commands

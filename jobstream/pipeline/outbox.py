@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 import msgspec
 
 from jobstream.frames import frame
+from jobstream.limits import MESSAGE_HEADROOM
 from jobstream.pipeline.pages import encode_row, excerpt
 from jobstream.records import RawPage
 from jobstream.source import Page
 
-# Room left in each message for its key, headers and batch overhead.
-MESSAGE_HEADROOM = 1024
 # How many times kafka.max_message_bytes of JSON one job_raw event may hold.
 RAW_EVENT_FACTOR = 2
 

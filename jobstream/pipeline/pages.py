@@ -14,10 +14,8 @@ from typing import Any
 import msgspec
 
 from jobstream.frames import frame, unframe
+from jobstream.limits import EXCERPT_BYTES
 from jobstream.records import RawPage
-
-# How much of an unusable row travels on, for job_rejects.
-EXCERPT_BYTES = 4096
 
 _ENCODER = msgspec.json.Encoder()
 _SURROGATE = re.compile("[\ud800-\udfff]")

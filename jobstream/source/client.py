@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from jobstream.errors import AuthError, JobstreamError, SourceError
+from jobstream.limits import EXCERPT_BYTES
 from jobstream.redaction import keep_secret, scrub
 from jobstream.source.backoff import full_jitter, retry_after
 from jobstream.source.envelope import MalformedResponse, UnreadableAnswer, error_of
@@ -28,8 +29,6 @@ INVALID_TOKEN = "Invalid.Token"
 INVALID_GRANT = "Invalid.Grant"
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT_4XX = frozenset({408})
-# How much of an unreadable answer is kept for job_rejects.
-EXCERPT_BYTES = 4096
 
 
 class ApiRequestError(SourceError):

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from jobstream.limits import REJECT_ROW_BYTES
 from jobstream.pipeline import messages
-from jobstream.pipeline.messages import REJECT_ROW_BYTES, page_messages
+from jobstream.pipeline.messages import page_messages
 from jobstream.pipeline.outbox import Outbox
 from jobstream.records import RawPage
 from jobstream.source import Page

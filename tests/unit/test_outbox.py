@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobstream.frames import ZSTD_MAGIC
+from jobstream.limits import EXCERPT_BYTES, MESSAGE_HEADROOM
 from jobstream.pipeline import outbox as outbox_module
-from jobstream.pipeline.outbox import MESSAGE_HEADROOM, Outbox
-from jobstream.pipeline.pages import EXCERPT_BYTES, decode_event, encode_event
+from jobstream.pipeline.outbox import Outbox
+from jobstream.pipeline.pages import decode_event, encode_event
 from jobstream.records import RawPage
 from jobstream.source import Page
 

@@ -38,15 +38,12 @@ from jobstream.web.responses import HttpError, unavailable
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse import events, positions
 from jobstream.web.sse.registry import STREAMS, OpenStream, StreamRegistry
-from jobstream.web.sse.tail import Subscription
+from jobstream.web.sse.tail import MAX_EVENTS_PER_POLL, POLL_MS, Subscription
 
 logger = logging.getLogger(__name__)
 
-# How long a stream waits for messages before it looks again whether the client is still there.
-POLL_MS = 250
-MAX_EVENTS_PER_POLL = 500
 # A client that takes longer than this to accept a write is cut off (aiohttp-sse's guard).
-SEND_TIMEOUT = 60.0
+CLIENT_WRITE_TIMEOUT = 60.0
 # A stream reading on its own joins the tail once it is at most this many messages behind it.
 JOIN_LAG = 2000
 
@@ -127,7 +124,7 @@ class StreamView(Endpoint):
         # are encoded once for every stream (`jobstream.web.sse.events`) and written as raw bytes,
         # all that is queued in one write.
         response = EventSourceResponse(
-            ping_interval=self.config.app.sse_heartbeat, send_timeout=SEND_TIMEOUT
+            ping_interval=self.config.app.sse_heartbeat, send_timeout=CLIENT_WRITE_TIMEOUT
         )
         await response.prepare(request)
         stream.attach(request, response)
@@ -239,7 +236,7 @@ class Pump:
 
     async def _write(self, chunk: bytes, count: int, last_id: str) -> None:
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(CLIENT_WRITE_TIMEOUT):
                 await self.response.write(chunk)
         except TimeoutError:
             # A stalled peer never drains the buffer; closing gracefully would wait forever.
