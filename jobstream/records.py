@@ -28,21 +28,32 @@ def _about(text: str) -> msgspec.Meta:
     return msgspec.Meta(description=text)
 
 
+def _copied_from(source_field: str, text: str) -> msgspec.Meta:
+    # A job field copied from the API row's `source_field` (seed §6.1): the mapping and the
+    # simulator's policy derive the field map from these. Meta.extra stays out of the schema.
+    return msgspec.Meta(description=text, extra={"source_field": source_field})
+
+
 class Job(msgspec.Struct, frozen=True, kw_only=True):
-    """A job posting on `job_data` (seed §6.2), keyed by `id`."""
+    """A job posting on `job_data` (seed §6.2), keyed by `id`.
+
+    The one declaration of the job's fields: `transform/mapping.py` derives the field map of
+    seed §6.1 from the fields marked `_copied_from`; the two dates are the day the source
+    field names, the other copied fields its text.
+    """
 
     id: Annotated[str, _about("稳定的岗位 ID（UUID，按 URL 或行内容生成，重放时不变）")]
-    job_category: Annotated[str, _about("岗位类别")]
-    job_title: Annotated[str, _about("岗位名称")]
-    company: Annotated[str, _about("公司名称")]
-    salary: Annotated[str, _about("薪资")]
-    location: Annotated[str, _about("工作地点")]
-    publish_date: Annotated[str, _about("发布日期 YYYY-MM-DD")]
-    collect_time: Annotated[str, _about("采集日期 YYYY-MM-DD")]
-    url: Annotated[str, _about("岗位链接")]
-    description: Annotated[str, _about("岗位描述")]
-    experience: Annotated[str, _about("经验要求")]
-    education: Annotated[str, _about("学历要求")]
+    job_category: Annotated[str, _copied_from("Std_class", "岗位类别")]
+    job_title: Annotated[str, _copied_from("aca112", "岗位名称")]
+    company: Annotated[str, _copied_from("AAB004", "公司名称")]
+    salary: Annotated[str, _copied_from("acb241", "薪资")]
+    location: Annotated[str, _copied_from("aab302", "工作地点")]
+    publish_date: Annotated[str, _copied_from("aae397", "发布日期 YYYY-MM-DD")]
+    collect_time: Annotated[str, _copied_from("Collect_time", "采集日期 YYYY-MM-DD")]
+    url: Annotated[str, _copied_from("ACE760", "岗位链接")]
+    description: Annotated[str, _copied_from("acb22a", "岗位描述")]
+    experience: Annotated[str, _copied_from("Experience", "经验要求")]
+    education: Annotated[str, _copied_from("aac011", "学历要求")]
     crawl_time: Annotated[str, _about("本服务抓取时间（ISO 8601，带时区）")]
     task_id: Annotated[str, _about("八爪鱼任务 ID")]
     source_offset: Annotated[int, _about("该行在八爪鱼任务中的偏移量")]
