@@ -23,7 +23,8 @@ from jobstream.broker.lag import Lag
 from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.progress import rules
-from jobstream.records import Progress, TaskStatus
+from jobstream.progress.fields import after, showing, shown
+from jobstream.records import Progress
 from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import JsonView
@@ -48,20 +49,16 @@ class ApiLatency(msgspec.Struct, frozen=True):
     p95: float | None
 
 
+# Every row counter of Progress comes in after these two, with its description. `duplicates`
+# came after /status was published: a body without it (an owner on an earlier version, in a
+# listing) still reads as a Status.
+@showing(row_counts=True, defaults={"duplicates"})
 class RowCounts(msgspec.Struct, frozen=True):
     """源行计数：published + duplicates + filtered + rejected + skipped = applied =
     current_offset（开启去重时，去重环节追上之后）"""
 
     fetched: Annotated[int, _about("本 worker 启动以来从 API 取到的行数")]
     applied: int
-    published: Annotated[int, _about("发布到 job_data 的行数")]
-    filtered: Annotated[int, _about("被 7 天规则过滤的行数")]
-    rejected: Annotated[int, _about("无法使用、进入 job_rejects 的行数")]
-    skipped: Annotated[int, _about("被数据源游标跳过的 offset 数")]
-    future_dated: Annotated[int, _about("日期晚于今天一天以上的行数")]
-    duplicates: Annotated[
-        int, _about("重复的职位数：同一职位（同一 id）在去重窗口内已发布过，未再次发布")
-    ] = 0
 
 
 class SpoolStatus(msgspec.Struct, frozen=True):
@@ -88,27 +85,20 @@ def spool_status(runtime: Runtime, task_id: str | None = None) -> SpoolStatus:
     )
 
 
+# Every field of Progress but its row counters comes in, with its type and description (null
+# for a text that is empty for none); these figures go among them. Seed §5.4's keys come first:
+# task_id, total, current_offset, progress, kafka_lag, status, last_update.
+@showing(row_counts=False)
 class Status(msgspec.Struct, frozen=True):
     """一个采集任务的进度、Kafka 积压与监控指标"""
 
-    task_id: str
-    total: Annotated[int, _about("数据源总行数")]
-    current_offset: Annotated[int, _about("下一条待处理的源偏移量")]
-    progress: Annotated[str, msgspec.Meta(examples=["60.87%"])]
+    progress: Annotated[str, msgspec.Meta(examples=["60.87%"]), after("current_offset")]
     kafka_lag: Annotated[int | None, _about("消费组在 job_data 上的积压条数；无法测量时为 null")]
-    status: TaskStatus
-    last_update: str | None
-    name: Annotated[str, _about("任务名称（api.tasks[].name），未配置时为任务 ID")]
+    name: Annotated[
+        str, _about("任务名称（api.tasks[].name），未配置时为任务 ID"), after("last_update")
+    ]
     enabled: Annotated[bool, _about("false：配置为不采集（api.tasks[].enabled）")]
-    last_error: Annotated[str | None, _about("上一轮采集失败的原因；成功后清除")]
-    consecutive_failures: Annotated[int, _about("上次成功以来连续失败的采集轮数")]
-    stuck_since: Annotated[str | None, _about("开始在 failing_offset 处失败的时间")]
-    failing_offset: Annotated[int | None, _about("失败时的位置")]
-    cursor_anomalies: Annotated[int, _about("API 游标异常（跳跃、回退、停滞等）的次数")]
-    last_anomaly: str | None
-    source_resets: Annotated[int, _about("数据源被清空后从 0 重新采集的次数")]
-    source: Annotated[str, _about("进度所属的 API：demo 或其地址")]
-    kafka: KafkaLag
+    kafka: Annotated[KafkaLag, after("source")]
     rows_per_minute: Annotated[float, _about("该任务近 60 秒处理的源行数")]
     kept_ratio: Annotated[float | None, _about("通过 7 天过滤的行占比")]
     api_latency_ms: ApiLatency
@@ -177,23 +167,11 @@ def status_of(
     judged = kept + progress.filtered + progress.rejected
     task = config.task(progress.task_id)
     return Status(
-        task_id=progress.task_id,
-        total=progress.total,
-        current_offset=progress.current_offset,
+        **shown(progress, row_counts=False),
         progress=rules.percent(progress),
         kafka_lag=lag.total,
-        status=progress.status,
-        last_update=progress.last_update or None,
         name=task.name,
         enabled=task.enabled,
-        last_error=progress.last_error or None,
-        consecutive_failures=progress.consecutive_failures,
-        stuck_since=progress.stuck_since or None,
-        failing_offset=progress.failing_offset,
-        cursor_anomalies=progress.cursor_anomalies,
-        last_anomaly=progress.last_anomaly or None,
-        source_resets=progress.source_resets,
-        source=progress.source,
         kafka=kafka_lag(lag, config),
         rows_per_minute=round(rows_per_minute, 1),
         kept_ratio=round(kept / judged, 4) if judged else None,
@@ -201,12 +179,7 @@ def status_of(
         rows=RowCounts(
             fetched=rows_fetched,
             applied=judged + progress.skipped,
-            published=progress.published,
-            filtered=progress.filtered,
-            rejected=progress.rejected,
-            skipped=progress.skipped,
-            future_dated=progress.future_dated,
-            duplicates=progress.duplicates,
+            **shown(progress, row_counts=True),
         ),
         demo=config.api.is_demo,
         kafka_reachable=kafka_reachable,
