@@ -12,6 +12,8 @@ from jobstream.records import Job, Reject
 from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
 from jobstream.web.dashboard import DashboardSettings
 from jobstream.web.history import HistoryBody
+from jobstream.web.kafka_status import KafkaStatus
+from jobstream.web.recent import LIMIT, TOPICS, RecentMessages
 from jobstream.web.responses import ErrorBody
 from jobstream.web.status import Status, StatusList, TaskUnavailable
 
@@ -64,6 +66,8 @@ def schemas() -> dict[str, Any]:
             StatusList,
             TaskUnavailable,
             HistoryBody,
+            KafkaStatus,
+            RecentMessages,
             DashboardSettings,
             ErrorBody,
         ],
@@ -263,6 +267,60 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
                 },
             }
         },
+        "/kafka": {
+            "get": {
+                "summary": "Kafka 的状态：是否可达、job_data 的消息、各消费组的积压、消息丢失",
+                "description": (
+                    "在 job_data 上提交过位置的每个消费组（默认消费组在前）的积压，按分区列出；"
+                    "job_data 各分区真实的末尾偏移量；内置 broker 重启或主题被重建造成的消息丢失。"
+                ),
+                "tags": ["状态"],
+                "responses": {"200": _json(_ok(_ref("KafkaStatus")), "Kafka 的状态")},
+            }
+        },
+        "/messages/recent": {
+            "get": {
+                "summary": "job_data 或 job_rejects 中最新的消息",
+                "description": (
+                    "从各分区真实的末尾往前读，新的在前；job_rejects 的每条消息带有被拒绝的原因。"
+                    "不属于任何消费组，不影响消费位置。"
+                ),
+                "tags": ["消费"],
+                "parameters": [
+                    {
+                        "name": "topic",
+                        "in": "query",
+                        "required": False,
+                        "description": "data：job_data；rejects：job_rejects",
+                        "schema": {"enum": list(TOPICS), "default": "data"},
+                    },
+                    {
+                        "name": "task_id",
+                        "in": "query",
+                        "required": False,
+                        "description": "只列出该任务的消息；不指定时为所有任务",
+                        "schema": {"type": "string", "enum": task_ids},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "最多返回的条数",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": LIMIT[0],
+                            "maximum": LIMIT[1],
+                            "default": LIMIT[2],
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ok(_ref("RecentMessages")), "最新的消息"),
+                    "404": _error("未配置的 task_id"),
+                    "503": _retry_later("Kafka 不可用"),
+                },
+            }
+        },
         "/crawl/start": {
             "post": command(
                 "立即开始采集",
@@ -366,7 +424,14 @@ def spec(config: Config, reserved_groups: tuple[str, ...] = ()) -> dict[str, Any
         },
     }
     if reading_protected:
-        for path in ("/consume", "/consume/stream", "/status", "/status/history"):
+        for path in (
+            "/consume",
+            "/consume/stream",
+            "/status",
+            "/status/history",
+            "/kafka",
+            "/messages/recent",
+        ):
             operation = paths[path]["get"]
             operation["security"] = [{"bearerAuth": []}]
             operation["responses"]["401"] = _error(

@@ -72,6 +72,7 @@ CASES = [
             ("GET", "/consume"),
             ("GET", "/status"),
             ("GET", "/status/history"),
+            ("GET", "/messages/recent"),
             ("POST", "/crawl/start"),
             ("POST", "/crawl/stop"),
         ]
@@ -83,6 +84,7 @@ CASES = [
             "/metrics",
             "/health",
             "/ready",
+            "/kafka",
             "/openapi.json",
             "/docs",
             "/dashboard",
