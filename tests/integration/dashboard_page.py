@@ -70,10 +70,10 @@ class Browser:
     def banners(self) -> str:
         return str(self.page.locator("#banners").inner_text())
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"dashboard-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         print(f"\nscreenshot: {path}")
         return path
 

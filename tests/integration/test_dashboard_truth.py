@@ -127,7 +127,9 @@ def fix_password(stack: Stack) -> None:
         stack.set_password("demo")
         stack.restart()
     for task_id in (TASK_ID, NAMED):
-        stack.wait_status(lambda s: s["current_offset"] == TOTAL and s["status"] == "idle", task_id)
+        stack.wait_status(
+            lambda s: s["current_offset"] == s["total"] > 0 and s["status"] == "idle", task_id
+        )
 
 
 @pytest.fixture
@@ -264,6 +266,21 @@ def test_dashboard_normal_state(healthy: Stack) -> None:
     wait_until(lambda: healthy.browser.banners() == "", 10, "no banner")
     page.wait_for_timeout(500)
     healthy.browser.screenshot("normal")
+    assert healthy.browser.errors == []
+
+
+def test_dashboard_source_reset_shown_on_the_card(healthy: Stack) -> None:
+    """The source's data cleared and collected again (fewer rows than were applied): the crawl
+    starts over from 0, and the card says so, with when."""
+    page = healthy.browser.open()
+    healthy.sim.reset(TOTAL // 2, seed=7, task_id=NAMED)
+    after = healthy.wait_status(
+        lambda s: s["source_resets"] == 1 and s["current_offset"] == TOTAL // 2, NAMED
+    )
+    card = wait_text(page, f"#tasks .task[data-task-id='{NAMED}']", "数据源重置 1 次")
+    assert "从 offset 0 重新采集" in card and "游标异常 1 次" in card and "source reset" in card
+    assert after["last_reset_at"] and after["last_reset_at"] in after["last_anomaly"]
+    assert "数据源重置" not in healthy.browser.card_text(TASK_ID)
     assert healthy.browser.errors == []
 
 

@@ -43,6 +43,8 @@
   const LAG_COLOR = "#dc2626";
   // More tasks than this are drawn as one line, their sum.
   const MAX_LINES = COLORS.length;
+  // With more cards than this, those off screen are left unrendered until scrolled to.
+  const MANY_TASKS = 24;
   // A resolved error is shown for this long after it was resolved.
   const RESOLVED_SHOWN_SECONDS = 24 * 3600;
 
@@ -76,7 +78,25 @@
 
   // -- numbers, times and text --------------------------------------------------------------
 
+  // Formatters made once: making one per value costs more than the whole rest of a render of
+  // many tasks.
+  const dateTime = new Intl.DateTimeFormat("zh-CN", {
+    year: "numeric",
+    month: "numeric",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  });
+  const timeOnly = new Intl.DateTimeFormat("zh-CN", {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  });
   const integer = new Intl.NumberFormat("zh-CN", { maximumFractionDigits: 0 });
+  const collator = new Intl.Collator("zh-CN", { numeric: true });
   const decimal = new Intl.NumberFormat("zh-CN", { maximumFractionDigits: 1 });
 
   function count(value) {
@@ -107,14 +127,14 @@
   function localTime(iso) {
     if (!iso) return "—";
     const date = parseTime(iso);
-    return date ? date.toLocaleString("zh-CN", { hour12: false }) : String(iso);
+    return date ? dateTime.format(date) : String(iso);
   }
 
   // "10:30:05" today, "1/14 10:30:05" on another day.
   function clock(iso) {
     const date = parseTime(iso);
     if (!date) return iso ? String(iso) : "—";
-    const time = date.toLocaleTimeString("zh-CN", { hour12: false });
+    const time = timeOnly.format(date);
     const today = new Date();
     if (date.toDateString() === today.toDateString()) return time;
     return date.getMonth() + 1 + "/" + date.getDate() + " " + time;
@@ -402,7 +422,7 @@
 
   function staleBanner() {
     if (!connectionProblem) return [];
-    const since = lastSuccess ? "页面上的数据停在 " + new Date(lastSuccess).toLocaleTimeString("zh-CN", { hour12: false }) + "。" : "还没有取到任何数据。";
+    const since = lastSuccess ? "页面上的数据停在 " + timeOnly.format(new Date(lastSuccess)) + "。" : "还没有取到任何数据。";
     return [banner("bad", "连不上 worker", [connectionProblem + "；" + since + "稍后自动重试。"])];
   }
 
@@ -568,7 +588,7 @@
     } else if (view.sort === "state") {
       ordered.sort((a, b) => rank(a) - rank(b) || a.index - b.index);
     } else if (view.sort === "name") {
-      ordered.sort((a, b) => a.name.localeCompare(b.name, "zh-CN") || a.index - b.index);
+      ordered.sort((a, b) => collator.compare(a.name, b.name) || a.index - b.index);
     } else {
       ordered.sort((a, b) => a.index - b.index);
     }
@@ -638,6 +658,7 @@
         series.delete(taskId);
       }
     }
+    $("tasks").classList.toggle("tasks-many", tasks.length > MANY_TASKS);
     renderChips();
     arrange();
     fillTaskChoices(tasks);
@@ -972,7 +993,7 @@
         cell(value ? value.source_offset : ""),
         cell(value ? value.field : ""),
         cell(value ? value.reason : "（消息过大或不是 JSON，只显示开头）", "reason"),
-        cell(row ? String(row).slice(0, 300) : "", "raw")
+        cell(row ? String(row).slice(0, 200) : "", "raw")
       );
     } else {
       tr.append(
@@ -1042,9 +1063,11 @@
       failures = 0;
       connectionProblem = "";
       lastSuccess = Date.now();
+      performance.mark("jobstream-render");
       render(data, at);
+      performance.measure("jobstream-render", "jobstream-render");
       connection(true, "已连接");
-      setText($("updated"), "更新于 " + new Date().toLocaleTimeString("zh-CN", { hour12: false }));
+      setText($("updated"), "更新于 " + timeOnly.format(new Date()));
     } catch (error) {
       failures += 1;
       const why = error instanceof AuthNeeded ? "需要读取令牌" : String(error.message || error);
