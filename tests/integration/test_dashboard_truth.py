@@ -258,14 +258,12 @@ def test_dashboard_reject_count_opens_the_rejects_with_their_reasons(healthy: St
     assert healthy.browser.errors == []
 
 
-def test_dashboard_normal_state(healthy: Stack) -> None:
+def test_dashboard_healthy_state_has_no_banner(healthy: Stack) -> None:
     page = healthy.browser.open()
     page.wait_for_function(
         "() => document.querySelector('#kafka-state').textContent === 'Kafka 正常'"
     )
     wait_until(lambda: healthy.browser.banners() == "", 10, "no banner")
-    page.wait_for_timeout(500)
-    healthy.browser.screenshot("normal")
     assert healthy.browser.errors == []
 
 
@@ -312,7 +310,7 @@ def test_dashboard_kafka_cut_shows_a_banner_within_5s_and_clears_after(
     """The network between the worker and Kafka is cut mid-crawl (tests/proxy.py): the page
     says so within 5 s, with the spool growing and since when, and says nothing once the
     network is back and the spool drained."""
-    rows = 3000
+    rows = 6000
     proxy_port = free_port()
     broker = Broker.start(advertised_port=proxy_port)
     proxy = Proxy(broker.port, proxy_port).start()
@@ -340,7 +338,9 @@ def test_dashboard_kafka_cut_shows_a_banner_within_5s_and_clears_after(
             "() => document.querySelector('#kafka-state').textContent === 'Kafka 正常'"
         )
         worker.wait_status(lambda s: s["current_offset"] >= 600, timeout=60)
-        assert "Kafka 不可达" not in browser.banners()
+        wait_until(lambda: browser.banners() == "", 10, "no banner while all is well")
+        page.wait_for_timeout(2500)  # a poll more: the chart has points of the crawl
+        browser.screenshot("normal")
 
         proxy.cut()
         cut_at = time.monotonic()
