@@ -137,7 +137,11 @@ class RecentReader(Service):
         first = {tp: max(starts[tp], ends[tp] - window) for tp in tps}
         for tp in tps:
             consumer.seek(tp, first[tp])
-        records, finished = await self._until_ends(consumer, ends, first)
+        try:
+            records, finished = await self._until_ends(consumer, ends, first)
+        finally:
+            # Paused between reads: an assigned consumer would go on fetching at the end.
+            consumer.pause(*tps)
         complete = finished and all(first[tp] <= starts[tp] for tp in tps)
         chosen = [
             message
