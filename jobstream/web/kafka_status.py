@@ -43,6 +43,8 @@ CACHE_SECONDS = 2.0
 WATCH_SECONDS = 5.0
 # Groups looked at, at most (the default group always among them).
 MAX_GROUPS = 50
+# Longer group names are cut (Kafka's own limit is 249 characters for a topic, none for a group).
+GROUP_NAME_CHARS = 249
 # Losses kept to show, the latest last.
 MAX_LOSSES = 5
 
@@ -235,6 +237,9 @@ class KafkaWatch(Service):
         except (KafkaError, OSError, TimeoutError) as exc:
             logger.warning("consumer groups on %s not measured: %r", self.config.kafka.topic, exc)
             error = "Kafka did not answer in time"
+        except Exception:
+            logger.exception("consumer groups on %s not measured", self.config.kafka.topic)
+            error = "internal error; see the worker log"
         status = KafkaStatus(
             reachable=probe.broker_up,
             unreachable_since=since_text(probe.unreachable_since, self.config),
@@ -257,7 +262,11 @@ class KafkaWatch(Service):
             await start_or_close(admin.start(), admin.close)
             self._admin = admin
         default = self.config.kafka.consumer_group
-        listed = sorted({str(g[0]) for g in await self._admin.list_consumer_groups()} - {default})
+        # Names from the cluster, shown as they are: bounded like anything from outside.
+        listed = sorted(
+            {str(g[0])[:GROUP_NAME_CHARS] for g in await self._admin.list_consumer_groups()}
+            - {default}
+        )
         found = [default]
         for group in listed[:MAX_GROUPS]:
             # Asked for job_data's partitions by name: Tansu does not answer the "all topics" form.
