@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any, ClassVar, Literal, NoReturn
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from faust.web.exceptions import WebError
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
-from jobstream.web.responses import JSON_TYPE, HttpError, json_response
+from jobstream.web.responses import JSON_TYPE, HttpError, json_response, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ ROUTED_HEADER = "X-Jobstream-Routed"
 # Sec-Fetch-Site values of a request a browser did not send on another site's behalf; "none"
 # is the user's own navigation (the address bar, a bookmark).
 OWN_SITE = frozenset({"same-origin", "none"})
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
 class Endpoint(faust_web.View):
@@ -55,6 +57,7 @@ class Endpoint(faust_web.View):
         return set(self.methods_allowed)
 
     async def dispatch(self, request: Any) -> Any:
+        check_authorization_header(request)
         if self.changes_state:
             refuse_other_sites(request)
         # The token before anything else: a caller without it learns nothing from a 400.
@@ -69,7 +72,7 @@ class Endpoint(faust_web.View):
         if unknown:
             allowed = ", ".join(sorted(self.params)) or "none"
             raise HttpError(
-                400, f"unknown query parameter {unknown[0]!r:.60}; this endpoint takes: {allowed}"
+                400, f"unknown query parameter {quoted(unknown[0])}; this endpoint takes: {allowed}"
             )
         return await super().dispatch(request)
 
@@ -110,9 +113,9 @@ def check_bearer(
             f"missing bearer token (Authorization: Bearer <{name}>)",
             {"WWW-Authenticate": 'Bearer realm="jobstream"'},
         )
-    presented = given.strip().encode()
+    presented = as_bytes(given.strip())
     # Both compared, always: the time taken does not tell which one came close.
-    matches = [hmac.compare_digest(presented, t.encode()) for t in (token, also) if t]
+    matches = [hmac.compare_digest(presented, as_bytes(t)) for t in (token, also) if t]
     if not any(matches):
         raise HttpError(
             401,
@@ -127,10 +130,30 @@ def refuse_other_sites(request: web.Request) -> None:
     not browsers send neither header."""
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site.strip().lower() not in OWN_SITE:
-        raise HttpError(403, f"refused: a request from another site (Sec-Fetch-Site: {site:.20})")
+        raise HttpError(
+            403, f"refused: a request from another site (Sec-Fetch-Site: {quoted(site, 20)})"
+        )
     origin = request.headers.get("Origin")
     if origin is not None and _host_of(origin) not in _own_hosts(request):
-        raise HttpError(403, f"refused: a request from another origin ({origin:.100})")
+        raise HttpError(403, f"refused: a request from another origin ({quoted(origin, 100)})")
+
+
+def check_authorization_header(request: web.Request) -> None:
+    """400 for an Authorization header that is not printable ASCII, whether or not a token is
+    asked for: no token can look like that, and the header is passed on to the worker that
+    owns a task, whose HTTP client could not send it."""
+    value = request.headers.get("Authorization")
+    if value is not None and not _PRINTABLE.fullmatch(value):
+        raise HttpError(
+            400,
+            f"Authorization: expected printable ASCII (Bearer <token>), got {quoted(value, 40)}",
+        )
+
+
+def as_bytes(value: str) -> bytes:
+    """A header value as the bytes that came (aiohttp decodes them as UTF-8, keeping what is
+    not UTF-8 as lone surrogates, which `str.encode` refuses)."""
+    return value.encode("utf-8", "surrogateescape")
 
 
 def require_deliberate(request: web.Request) -> None:
