@@ -1,4 +1,5 @@
-"""GET /consume: a batch of jobs from job_data for a consumer group (seed §5.4).
+"""GET /consume: a batch of jobs from job_data for a consumer group (seed §5.4): the default
+one, or `group=<name>`, which is `<app.name>.http.<name>` in Kafka (see `jobstream.web.readers`).
 
 The answer is written before the offsets are committed, and committed only when it left the
 worker whole (see `jobstream.web.readers`). With several workers, the group's gateway answers
@@ -81,16 +82,14 @@ class ConsumeView(JsonView):
         batch_size = params.integer(request, "batch_size", default=default, low=low, high=high)
         low, high, default = TIMEOUT_MS
         timeout_ms = params.integer(request, "timeout_ms", default=default, low=low, high=high)
-        group = params.group(
-            request, self.config.kafka.consumer_group, reserved=(self.app.conf.id,)
-        )
+        group = params.group(request, self.config.kafka.consumer_group)
         gateway = forwarding.gateway_of(self.app, group)
         if gateway is not None:
             whose = f"consumer group {group!r}"
             return await forwarding.forward_to(
                 self.app, request, gateway, "the consumer group", whose, timeout_ms / 1000
             )
-        reader = await request.app[READERS].reader(group)
+        reader = await request.app[READERS].reader(group, caller=request.remote or "")
 
         async def deliver(records: list[ConsumerRecord]) -> tuple[web.Response, bool]:
             jobs = jobs_of(records)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from jobstream.web.responses import HttpError
+from jobstream.web.responses import HttpError, quoted
 
 # Plain decimal integers: an optional minus, no plus, exponent or leading zeros ("+5", "1e3").
 _INTEGER = re.compile(r"0|-?[1-9][0-9]{0,11}")
@@ -27,7 +27,9 @@ def integer(request: web.Request, name: str, *, default: int, low: int, high: in
     if raw is None:
         return default
     if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
-        raise HttpError(400, f"{name}: expected an integer from {low} to {high}, got {raw!r:.40}")
+        raise HttpError(
+            400, f"{name}: expected an integer from {low} to {high}, got {quoted(raw, 40)}"
+        )
     return int(raw)
 
 
@@ -36,12 +38,13 @@ def choice(request: web.Request, name: str, choices: Sequence[str], default: str
     if raw is None:
         return default
     if raw not in choices:
-        raise HttpError(400, f"{name}: expected one of {', '.join(choices)}, got {raw!r:.40}")
+        raise HttpError(400, f"{name}: expected one of {', '.join(choices)}, got {quoted(raw, 40)}")
     return raw
 
 
-def group(request: web.Request, default: str, reserved: Sequence[str]) -> str:
-    """A consumer group name for GET /consume; the worker's own Faust group is off limits."""
+def group(request: web.Request, default: str) -> str:
+    """A consumer group name for GET /consume (`default` when not given). A name other than
+    the default one is a group of /consume's own (see `jobstream.web.readers`)."""
     raw = _single(request, "group")
     if raw is None:
         return default
@@ -49,10 +52,8 @@ def group(request: web.Request, default: str, reserved: Sequence[str]) -> str:
         raise HttpError(
             400,
             "group: expected 1 to 100 characters from A-Z a-z 0-9 . _ - "
-            f"starting with a letter or digit, got {raw!r:.40}",
+            f"starting with a letter or digit, got {quoted(raw, 40)}",
         )
-    if raw in reserved:
-        raise HttpError(400, f"group: {raw!r} is reserved for the worker itself")
     return raw
 
 
@@ -61,5 +62,7 @@ def task_id(request: web.Request, task_ids: Sequence[str]) -> str:
     if raw is None:
         return task_ids[0]
     if raw not in task_ids:
-        raise HttpError(404, f"unknown task_id {raw!r:.80}; configured: {', '.join(task_ids)}")
+        raise HttpError(
+            404, f"unknown task_id {quoted(raw, 80)}; configured: {', '.join(task_ids)}"
+        )
     return raw
