@@ -14,6 +14,8 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NoReturn
 
 from aiohttp import web
@@ -22,6 +24,7 @@ from faust.web.exceptions import WebError
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
+from jobstream.web.params import SHARED, Param
 from jobstream.web.responses import JSON_TYPE, HttpError, json_response, quoted
 
 logger = logging.getLogger(__name__)
@@ -35,18 +38,76 @@ OWN_SITE = frozenset({"same-origin", "none"})
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
+@dataclass(frozen=True)
+class Ok:
+    """A success in the JSON envelope: `{"code": 0, "data": <data>, **extra}`. `data` is a
+    type (msgspec describes it), or a tuple of types when it is one of them."""
+
+    description: str
+    data: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A success that is not the envelope: a page, a script, a stream, this document."""
+
+    description: str
+    media_type: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answer (`{"code": <status>, "message": ...}`) and when it is given."""
+
+    description: str
+
+
+@dataclass(frozen=True)
+class Redirect:
+    description: str
+    location: str
+
+
+Answer = Ok | Body | Refusal | Redirect
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What /openapi.json says of an endpoint beyond what its declarations give (parameters,
+    tokens, refusals of other sites and of bare POSTs): for the API's users, in Chinese. The
+    answers are those of the endpoint's own logic, by status."""
+
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    description: str = ""
+
+
 class Endpoint(faust_web.View):
     """A view that declares the methods it serves (aiohttp answers the others with 405), the
-    query parameters it takes (others are a 400), which token it needs (`access`) and whether
-    it changes state (`changes_state`: refused to other sites' pages)."""
+    parameters it takes (unknown query parameters are a 400), which token it needs (`access`),
+    whether it changes state (`changes_state`: refused to other sites' pages) and what it
+    answers (`doc`); /openapi.json is made of these declarations."""
 
     methods_allowed: ClassVar[frozenset[str]] = frozenset({"GET", "HEAD"})
-    params: ClassVar[frozenset[str]] = frozenset()
+    # Each a `Param`, or the name of a shared one (`jobstream.web.params.SHARED`).
+    params: ClassVar[Collection[Param | str]] = ()
     # "read": the read token or the admin token; "admin": the admin token. Each is open while
     # its token is not set.
     access: ClassVar[Access] = "open"
     changes_state: ClassVar[bool] = False
+    doc: ClassVar[Doc]
     app: JobstreamApp
+
+    @classmethod
+    def declared_params(cls) -> list[Param]:
+        return [SHARED[p] if isinstance(p, str) else p for p in cls.params]
+
+    @classmethod
+    def query_names(cls) -> frozenset[str]:
+        return frozenset(p.name for p in cls.declared_params() if p.where == "query")
 
     @property
     def config(self) -> Config:
@@ -68,9 +129,10 @@ class Endpoint(faust_web.View):
             check_bearer(request, settings.read_token, "app.read_token", settings.admin_token)
         if self.changes_state and request.method == "POST":
             require_deliberate(request)
-        unknown = sorted(set(request.query) - self.params)
+        names = self.query_names()
+        unknown = sorted(set(request.query) - names)
         if unknown:
-            allowed = ", ".join(sorted(self.params)) or "none"
+            allowed = ", ".join(sorted(names)) or "none"
             raise HttpError(
                 400, f"unknown query parameter {quoted(unknown[0])}; this endpoint takes: {allowed}"
             )

@@ -9,10 +9,12 @@ from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
 from jobstream.broker.probe import PROBE
-from jobstream.web.endpoint import Endpoint
+from jobstream.web.endpoint import Body, Doc, Endpoint
 
 
 class MetricsView(Endpoint):
+    doc = Doc("Prometheus 指标", "运维", {200: Body("Prometheus 文本格式", "text/plain")})
+
     async def get(self, request: web.Request) -> web.Response:
         probe = request.app[PROBE]
         if probe.started and not probe.should_stop:

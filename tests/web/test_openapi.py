@@ -1,5 +1,6 @@
 """The OpenAPI description against the views in-process (schemathesis: every default check, no
-5xx, no answer the description contradicts), and the docs page served from packaged assets.
+5xx, no answer the description contradicts), with both tokens set and with none, and the docs
+page served from packaged assets.
 
 The app has no worker, so /status and /crawl/* answer their documented 503; their bodies on a
 real worker are checked against the same declarations in tests/integration/test_web_worker.py.
@@ -25,15 +26,19 @@ from jobstream.web.routes import ROUTES
 from tests.web.conftest import Dataset, Served, config_for, serve
 
 TOKEN = "schemathesis-token"
+READ_TOKEN = "schemathesis-read-token"
 GROUP = "schemathesis"
+TOKENS = {"tokens": {"admin_token": TOKEN, "read_token": READ_TOKEN}, "open": {}}
 
 
-@pytest.fixture(scope="module")
-def documented(dataset: Dataset) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=list(TOKENS))
+def documented(request: pytest.FixtureRequest, dataset: Dataset) -> Iterator[Served]:
     """The app served from a thread of its own: schemathesis and Hypothesis run in this one,
-    and block it while they call."""
+    and block it while they call. Once with both tokens set, once with none."""
     config = config_for(
-        dataset.bootstrap, dataset.topic, app={"admin_token": TOKEN, "max_consumer_groups": 4}
+        dataset.bootstrap,
+        dataset.topic,
+        app={**TOKENS[request.param], "max_consumer_groups": 4},
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -131,9 +136,10 @@ def test_openapi_schemathesis_finds_no_5xx_and_no_contradiction(
     )
     def run(case: Any) -> None:
         within_limits(case)
+        protected = bool(documented.app.settings.app.admin_token)
         case.call_and_validate(
             base_url=documented.url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            headers={"Authorization": f"Bearer {TOKEN}"} if protected else {},
             timeout=30,
             # Without a worker these answer their documented 503 (the other checks hold them
             # to the description); everything else must never answer 5xx.
@@ -147,13 +153,19 @@ def test_openapi_describes_every_route(documented: Served) -> None:
     spec = get_json(f"{documented.url}/openapi.json")
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == set(ROUTES)
-    assert spec["paths"]["/crawl/stop"]["post"]["security"] == [{"bearerAuth": []}]
+    stop = spec["paths"]["/crawl/stop"]["post"]
+    if documented.app.settings.app.admin_token:
+        assert stop["security"] == [{"bearerAuth": []}] and "requestBody" not in stop
+    else:
+        assert "security" not in stop and stop["requestBody"]["required"] is True
 
 
 def test_openapi_docs_page_loads_only_packaged_assets(documented: Served) -> None:
     page = httpx.get(f"{documented.url}/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "default-src 'none'" in policy
     sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert sources and all(s.startswith("/") for s in sources), sources
     for source in sources:
