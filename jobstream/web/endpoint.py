@@ -154,7 +154,7 @@ def warn_if_data_open(config: Config) -> None:
     if not config.app.read_token:
         logger.warning(
             "app.read_token (READ_TOKEN) is not set: anyone who reaches port %d can read "
-            "job_data (GET /consume, which also moves the consumer group, and "
+            "job_data (GET /consume, which also moves /consume's consumer groups, and "
             "/consume/stream) and /status",
             config.app.web_port,
         )
