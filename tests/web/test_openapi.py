@@ -22,6 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
+from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
 from jobstream.web.routes import ROUTES
 from tests.web.conftest import Dataset, Served, config_for, serve
 
@@ -107,9 +108,12 @@ def within_limits(case: Any) -> None:
     answers of a thousand jobs to validate."""
     query = case.query or {}
     if case.path == "/consume":
-        for name, most in (("timeout_ms", 20), ("batch_size", 20)):
-            if isinstance(query.get(name, most), int):
-                query[name] = min(query.get(name, most), most)
+        for param, most in ((TIMEOUT_MS, 20), (BATCH_SIZE, 20)):
+            value = query.get(param.name, most)
+            # Only valid values are made smaller: an invalid one (negative mode) must stay
+            # invalid, or the app rightly accepts what the generator meant to be refused.
+            if isinstance(value, int) and param.low <= value <= param.high:
+                query[param.name] = min(value, most)
         case.query = query
     group = query.get("group")
     if isinstance(group, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", group):
