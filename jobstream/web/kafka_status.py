@@ -33,7 +33,7 @@ from jobstream.config import Config
 from jobstream.errors import BrokerUnavailable
 from jobstream.records import Progress
 from jobstream.runtime import Runtime
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok
 from jobstream.web.status import SpoolStatus, since_text, spool_status
 
 logger = logging.getLogger(__name__)
@@ -292,6 +292,13 @@ class KafkaStatusView(JsonView):
     """GET /kafka"""
 
     access = "read"
+    doc = Doc(
+        "Kafka 的状态：是否可达、job_data 的消息、各消费组的积压、消息丢失",
+        "状态",
+        {200: Ok("Kafka 的状态", KafkaStatus)},
+        "在 job_data 上提交过位置的每个消费组（默认消费组在前）的积压，按分区列出；"
+        "job_data 各分区真实的末尾偏移量；内置 broker 重启或主题被重建造成的消息丢失。",
+    )
 
     async def get(self, request: web.Request) -> web.Response:
         return self.ok(await request.app[KAFKA_WATCH].status())

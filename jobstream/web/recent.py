@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -34,13 +35,19 @@ from jobstream.config import Config
 from jobstream.errors import BrokerUnavailable
 from jobstream.limits import EXCERPT_BYTES
 from jobstream.web import params
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
+from jobstream.web.params import Choice, Integer, TaskId
 
 logger = logging.getLogger(__name__)
 
-# (lowest, highest, default) of `limit`.
-LIMIT = (1, 100, 20)
 TOPICS = ("data", "rejects")
+TOPIC = Choice(
+    "topic",
+    "data：job_data；rejects：job_rejects（带被拒绝的原因）",
+    choices=TOPICS,
+    default="data",
+)
+LIMIT = Integer("limit", "最多返回的条数", low=1, high=100, default=20)
 # With task_id: how far back each partition is looked through.
 SCAN_PER_PARTITION = 2000
 # A larger value is answered as an excerpt (a reject keeps rows up to 64 KB; a job's description
@@ -245,16 +252,38 @@ def _task_of(topic: str, key: str | None, value: Any, config: Config) -> str | N
 RECENT = web.AppKey("jobstream.recent", RecentReader)
 
 
+@dataclass(frozen=True)
+class TaskFilter(TaskId):
+    """A configured task id that narrows the answer; none given: every task."""
+
+    def describe(self, config: Config) -> str:
+        return self.description
+
+
+TASK = TaskFilter(
+    "task_id", "只列出该任务的消息；不指定时为所有任务", refusals={404: "未配置的 task_id"}
+)
+
+
 class RecentMessagesView(JsonView):
     """GET /messages/recent?topic=data|rejects&task_id=&limit="""
 
-    params = frozenset({"topic", "task_id", "limit"})
+    params = (TOPIC, TASK, LIMIT)
     access = "read"
+    doc = Doc(
+        "job_data 或 job_rejects 中最新的消息",
+        "消费",
+        {
+            200: Ok("最新的消息，新的在前", RecentMessages),
+            503: Refusal("Kafka 不可用"),
+        },
+        "从各分区真实的末尾往前读；job_rejects 的每条消息带有被拒绝的原因。"
+        "不属于任何消费组，不影响消费位置。",
+    )
 
     async def get(self, request: web.Request) -> web.Response:
-        topic = params.choice(request, "topic", TOPICS, "data")
-        low, high, default = LIMIT
-        limit = params.integer(request, "limit", default=default, low=low, high=high)
+        topic = TOPIC.read(request)
+        limit = LIMIT.read(request)
         task_id = None
         if "task_id" in request.query:
             task_id = params.task_id(request, self.config.api.task_ids)

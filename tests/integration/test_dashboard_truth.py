@@ -208,13 +208,17 @@ def test_dashboard_lag_per_consumer_group_and_partition(healthy: Stack) -> None:
             g["group"]: [f"{g['lag']:,}", *(f"{g['lag_by_partition'][p]:,}" for p in partitions)]
             for g in data["groups"]
         }
-        return shown == expected and {"dash-a", "dash-b"} <= set(shown) and data
+        named = {name.rpartition(".http.")[2] for name in shown}
+        return shown == expected and {"dash-a", "dash-b"} <= named and data
 
     data = wait_until(matches, 20, "the page showing the groups /kafka gave")
+    # /consume's group=<name> is the Kafka group <app.name>.http.<name>, listed as Kafka has it.
+    prefix = f"{healthy.config()['app']['name']}.http."
     messages = sum(data["end_offsets"].values())
     lags = {g["group"]: g for g in data["groups"]}
     assert data["groups"][0]["group"] == "job_consumer_group" and data["groups"][0]["default"]
-    assert lags["dash-a"]["lag"] == messages - 100 and lags["dash-b"]["lag"] == messages - 30
+    assert lags[f"{prefix}dash-a"]["lag"] == messages - 100
+    assert lags[f"{prefix}dash-b"]["lag"] == messages - 30
     assert "默认（/consume）" in page.locator("#groups-body").inner_text()
     # The topic's lag is no longer repeated on every task card.
     assert "积压" not in healthy.browser.card_text(NAMED)

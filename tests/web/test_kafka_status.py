@@ -53,6 +53,8 @@ async def test_kafka_lag_of_each_group_per_partition_default_first(
     assert (data["topic"], data["partitions"], data["embedded"]) == (dataset.topic, 3, False)
     assert data["end_offsets"] == {str(p): end for p, end in dataset.ends().items()}
     groups = {g["group"]: g for g in data["groups"]}
+    # /consume's group=<name> is the Kafka group <app.name>.http.<name>: shown as Kafka has it.
+    group = served.readers.kafka_group(group)
     default = data["groups"][0]
     assert default["group"] == served.default_group and default["default"] is True
     assert default["lag"] == total
