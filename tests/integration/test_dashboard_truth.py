@@ -156,7 +156,10 @@ def test_dashboard_wrong_password_then_fixed_shows_the_error_in_chinese_then_res
     # An unnamed task is not titled with its UUID; its id is shown beneath.
     title = page.locator(f"#tasks .task[data-task-id='{TASK_ID}'] [data-field=name]").inner_text()
     assert title == "未命名任务"
-    # Failing first: the failing tasks lead (both fail here, in configured order).
+    # Nothing crawled yet: the chart's title says what it spans, its scales are whole numbers.
+    chart = page.locator("#chart").get_attribute("aria-label")
+    assert chart == "近 5 分钟的处理速度与积压：左轴处理速度 0–4 行/分钟，右轴积压 0–4 条"
+    assert page.locator("#chart-title").inner_text() == "近 5 分钟的处理速度与积压"
     stack.browser.screenshot("failing")
 
     fix_password(stack)

@@ -831,10 +831,8 @@
     const start = now - span;
     const x = (t) => pad.left + ((t - start) / span) * plotW;
     const minutes = Math.round(span / 60);
-    setText(
-      $("chart-title"),
-      (minutes >= 60 ? "近一小时" : "近 " + minutes + " 分钟") + "的处理速度与积压"
-    );
+    const title = (minutes >= 60 ? "近一小时" : "近 " + minutes + " 分钟") + "的处理速度与积压";
+    setText($("chart-title"), title);
 
     let rowsMax = 0;
     let points = 0;
@@ -850,6 +848,10 @@
     for (const p of lagSeries) if (p[0] >= start) lagMax = Math.max(lagMax, p[1]);
     const rows = scale(rowsMax);
     const lag = scale(lagMax);
+    // What the chart shows, for those who cannot see it (and the tests): its span and scales.
+    const described =
+      title + "：左轴处理速度 0–" + integer.format(rows.max) + " 行/分钟，右轴积压 0–" + integer.format(lag.max) + " 条";
+    if (canvas.getAttribute("aria-label") !== described) canvas.setAttribute("aria-label", described);
     const yRows = (v) => pad.top + plotH - (v / rows.max) * plotH;
     const yLag = (v) => pad.top + plotH - (v / lag.max) * plotH;
 
