@@ -257,8 +257,8 @@ class KafkaStory:
 
     def _held_back(self) -> str:
         held = self._held
-        return f"{held['connection']} connection errors of the Kafka client held back" + (
-            f", and {held['repeated']} warnings repeated or caused by the outage"
+        return f"held back: {held['connection']} connection errors of the Kafka client" + (
+            f", {held['repeated']} warnings repeated or caused by the outage"
             if held["repeated"]
             else ""
         )
