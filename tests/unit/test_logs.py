@@ -72,20 +72,36 @@ def setup() -> Iterator[Setup]:
     )
     story.spool = spool
     written.addFilter(HoldBack(story))
-    # The story's own logger and the libraries' loggers, all to this handler only.
-    names = ("jobstream.logs", "aiokafka.client", "faust.worker", "asyncio", "jobstream.crawl")
-    loggers = [logging.getLogger(name) for name in names]
-    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    # The story's own logger, and loggers named as the libraries' are (the libraries' own are
+    # left alone), all to this handler only.
+    loggers = [logging.getLogger(name) for name in ("jobstream.logs", *LOGGERS.values())]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
-        lg.handlers, lg.level, lg.propagate = [written], logging.INFO, False
+        lg.addHandler(written)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
     yield Setup(story, clock, written, spool, failure)
-    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
-        lg.handlers, lg.level, lg.propagate = handlers, level, propagate
+    for lg, (level, propagate) in zip(loggers, saved, strict=True):
+        lg.removeHandler(written)
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+LOGGERS = {
+    "aiokafka": "aiokafka.test_logs",
+    "faust": "faust.test_logs",
+    "asyncio": "asyncio.test_logs",
+    "ours": "jobstream.test_logs",
+}
+
+
+def log(who: str) -> logging.Logger:
+    return logging.getLogger(LOGGERS[who])
 
 
 def noise(n: int = 1) -> None:
     for _ in range(n):
-        logging.getLogger("aiokafka.client").error(
+        log("aiokafka").error(
             "Unable connect to node with id %s: %s", 111, "[Errno 111] Connect call failed"
         )
 
@@ -120,7 +136,7 @@ def test_logs_outage_one_error_summaries_one_info(setup: Setup) -> None:
 
 def test_logs_outage_other_library_warning_once_own_lines_always(setup: Setup) -> None:
     setup.story.found_down("no answer within 3s")
-    library, ours = logging.getLogger("faust.worker"), logging.getLogger("jobstream.crawl")
+    library, ours = log("faust"), log("ours")
     for _ in range(3):
         library.warning("Timer %s is overlapping (interval=%r)", "commit", 2.8)
         library.warning("Something else at offset %d", 7)
@@ -150,11 +166,11 @@ def test_logs_connection_errors_while_kafka_answers_told_once_they_persist(setup
 def test_logs_broker_died_library_fallout_held_own_lines_kept(setup: Setup) -> None:
     setup.story.found_up()
     setup.failure.append("the embedded broker exited with code -9")
-    logging.getLogger("jobstream.crawl").error("the embedded broker (Tansu, pid 1) exited")
-    logging.getLogger("jobstream.logs").error("[^---EmbeddedBroker]: Crashed reason=%r", "x")
-    logging.getLogger("faust.worker").critical("We experienced a crash! Reraising...")
-    logging.getLogger("faust.worker").info("Restarting dead agent", exc_info=True)
-    logging.getLogger("asyncio").error("Task exception was never retrieved")
+    log("ours").error("the embedded broker (Tansu, pid 1) exited")
+    log("ours").error("[^---EmbeddedBroker]: Crashed reason=%r", "x")
+    log("faust").critical("We experienced a crash! Reraising...")
+    log("faust").info("Restarting dead agent", exc_info=True)
+    log("asyncio").error("Task exception was never retrieved")
 
     assert setup.written.texts() == ["the embedded broker (Tansu, pid 1) exited"]
 
