@@ -102,8 +102,9 @@ class KafkaStory:
         # Held back during this outage: connection errors, and repeats of other kinds.
         self._held = Counter[str]()
         self._passed: set[str] = set()
-        # Connection errors while the probe still finds Kafka answering: count, first, since.
-        self._undecided: tuple[int, str, float] | None = None
+        # Connection errors while the probe still finds Kafka answering: how many, the first,
+        # when the first and the last came.
+        self._undecided: tuple[int, str, float, float] | None = None
 
     @classmethod
     def for_config(
@@ -158,16 +159,20 @@ class KafkaStory:
             )
 
     def found_up(self, *, quiet: bool = False) -> None:
-        """Kafka answered. After an outage: one INFO (none when `quiet`)."""
+        """Kafka answered. After an outage: one INFO (none when `quiet`). Connection errors
+        held meanwhile are told once decided: a WARNING if they went on for UNDECIDED seconds
+        (a broker of the cluster the probe does not need?), an INFO if they stopped."""
         with self._lock:
             now = self.clock()
             was, self.up = self.up, True
             held = self._held_back()
             undecided = self._undecided
-            if undecided is not None and now - undecided[2] >= UNDECIDED:
-                self._undecided = None
-            else:
-                undecided = None
+            if undecided is not None:
+                _, _, since, last = undecided
+                if last - since >= UNDECIDED or now - last >= UNDECIDED:
+                    self._undecided = None
+                else:
+                    undecided = None
         if was is False and not quiet:
             logger.info(
                 "Kafka at %s is reachable again after %s (%s); %s",
@@ -177,13 +182,16 @@ class KafkaStory:
                 self._spool_holds(sending=True),
             )
         if undecided is not None:
-            count, first, since = undecided
-            logger.warning(
+            count, first, since, last = undecided
+            going_on = last - since >= UNDECIDED
+            logger.log(
+                logging.WARNING if going_on else logging.INFO,
                 "the Kafka client reported %d connection errors in %s while Kafka at %s "
-                "answered the probe (a broker of the cluster unreachable?); the first: %s",
+                "answered the probe%s; the first: %s",
                 count,
-                _duration(now - since),
+                _duration(last - since),
                 self.bootstrap,
+                " (a broker of the cluster unreachable?)" if going_on else ", and stopped",
                 first,
             )
 
@@ -191,9 +199,11 @@ class KafkaStory:
 
     def admit(self, record: logging.LogRecord) -> bool:
         """Whether `record` is written: False for what this story holds back."""
+        if record.levelno < logging.WARNING and not record.exc_info:
+            return True
         failing = self.failure() is not None
         # (After the broker died, Faust's INFO lines about cancelled agents carry a traceback.)
-        if record.levelno < logging.WARNING and not (failing and record.exc_info):
+        if record.levelno < logging.WARNING and not failing:
             return True
         text = record.getMessage()
         if record.name.startswith(OWN) and not text.startswith(MODE_SERVICE):
@@ -215,8 +225,9 @@ class KafkaStory:
                 return True
             if not trouble:
                 return True
-            count, first, since = self._undecided or (0, text, self.clock())
-            self._undecided = (count + 1, first, since)
+            now = self.clock()
+            count, first, since, _ = self._undecided or (0, text, now, now)
+            self._undecided = (count + 1, first, since, now)
         return _debugging()
 
     def thread_ended(self, args: threading.ExceptHookArgs) -> None:

@@ -157,10 +157,30 @@ def test_logs_connection_errors_while_kafka_answers_told_once_they_persist(setup
     clock.now += UNDECIDED
     noise(10)
     story.found_up()
+    clock.now += 2
+    story.found_up()
 
-    [told] = setup.written.texts("WARNING")
+    [told] = setup.written.texts()
     assert told.startswith("the Kafka client reported 20 connection errors in 10s while Kafka")
+    assert "(a broker of the cluster unreachable?)" in told
     assert "Unable connect to node with id 111" in told
+    assert setup.written.records[0][1] == "WARNING"
+
+
+def test_logs_connection_errors_that_stopped_are_one_info_later(setup: Setup) -> None:
+    story, clock = setup.story, setup.clock
+    story.found_up()
+    noise(3)
+    clock.now += 2
+    story.found_up()
+    assert setup.written.records == []
+    clock.now += UNDECIDED
+    story.found_up()
+    story.found_up()
+
+    assert [(lv, t[:60]) for _, lv, t in setup.written.records] == [
+        ("INFO", "the Kafka client reported 3 connection errors in 0.0s while ")
+    ]
 
 
 def test_logs_broker_died_library_fallout_held_own_lines_kept(setup: Setup) -> None:
