@@ -97,6 +97,7 @@ class KafkaStory:
         self.up: bool | None = None
         self._lock = threading.Lock()
         self._since = 0.0
+        self._ended = -UNDECIDED
         self._told = 0.0
         self._quiet = False
         # Held back during this outage: connection errors, and repeats of other kinds.
@@ -165,6 +166,8 @@ class KafkaStory:
         with self._lock:
             now = self.clock()
             was, self.up = self.up, True
+            if was is False:
+                self._ended = now
             held = self._held_back()
             undecided = self._undecided
             if undecided is not None:
@@ -213,7 +216,10 @@ class KafkaStory:
             return _debugging()
         trouble = _connection_trouble(record, text)
         with self._lock:
-            if self.up is False:
+            # Just after an outage the libraries still report on it (connections they close,
+            # a commit that took as long as the outage): the same rules a little longer.
+            settling = self.up is True and self.clock() - self._ended < UNDECIDED
+            if self.up is False or settling:
                 if trouble:
                     self._held["connection"] += 1
                     return _debugging()

@@ -148,6 +148,24 @@ def test_logs_outage_other_library_warning_once_own_lines_always(setup: Setup) -
     assert texts.count("task_id=t offset=7 crawl run failed") == 3
 
 
+def test_logs_just_after_an_outage_its_fallout_is_still_held(setup: Setup) -> None:
+    story, clock = setup.story, setup.clock
+    story.found_down("closed")
+    log("faust").warning("Something else at offset %d", 7)
+    clock.now += 20
+    story.found_up()
+    noise(3)
+    log("faust").warning("Timer %s is overlapping (interval=%r)", "commit", 2.8)
+    log("faust").warning("Something else at offset %d", 7)
+    clock.now += UNDECIDED
+    log("faust").warning("Something else at offset %d", 7)
+    clock.now += 2 * UNDECIDED
+    story.found_up()
+
+    assert setup.written.texts("WARNING") == ["Something else at offset 7"] * 2
+    assert not [t for t in setup.written.texts() if "connection errors in" in t]
+
+
 def test_logs_connection_errors_while_kafka_answers_told_once_they_persist(setup: Setup) -> None:
     story, clock = setup.story, setup.clock
     story.found_up()
