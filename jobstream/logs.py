@@ -6,9 +6,10 @@ when it ends. The broker probe tells the story what it finds; nothing else decid
 "down". Meanwhile the connection errors of the Kafka client (aiokafka logs one per attempt,
 thousands a minute) are held back and counted: `HoldBack`, a filter on the root logger's
 handlers, asks the story about every record. The libraries' other warnings and errors still
-reach the log, each kind once per outage. Connection errors seen while the probe still finds
-Kafka answering are held until it decides: folded into the outage, or, if they go on while
-Kafka answers, told in one WARNING a summary interval.
+reach the log, each kind once per outage (and for a few seconds after it, while the libraries
+still report on it). Connection errors seen while the probe still finds Kafka answering are
+held until it decides: folded into the outage, or told in one line, a WARNING if they go on
+while Kafka answers, an INFO if they stopped.
 
 When the worker cannot go on (its embedded broker died: one ERROR says so, with the exit code),
 what the libraries log while it stops (connection errors, cancelled tasks, the crash cascade)
@@ -95,7 +96,8 @@ class KafkaStory:
         self.spool_enabled = spool_enabled
         # None until the probe has answered once.
         self.up: bool | None = None
-        self._lock = threading.Lock()
+        # Reentrant: a line the story writes while holding it passes through its own filter.
+        self._lock = threading.RLock()
         self._since = 0.0
         self._ended = -UNDECIDED
         self._told = 0.0
@@ -106,6 +108,7 @@ class KafkaStory:
         # Connection errors while the probe still finds Kafka answering: how many, the first,
         # when the first and the last came.
         self._undecided: tuple[int, str, float, float] | None = None
+        self._warned = -float("inf")
 
     @classmethod
     def for_config(
@@ -162,7 +165,8 @@ class KafkaStory:
     def found_up(self, *, quiet: bool = False) -> None:
         """Kafka answered. After an outage: one INFO (none when `quiet`). Connection errors
         held meanwhile are told once decided: a WARNING if they went on for UNDECIDED seconds
-        (a broker of the cluster the probe does not need?), an INFO if they stopped."""
+        (a broker of the cluster the probe does not need?; at most one a summary interval),
+        an INFO if they stopped."""
         with self._lock:
             now = self.clock()
             was, self.up = self.up, True
@@ -172,10 +176,13 @@ class KafkaStory:
             undecided = self._undecided
             if undecided is not None:
                 _, _, since, last = undecided
-                if last - since >= UNDECIDED or now - last >= UNDECIDED:
+                going_on = last - since >= UNDECIDED
+                if going_on and now - self._warned >= self.summary_interval:
+                    self._undecided, self._warned = None, now
+                elif not going_on and now - last >= UNDECIDED:
                     self._undecided = None
                 else:
-                    undecided = None
+                    undecided = None  # not decided yet, or told less than an interval ago
         if was is False and not quiet:
             logger.info(
                 "Kafka at %s is reachable again after %s (%s); %s",

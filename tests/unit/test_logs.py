@@ -183,6 +183,12 @@ def test_logs_connection_errors_while_kafka_answers_told_once_they_persist(setup
     assert "(a broker of the cluster unreachable?)" in told
     assert "Unable connect to node with id 111" in told
     assert setup.written.records[0][1] == "WARNING"
+    # They go on: told again one summary interval later, not at every probe.
+    for _ in range(int(SUMMARY / 2)):
+        clock.now += 2
+        noise(2)
+        story.found_up()
+    assert len(setup.written.texts("WARNING")) == 2
 
 
 def test_logs_connection_errors_that_stopped_are_one_info_later(setup: Setup) -> None:
