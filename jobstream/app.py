@@ -157,7 +157,8 @@ class JobstreamApp(faust.App):
         if self.runs_worker:
             # The worker's log handlers exist now (Faust set them up before starting the app).
             logs.install(self.kafka_story)
-            check_web_port(self.conf.web_bind, self.conf.web_port)
+            if self.conf.web_enabled and self.conf.web_transport.scheme == "tcp":
+                check_web_port(self.conf.web_bind, self.conf.web_port)
         # Faust creates its datadir without parents; the database directory may be new.
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()

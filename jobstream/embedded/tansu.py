@@ -133,7 +133,8 @@ class EmbeddedBroker(Service):
                     "KAFKA_EMBEDDED_PORT 换一个空闲端口"
                 )
         for broker in holders:
-            logger.warning(
+            # Repaired here, nothing for the operator to do: INFO.
+            logger.info(
                 "port %d on %s is held by an embedded broker (pid %d) left behind by a jobstream "
                 "worker that is gone (pid %d); replacing it (it kept its data in memory only)",
                 self.port, self.host, broker.pid, broker.owner_pid,
