@@ -18,7 +18,11 @@ def test_demo_restart_resumes_current_offset_without_source_reset(worker_factory
     worker = worker_factory()  # config/config.yml as shipped: demo simulator, embedded broker
     worker.start()
     worker.wait_ready()
-    first = worker.wait_status(lambda s: s["progress"] == "100.00%" and s["status"] == "idle")
+    # Stopped once every row is counted (the dedupe agent reports a moment after the page):
+    # candidates still in the in-memory broker would be lost, counted nowhere.
+    first = worker.wait_status(
+        lambda s: s["progress"] == "100.00%" and s["status"] == "idle" and counted(s)
+    )
     offset = first["current_offset"]
     assert worker.stop() == 0
     state = worker.config_path.parent / "data" / "demo-api.jsonl"
