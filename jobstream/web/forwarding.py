@@ -61,6 +61,12 @@ def is_gateway(app: JobstreamApp, group: str) -> bool:
         return False
 
 
+def owner_of_partition(app: JobstreamApp, partition: int) -> URL | None:
+    """The base URL of the worker that owns `partition` of every co-partitioned topic (tasks'
+    and job ids'), or None when it is this one."""
+    return _owner_of_partition(app, partition)
+
+
 def _owner_of_partition(app: JobstreamApp, partition: int) -> URL | None:
     """Read from the assignment (which worker holds which partition of the progress table's
     changelog), not from the producer's metadata, which may not know that topic yet."""

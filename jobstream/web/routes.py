@@ -44,6 +44,7 @@ from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
+from jobstream.web.trace import TraceView
 
 ROUTES: dict[str, type[Endpoint]] = {
     "/consume": ConsumeView,
@@ -54,6 +55,7 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/messages/recent": RecentMessagesView,
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
+    "/trace": TraceView,
     "/metrics": MetricsView,
     "/health": HealthView,
     "/ready": ReadyView,
