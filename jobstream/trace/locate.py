@@ -79,6 +79,7 @@ class JobLocator(Service):
         if start is None or start.timestamp < 0:
             return None
         consumer.seek(tp, start.offset)
+        consumer.resume(tp)  # paused after the previous lookup, which may have had it too
         task = task_id.encode()
         read = 0
         try:
@@ -86,7 +87,11 @@ class JobLocator(Service):
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
                 records = batch.get(tp, [])
                 if not records:
-                    return None
+                    # Nothing came in time: the end, once a fetch has told where it is.
+                    end = consumer.highwater(tp)
+                    if end is not None and await consumer.position(tp) >= end:
+                        return None
+                    continue
                 for record in records:
                     read += 1
                     value = record.value or b""
