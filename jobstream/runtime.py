@@ -24,6 +24,7 @@ from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.pipeline.crawl import Crawler
 from jobstream.pipeline.raw_sender import RawSender
+from jobstream.pipeline.replay import Replays
 from jobstream.progress.commands import Commands
 from jobstream.progress.store import ProgressStore
 from jobstream.topics import commands_topic, raw_topic, trace_pages, trace_sightings
@@ -52,7 +53,10 @@ class Runtime(Service):
         self.alerts = AlertService(config.alerts, self.snapshot, tz=config.tz)
         # What became of each row (GET /trace), written by the agents.
         self.trace = TraceStore(trace_pages, trace_sightings, config.trace_retention)
-        self.tracer = Tracer(config, self.worker, self.trace)
+        self.tracer = Tracer(config, self.worker, self.trace, self.commands)
+        self.replays = Replays(
+            config, self.worker, self.store, self.trace, self.tracer, self.commands
+        )
         self.locator = JobLocator(config)
         # (mode's stubs describe a receiver as a union of callables mypy cannot match)
         app.on_rebalance_complete.connect(cast(Any, self._on_rebalance_complete))
@@ -62,6 +66,7 @@ class Runtime(Service):
         return [self.probe, self.alerts, self.locator]
 
     async def on_stop(self) -> None:
+        await self.replays.close()
         self.store.close()
 
     async def snapshot(self) -> Snapshot:

@@ -128,6 +128,8 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             published=progress.published + (command.published or 0),
             duplicates=progress.duplicates + (command.duplicates or 0),
         )
+    if command.action == "replay_deduped":
+        return progress  # for the replay's status; `deduped` counted the rows
     if command.action == "replayed":
         # Rows a replay found eligible: out of filtered/rejected, into job_data's way (the
         # dedupe agent reports them as published or duplicates; without dedupe, `published`).

@@ -21,9 +21,11 @@ from jobstream.broker import batches
 from jobstream.config import Config
 from jobstream.dedupe.sightings import prune_interval
 from jobstream.pipeline.messages import PageMessages
+from jobstream.progress.commands import Commands
 from jobstream.records import Candidates, Progress, RawPage
 from jobstream.topics import data_topic, raw_topic, trace_topic
 from jobstream.trace import entries
+from jobstream.trace.entries import Duplicate, PageRecord, Sighting
 from jobstream.trace.judge import dedupe_trace, page_trace
 from jobstream.trace.store import Message, TraceStore, batch_key, page_key
 from jobstream.transform.outcome import RowContext
@@ -38,8 +40,14 @@ ORIGIN_HEADER = "jobstream-origin"
 class Tracer:
     """Writes this worker's trace (`store`); does nothing with `trace.enabled: false`."""
 
-    def __init__(self, config: Config, worker: WorkerState, store: TraceStore) -> None:
+    def __init__(
+        self, config: Config, worker: WorkerState, store: TraceStore, commands: Commands
+    ) -> None:
         self.config = config
+        self.commands = commands
+        # Per task: the dedupe agent's decisions about replayed rows (published, duplicates)
+        # not yet told to the replay (a `replay_deduped` command to the task's owner).
+        self._replayed: dict[str, list[int]] = {}
         self.worker = worker
         self.store = store
         self.enabled = config.trace.enabled
@@ -47,6 +55,21 @@ class Tracer:
         self._queued: dict[int, list[Message]] = {}
         # The trace agent's changelog sends in flight.
         self._storing: set[asyncio.Future[Any]] = set()
+
+    async def record(
+        self, record: PageRecord, sightings: dict[int, list[Sighting]]
+    ) -> list[asyncio.Future[Any]]:
+        """Keep a page's record here and send its decisions about ids to their owners; the
+        sends' acknowledgements."""
+        kafka = self.worker.producer()
+        name = trace_topic.get_topic_name()
+        partition, message = self.store.pages.put(page_key(record), entries.encode_page(record))
+        deliveries = await self.store.pages.send(self.worker, {partition: [message]})
+        for p, batch in sightings.items():
+            value = entries.encode_batch(record.at, batch)
+            key = batch[0].id.encode()
+            deliveries.extend(await batches.send_batches(kafka, name, p, [(key, value)]))
+        return deliveries
 
     async def page_applied(
         self,
@@ -62,32 +85,22 @@ class Tracer:
             return []
         try:
             kafka = self.worker.producer()
-            name = trace_topic.get_topic_name()
-            partitions = len(await kafka.partitions_for(name))
+            partitions = len(await kafka.partitions_for(trace_topic.get_topic_name()))
             published = None
             if not self.config.dedupe.enabled:
                 published = len(await kafka.partitions_for(data_topic().get_topic_name()))
-            at = time.time()
             trace = page_trace(
                 page,
                 first_row,
                 ctx,
                 out,
                 source_resets=progress.source_resets,
-                at=at,
+                at=time.time(),
                 partitions=partitions,
                 origin=origin,
                 published_partitions=published,
             )
-            partition, message = self.store.pages.put(
-                page_key(trace.record), entries.encode_page(trace.record)
-            )
-            deliveries = await self.store.pages.send(self.worker, {partition: [message]})
-            for p, sightings in trace.sightings.items():
-                value = entries.encode_batch(at, sightings)
-                key = sightings[0].id.encode()
-                deliveries.extend(await batches.send_batches(kafka, name, p, [(key, value)]))
-            return deliveries
+            return await self.record(trace.record, trace.sightings)
         except Exception:
             logger.exception("task_id=%s offset=%d the page's trace was not recorded",
                              page.task_id, page.offset)  # fmt: skip
@@ -119,6 +132,10 @@ class Tracer:
             )
             if not sightings:
                 return
+            if sightings[0].origin == "replay":
+                counts = self._replayed.setdefault(candidates.task_id, [0, 0])
+                for s in sightings:
+                    counts[isinstance(s.decision, Duplicate)] += 1
             key = batch_key(b"d", message.partition, message.offset)
             partition, change = self.store.sightings.put(key, entries.encode_batch(at, sightings))
             self._queued.setdefault(partition, []).append(change)
@@ -132,6 +149,14 @@ class Tracer:
     async def flush(self) -> None:
         """Make the noted decisions durable; on failure they stay queued for the next round
         (the dedupe agent goes on: the trace never holds the pipeline back)."""
+        replayed, self._replayed = self._replayed, {}
+        for task_id, (published, duplicates) in replayed.items():
+            try:
+                await self.commands.send(
+                    task_id, "replay_deduped", published=published, duplicates=duplicates
+                )
+            except Exception as exc:  # the replay's status only: the task's counts are exact
+                logger.warning("task_id=%s the replay's decisions were not told: %r", task_id, exc)
         if not self._queued:
             return
         queued, self._queued = self._queued, {}

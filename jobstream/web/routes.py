@@ -39,6 +39,7 @@ from jobstream.web.kafka_status import KAFKA_WATCH, KafkaStatusView, KafkaWatch
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.recent import RECENT, RecentMessagesView, RecentReader
+from jobstream.web.replay import ReplayStopView, ReplayView
 from jobstream.web.responses import answer_errors, quiet_unparsed_requests
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
@@ -56,6 +57,8 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
     "/trace": TraceView,
+    "/replay": ReplayView,
+    "/replay/stop": ReplayStopView,
     "/metrics": MetricsView,
     "/health": HealthView,
     "/ready": ReadyView,
