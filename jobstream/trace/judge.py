@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from jobstream.pipeline.messages import PageMessages
-from jobstream.records import Candidate, Job, RawPage, Reject
+from jobstream.records import Candidate, RawPage, Reject
 from jobstream.topics import key_partition
 from jobstream.trace import entries
 from jobstream.trace.entries import (
@@ -42,7 +42,14 @@ _Explained = msgspec.defstruct(
 _EXPLAINED = msgspec.json.Decoder(_Explained)
 _ROW = msgspec.json.Decoder()
 _REJECT = msgspec.json.Decoder(Reject)
-_JOB = msgspec.json.Decoder(Job)
+
+
+class _SourceOffset(msgspec.Struct):
+    source_offset: int
+
+
+# A job's source_offset, the rest of it skipped (for JSON written otherwise than ours).
+_JOB_OFFSET = msgspec.json.Decoder(_SourceOffset)
 _ENCODER = msgspec.json.Encoder()
 _SOURCE_OFFSET = b'"source_offset":'
 
@@ -130,7 +137,7 @@ def job_offset(job: bytes) -> int:
         digits = job[start : end if end >= 0 else job.find(b"}", start)]
         if digits.isdigit():
             return int(digits)
-    return _JOB.decode(job).source_offset
+    return _JOB_OFFSET.decode(job).source_offset
 
 
 def _filtered(raw: bytes, ctx: RowContext) -> RowFate:
