@@ -45,7 +45,7 @@ from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
-from jobstream.web.trace import TraceView
+from jobstream.web.trace import RecentTraceView, TraceView
 
 ROUTES: dict[str, type[Endpoint]] = {
     "/consume": ConsumeView,
@@ -57,6 +57,7 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
     "/trace": TraceView,
+    "/trace/recent": RecentTraceView,
     "/replay": ReplayView,
     "/replay/stop": ReplayStopView,
     "/metrics": MetricsView,

@@ -10,7 +10,9 @@ worker forwards to the owner, one hop, as /status does.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
 import aiohttp
 import msgspec
@@ -22,10 +24,11 @@ from jobstream.runtime import Runtime
 from jobstream.topics import key_partition
 from jobstream.trace import answer
 from jobstream.trace.answer import NotSeen, TraceAnswer, TraceSighting
+from jobstream.trace.entries import Filtered, Kept, PageRecord, Rejected
 from jobstream.transform.ids import job_id_for_text
 from jobstream.web import forwarding, params
 from jobstream.web.endpoint import ROUTED_HEADER, Doc, JsonView, Ok, Refusal
-from jobstream.web.params import Integer, Pattern, TaskId
+from jobstream.web.params import Choice, Integer, Param, Pattern, TaskId
 from jobstream.web.responses import RETRY_SOON, HttpError, quoted, unavailable
 from jobstream.web.services import RUNTIME
 
@@ -86,7 +89,7 @@ def owner_of_job(app: JobstreamApp, job_id: str) -> URL | None:
 
 
 class TraceView(JsonView):
-    params = (URL_PARAM, ID, TASK, OFFSET)
+    params: ClassVar[Collection[Param | str]] = (URL_PARAM, ID, TASK, OFFSET)
     access = "read"
     doc = Doc(
         "一个职位的每一次经历：发布、重复、过滤、拒绝、跳过",
@@ -200,3 +203,95 @@ async def _ask(app: JobstreamApp, request: web.Request, owner: URL, job_id: str)
         return msgspec.convert(body.get("data"), TraceAnswer)
     except msgspec.ValidationError as exc:
         raise unavailable(f"the id owner's answer is not a trace: {exc}") from None
+
+
+# GET /trace/recent: a task's recent rows of one fate, each with its whole trace.
+RECENT_FATES = ("published", "duplicate", "filtered", "rejected")
+FATE = Choice(
+    "fate",
+    "哪一种结果：published（已发布）、duplicate（重复）、filtered（被过滤）、rejected（被拒绝）",
+    choices=RECENT_FATES,
+    default="published",
+)
+LIMIT = Integer("limit", "最多几个例子", low=1, high=50, default=10)
+RECENT_TASK = TaskId("task_id", "任务 ID", refusals={404: "未配置的 task_id"})
+# Rows that passed the filter are looked up by id (on the id's owner) to tell published from
+# duplicate: at most this many per request.
+MAX_LOOKUPS = 200
+
+
+class RecentTraces(msgspec.Struct, frozen=True):
+    """一个任务最近的某种结果的例子，每个带完整的追溯"""
+
+    task_id: str
+    fate: str
+    examples: Annotated[
+        list[TraceAnswer],
+        _about("按 offset 从新到旧；每个是按 task_id 加 offset 查询 /trace 的回答"),
+    ]
+    rows_looked_at: Annotated[int, _about("为找到这些例子查看了多少行（从最新的页往前）")]
+    retention_seconds: Annotated[
+        float, _about("判断记录保留多久（trace.retention）：更早的行不在这里")
+    ]
+
+
+def _about(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+def recent_rows(records: list[PageRecord], fate: str) -> list[int]:
+    """Offsets of the records' rows whose page fate may be `fate`, newest offset first (a row
+    judged twice, by a crawl and a replay, once)."""
+    wanted: tuple[type, ...] = (
+        (Filtered,) if fate == "filtered" else (Rejected,) if fate == "rejected" else (Kept,)
+    )
+    seen: set[int] = set()
+    out = []
+    for record in sorted(records, key=lambda r: (r.first, r.at), reverse=True):
+        for index in range(len(record.rows) - 1, -1, -1):
+            offset = record.first + index
+            if offset not in seen and isinstance(record.rows[index].fate, wanted):
+                seen.add(offset)
+                out.append(offset)
+    return sorted(out, reverse=True)
+
+
+class RecentTraceView(TraceView):
+    params = (RECENT_TASK, FATE, LIMIT)
+    doc = Doc(
+        "一个任务最近的已发布、重复、被过滤或被拒绝的行，每行带追溯",
+        "追溯",
+        {
+            200: Ok("例子（可能少于 limit：保留期内没有更多）", RecentTraces),
+            503: Refusal("负责的 worker 正在启动或无应答，或追溯功能已关闭（trace.enabled）"),
+        },
+        "仪表盘上每个任务的计数链接到这里。按任务最近处理的页从新到旧找出这种结果的行，"
+        "每行给出与 GET /trace?task_id=…&offset=… 相同的回答。由任务的负责 worker 回答。",
+    )
+
+    async def get(self, request: web.Request) -> web.Response:
+        config = self.config
+        task_id = params.task_id(request, config.api.task_ids)
+        fate = FATE.read(request)
+        limit = LIMIT.read(request)
+        if not config.trace.enabled:
+            raise unavailable("the trace is off (trace.enabled: false)")
+        forwarded = await forwarding.forward(self.app, request, task_id)
+        if forwarded is not None:
+            return forwarded
+        runtime = request.app[RUNTIME]
+        progress = runtime.store.current(task_id)
+        records = runtime.trace.pages_of(task_id, progress.source, progress.source_resets)
+        examples: list[TraceAnswer] = []
+        looked = 0
+        for offset in recent_rows(records, fate):
+            if len(examples) >= limit or looked >= MAX_LOOKUPS:
+                break
+            looked += 1
+            told = await self.by_offset(request, runtime, task_id, offset)
+            # The row's newest entry decides: a row filtered by the crawl and published by a
+            # replay is an example of published.
+            mine = [s for s in told.sightings if (s.task_id, s.offset) == (task_id, offset)]
+            if mine and mine[0].fate == fate:
+                examples.append(told)
+        return self.ok(RecentTraces(task_id, fate, examples, looked, config.trace_retention))

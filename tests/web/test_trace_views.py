@@ -66,3 +66,32 @@ async def test_trace_and_replay_tokens(serve_factory: ServeFactory) -> None:
     # Valid, but no worker owns the task here: the answer of a worker still starting.
     assert (await client.post("/replay?filter_days=7", headers=admin)).status == 503
     assert (await client.post("/replay/stop", headers=admin)).status == 503
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ("fate=nope", 400, "fate"),
+        ("limit=0", 400, "limit"),
+        ("limit=51", 400, "limit"),
+        ("task_id=nope", 404, "unknown task_id"),
+        ("offset=3", 400, "unknown query parameter"),
+    ],
+)
+async def test_trace_recent_bad_query_refused_with_reason(
+    served: Served, query: str, status: int, says: str
+) -> None:
+    response = await served.client.get(f"/trace/recent?{query}")
+    body = await response.json()
+    assert response.status == status and body["code"] == status, body
+    assert says in body["message"], body
+
+
+async def test_trace_recent_valid_query_while_the_worker_starts_503_json(served: Served) -> None:
+    # In-process no task has progress yet: the answer of a worker still starting, in JSON.
+    response = await served.client.get(f"/trace/recent?task_id={TASK_ID}&fate=filtered")
+    body = await response.json()
+    assert response.status == 503 and body == {
+        "code": 503,
+        "message": "the worker is starting; retry shortly",
+    }, body
