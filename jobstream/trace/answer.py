@@ -22,6 +22,9 @@ from jobstream.trace.entries import (
     Sighting,
 )
 
+# How far a duplicate's `first_at` (milliseconds, as published_jobs keeps it) may be from the
+# time of the published sighting it names.
+FIRST_AT_TOLERANCE = 0.0005 + 1e-9
 Fate = Literal["published", "duplicate", "filtered", "rejected", "skipped", "pending"]
 NotSeenReason = Literal["not_reached", "unknown", "no_record"]
 # (job_data partition, job id, when forwarded, task, source offset) -> (offset, timestamp ms)
@@ -224,7 +227,10 @@ async def _duplicate(
     tz: tzinfo,
     position: Callable[[Sighting, int], Awaitable[JobDataPosition]],
 ) -> DuplicateDetail:
-    first = next((p for p in published if p.at == decision.first_at), None)
+    # published_jobs keeps the time to the millisecond ("%.3f"), the sighting to the float's
+    # precision: the first sighting is the published one within half a millisecond.
+    near = [p for p in published if abs(p.at - decision.first_at) <= FIRST_AT_TOLERANCE]
+    first = min(near, key=lambda p: abs(p.at - decision.first_at), default=None)
     where = None
     if first is not None and isinstance(first.decision, Published):
         where = await position(first, first.decision.partition)

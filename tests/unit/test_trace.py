@@ -162,6 +162,14 @@ def test_trace_answer_duplicate_points_at_its_first_and_page_entries_fill_gaps()
         skipped.skipped.from_offset,
         skipped.skipped.to_offset,
     ) == (106, 110)
+    # published_jobs keeps the first time to the millisecond: 100.0004 is named as 100.000.
+    exact = sighting("y", 2, 100.0004, Published(1))
+    rounded = sighting("y", 8, 150.0, Duplicate(100.0, 60.0))
+    named = asyncio.run(answer.from_sightings([rounded, exact], "job_data", TZ, locate))
+    assert named[0].duplicate is not None and named[0].duplicate.first.offset == 2
+    far = sighting("z", 3, 100.002, Published(1))
+    unnamed = asyncio.run(answer.from_sightings([rounded, far], "job_data", TZ, locate))
+    assert unnamed[0].duplicate is not None and unnamed[0].duplicate.first.offset is None
     merged = answer.merged([answer.from_page(record, 101, TZ)], told)
     assert [e.offset for e in merged] == [7, 1, 101]
 
