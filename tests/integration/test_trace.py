@@ -41,6 +41,8 @@ def entry(answer: dict[str, Any], offset: int) -> dict[str, Any]:
         s for s in answer["sightings"]
         if (s["task_id"], s["offset"], s["origin"]) == (TASK_ID, offset, "crawl")
     ]  # fmt: skip
+    if len(found) != 1:
+        print("TRACE-ANSWER", offset, json.dumps(answer, ensure_ascii=False))
     assert len(found) == 1, (offset, answer)
     return found[0]
 
