@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from jobstream.web import forwarding
+from jobstream.web.responses import HttpError
 from tests.harness import TASK_ID
 from tests.web.conftest import Served, ServeFactory
 
@@ -95,3 +97,19 @@ async def test_trace_recent_valid_query_while_the_worker_starts_503_json(served:
         "code": 503,
         "message": "the worker is starting; retry shortly",
     }, body
+
+
+def test_owner_unknown_while_a_rebalance_recovers_its_tables() -> None:
+    """A worker that just took over a partition holds part of its tables until the rebalance's
+    recovery ends: /status, /trace and /replay answer 503 then, not a short answer."""
+
+    class Moving:
+        rebalancing = True
+
+        def tables_recovered(self) -> bool:
+            return True  # an earlier rebalance's recovery
+
+    with pytest.raises(HttpError) as caught:
+        forwarding.owner_of_partition(Moving(), 0)  # type: ignore[arg-type]
+    assert caught.value.code == 503 and "moving between workers" in caught.value.detail
+    assert caught.value.headers["Retry-After"]
