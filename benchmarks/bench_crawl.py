@@ -3,7 +3,7 @@ in the same run on the same rows: prints numbers, asserts nothing but correctnes
 
     python -m benchmarks.bench_crawl [--rows 257449] [--page-size 100] [--latency-ms 0]
                                      [--rate-limit 0] [--runs 3] [--systems jobstream,hand,naive]
-                                     [--dedupe on|off]
+                                     [--dedupe on|off] [--trace on|off]
 
 (from the repository root). Starts the API simulator (pages cached, so that its own CPU does not
 compete with what is measured) and, for every system and run, a fresh Tansu broker. Each run:
@@ -262,6 +262,7 @@ class Bench:
                 "kafka": {"bootstrap_servers": broker.bootstrap},
                 "crawler": {"interval": 3600},
                 "dedupe": {"enabled": args.dedupe == "on"},
+                "trace": {"enabled": args.trace == "on"},
             },
         )
         results: dict[str, Result] = {}
@@ -316,7 +317,7 @@ class Bench:
             f"{args.latency_ms:g} ms, API rate limit {args.rate_limit or 'none'}"
             f"{'/s' if args.rate_limit else ''}; jobstream: max_requests_per_second "
             f"{args.api_rate or 'none'}, max_pages_in_flight {args.pages_in_flight}, "
-            f"dedupe {args.dedupe}",
+            f"dedupe {args.dedupe}, trace {args.trace}",
             flush=True,
         )
         runs: list[list[Result]] = []
@@ -439,6 +440,12 @@ def parse_args() -> argparse.Namespace:
         choices=("on", "off"),
         default="on",
         help="jobstream's dedupe.enabled (on: the default config, one more hop per kept row)",
+    )
+    parser.add_argument(
+        "--trace",
+        choices=("on", "off"),
+        default="on",
+        help="jobstream's trace.enabled (on: the default config, each row's fate recorded)",
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--systems", default=",".join(SYSTEMS))

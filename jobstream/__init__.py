@@ -8,16 +8,20 @@ the runtime; and the web views.
 
 from jobstream.app import app
 from jobstream.dedupe import agent as dedupe_agent
-from jobstream.pipeline import apply, commands
+from jobstream.pipeline import apply, commands, replay
 from jobstream.runtime import Runtime
 from jobstream.topics import crawl_progress
+from jobstream.trace import agent as trace_agent
 from jobstream.web import routes
 
 runtime = Runtime(app, crawl_progress)
 app.run_beside(runtime)
-apply.declare(app, runtime.config, runtime.store, runtime.worker)
+apply.declare(app, runtime.config, runtime.store, runtime.worker, runtime.tracer)
 commands.declare(app, runtime.store, runtime.crawler.run_now)
-dedupe_agent.declare(app, runtime.config, runtime.worker)
+dedupe_agent.declare(app, runtime.config, runtime.worker, runtime.tracer)
+trace_agent.declare(app, runtime.tracer)
+replay.declare(app, runtime.replays)
+app.task(runtime.tracer.prune_forever)
 # A Faust task, not a service task: it starts once the tables are recovered.
 app.task(runtime.crawler.run_forever)
 routes.register(app, runtime)

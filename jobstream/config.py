@@ -209,6 +209,11 @@ class KafkaSection(Section, frozen=True):
     # While Kafka is unreachable, the log says so once when it starts, once when it ends, and in
     # between a summary (what the spool holds) every this many seconds.
     outage_summary_interval: Annotated[float, _between(1, 86_400)] = 60.0
+    # Trace: what the pipeline decided about each row, by job id (README: 追溯与重放).
+    trace_topic: NonBlank = "job_trace"
+    # Seconds job_raw keeps the pages a replay reads (retention.ms when the worker creates the
+    # topic; an existing topic keeps its own). Kafka's default is 7 days.
+    raw_retention: Annotated[float, _between(3600, 10 * 365 * 86400)] = 7 * 86400.0
 
     @property
     def is_embedded(self) -> bool:
@@ -237,6 +242,14 @@ class DedupeSection(Section, frozen=True):
     window: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
+class TraceSection(Section, frozen=True):
+    """What became of each row, kept for GET /trace and POST /replay (README: 追溯与重放)."""
+
+    enabled: bool = True
+    # Seconds a decision is kept; unset: the dedupe window.
+    retention: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
 class DatabaseSection(Section, frozen=True):
     path: NonBlank = "data/crawl_progress.db"
 
@@ -257,6 +270,8 @@ class Config(Section, frozen=True):
     dedupe: DedupeSection = msgspec.field(default_factory=DedupeSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
     spool: SpoolSection = msgspec.field(default_factory=SpoolSection)
+    # What became of each row (GET /trace) and replays of job_raw (POST /replay).
+    trace: TraceSection = msgspec.field(default_factory=TraceSection)
     # Declared with the alerts it configures (README: 告警通知).
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
@@ -275,6 +290,12 @@ class Config(Section, frozen=True):
         """Seconds a published job id is remembered: `dedupe.window`, else the filter window."""
         window = self.dedupe.window
         return window if window is not None else self.crawler.filter_days * 86400.0
+
+    @property
+    def trace_retention(self) -> float:
+        """Seconds a row's trace is kept: `trace.retention`, else the dedupe window."""
+        retention = self.trace.retention
+        return retention if retention is not None else self.dedupe_window
 
     def task(self, task_id: str) -> Task:
         """A configured task's effective settings (KeyError for a task not configured)."""

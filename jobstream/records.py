@@ -15,9 +15,13 @@ TaskStatus = Literal["idle", "running", "stopped", "error"]
 """idle: waiting for the next run; running: a run is fetching; stopped: by a user, until a
 start; error: the last run failed and no run has succeeded since (see `last_error`)."""
 
-CommandAction = Literal["start", "stop", "report", "anomaly", "reset", "deduped"]
+CommandAction = Literal[
+    "start", "stop", "report", "anomaly", "reset", "deduped", "replayed", "replay_deduped"
+]
 """start/stop come from users; report, anomaly and reset from the crawl loop; deduped from the
-dedupe agent (what became of the task's kept jobs)."""
+dedupe agent (what became of the task's kept jobs); replayed from a replay (rows it took out of
+filtered or rejected, now on their way to job_data); replay_deduped from the dedupe agent too
+(how many of those it published, for the replay's status: `deduped` counted them already)."""
 
 RunOutcome = Literal["running", "succeeded", "failed"]
 """What the crawl loop reports about one run of a task."""
@@ -104,6 +108,10 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # For "deduped": the progress the jobs were counted out of (with `source`); a report about
     # jobs of another source, or from before a source reset, is not added to the progress.
     source_resets: int | None = None
+    # For "replayed": rows a replay found eligible now, taken out of these counts (the dedupe
+    # agent counts them as published or duplicates; with dedupe off, `published` says so).
+    filtered: int | None = None
+    rejected: int | None = None
 
 
 # Progress's marks for the views derived from it (jobstream/progress/fields.py). Meta.extra

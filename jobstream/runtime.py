@@ -24,9 +24,13 @@ from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.pipeline.crawl import Crawler
 from jobstream.pipeline.raw_sender import RawSender
+from jobstream.pipeline.replay import Replays
 from jobstream.progress.commands import Commands
 from jobstream.progress.store import ProgressStore
-from jobstream.topics import commands_topic, raw_topic
+from jobstream.topics import commands_topic, raw_topic, trace_pages, trace_sightings
+from jobstream.trace.locate import JobLocator
+from jobstream.trace.recorder import Tracer
+from jobstream.trace.store import TraceStore
 from jobstream.worker_state import WorkerState
 
 
@@ -47,14 +51,22 @@ class Runtime(Service):
         self.sender = RawSender(config, raw_topic, self.store, self.probe, self.worker)
         self.crawler = Crawler(config, self.store, self.sender, self.commands, self.worker)
         self.alerts = AlertService(config.alerts, self.snapshot, tz=config.tz)
+        # What became of each row (GET /trace), written by the agents.
+        self.trace = TraceStore(trace_pages, trace_sightings, config.trace_retention)
+        self.tracer = Tracer(config, self.worker, self.trace, self.commands)
+        self.replays = Replays(
+            config, self.worker, self.store, self.trace, self.tracer, self.commands
+        )
+        self.locator = JobLocator(config)
         # (mode's stubs describe a receiver as a union of callables mypy cannot match)
         app.on_rebalance_complete.connect(cast(Any, self._on_rebalance_complete))
         super().__init__(**kwargs)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
-        return [self.probe, self.alerts]
+        return [self.probe, self.alerts, self.locator]
 
     async def on_stop(self) -> None:
+        await self.replays.close()
         self.store.close()
 
     async def snapshot(self) -> Snapshot:

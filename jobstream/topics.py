@@ -33,7 +33,13 @@ _KAFKA = app.settings.kafka
 # internal=True: Faust creates them at start with `topic_partitions` partitions. Agents bind to
 # them at import, so their names are read from the config then.
 raw_topic = app.topic(
-    _KAFKA.raw_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
+    _KAFKA.raw_topic,
+    key_type=str,
+    value_type=bytes,
+    value_serializer="raw",
+    internal=True,
+    # Pages stay there for replays (kafka.raw_retention): set when the topic is created.
+    retention=_KAFKA.raw_retention,
 )
 commands_topic = app.topic(
     _KAFKA.commands_topic, key_type=str, value_type=bytes, value_serializer="raw", internal=True
@@ -188,3 +194,64 @@ def murmur2(data: bytes) -> int:
     h ^= h >> 13
     h = (h * _M) & _MASK
     return h ^ (h >> 15)
+
+
+# --- Trace: what became of each row (jobstream.trace), kept for GET /trace and POST /replay.
+
+# Decisions the page agent made about rows with a job id (filtered, rejected; published when
+# dedupe is off), one message per page and partition of the ids (`trace.entries.Batch`), on
+# their way to the worker that owns those ids' `trace_sightings`.
+trace_topic = app.topic(
+    _KAFKA.trace_topic,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    internal=True,
+)
+
+
+def trace_batch_partition(key: bytes, partitions: int) -> int:
+    """The partition a `trace_sightings` key names: `<kind><partition>:<offset>`."""
+    return int(key[1:].partition(b":")[0])
+
+
+# <kind><partition>:<offset> -> a batch of decisions about job ids of that partition: "t" from
+# job_trace's message at that offset, "d" from the dedupe agent's decisions on job_candidates'.
+trace_sightings = cast(
+    KeyPartitionedTable,
+    app.tables.add(
+        KeyPartitionedTable(
+            app,
+            name="trace_sightings",
+            key_type=bytes,
+            value_type=bytes,
+            default=None,
+            partition_of=trace_batch_partition,
+            help="batches of decisions about job ids, by the message they were made for",
+        )
+    ),
+)
+
+
+def trace_page_partition(key: bytes, partitions: int) -> int:
+    """The partition of a `trace_pages` key: its task's (`<task_id>|...`)."""
+    return partition_for(key.partition(b"|")[0].decode(), partitions)
+
+
+# <task_id>|<source_resets>|<first offset>|<origin> -> what became of each offset of one
+# applied page (`trace.entries.PageRecord`), co-partitioned with job_raw and crawl_progress.
+trace_pages = cast(
+    KeyPartitionedTable,
+    app.tables.add(
+        KeyPartitionedTable(
+            app,
+            name="trace_pages",
+            key_type=bytes,
+            value_type=bytes,
+            default=None,
+            partition_of=trace_page_partition,
+            help="what became of each offset of an applied page",
+        )
+    ),
+)

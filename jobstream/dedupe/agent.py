@@ -47,6 +47,7 @@ from jobstream.topics import (
     partition_for,
     published_jobs,
 )
+from jobstream.trace.recorder import Tracer
 from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ RETRY_PAUSE = 1.0
 _ENCODER = msgspec.json.Encoder()
 
 
-def declare(app: AppT, config: Config, worker: WorkerState) -> AgentT:
-    """The dedupe agent, sending with `worker`'s producer."""
+def declare(app: AppT, config: Config, worker: WorkerState, tracer: Tracer | None = None) -> AgentT:
+    """The dedupe agent, sending with `worker`'s producer; `tracer` records its decisions."""
 
     @app.agent(candidates_topic, name="jobstream.pipeline.dedupe.forward_first_sightings")
     async def forward_first_sightings(events: StreamT[bytes]) -> None:
@@ -73,7 +74,7 @@ def declare(app: AppT, config: Config, worker: WorkerState) -> AgentT:
         stream: StreamT[bytes] = cast(Any, events).noack()
         table = PublishedJobs(published_jobs, candidates_topic.get_topic_name())
         metrics.DEDUPE_ENTRIES.set_function(lambda: len(table))
-        stage = Stage(config, worker, table, stream)
+        stage = Stage(config, worker, table, stream, tracer=tracer)
         settling = asyncio.create_task(stage.settle_forever())
         try:
             async for event in stream.events():
@@ -124,9 +125,15 @@ class Stage:
     """Decisions in arrival order, settled behind them (see the module)."""
 
     def __init__(
-        self, config: Config, worker: WorkerState, table: PublishedJobs, stream: StreamT[bytes]
+        self,
+        config: Config,
+        worker: WorkerState,
+        table: PublishedJobs,
+        stream: StreamT[bytes],
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
+        self.tracer = tracer
         self.worker = worker
         self.table = table
         self.stream = stream
@@ -163,6 +170,8 @@ class Stage:
         sorting = sightings.sort_candidates(candidates.jobs, self.published_at, now - self.window)
         for key in sorting.first:
             self.pending[key] = now
+        if self.tracer is not None:  # each candidate's decision, for GET /trace
+            self.tracer.decided(event, candidates, sorting.first, self.published_at, now)
         counted = Counted(candidates.task_id, candidates.source, candidates.source_resets)
         step = Step(event, partition, offset, counted, now, sorting.first, sorting.duplicates)
         step.deliveries = await self._forward(step)
@@ -218,6 +227,8 @@ class Stage:
         counts = _counts(steps)
         await self._until_sent("reporting the counts", lambda: self._report(counts))
         await self._until_sent("recording the first sightings", lambda: self._record(steps))
+        if self.tracer is not None:
+            await self.tracer.flush()
         pending = self.pending
         for step in steps:
             for key in step.first:

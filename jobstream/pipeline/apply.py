@@ -34,20 +34,28 @@ from jobstream.topics import (
     raw_topic,
     rejects_topic,
 )
+from jobstream.trace.recorder import Tracer
 from jobstream.transform.outcome import RowContext
 from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
 
-def declare(app: AppT, config: Config, store: ProgressStore, worker: WorkerState) -> AgentT:
-    """The page agent: applies job_raw's pages to `store`, sending with `worker`'s producer."""
+def declare(
+    app: AppT,
+    config: Config,
+    store: ProgressStore,
+    worker: WorkerState,
+    tracer: Tracer | None = None,
+) -> AgentT:
+    """The page agent: applies job_raw's pages to `store`, sending with `worker`'s producer;
+    `tracer` records what became of each row."""
 
     @app.agent(raw_topic, name="jobstream.pipeline.apply.apply_pages")
     async def apply_pages(events: StreamT[bytes]) -> None:
         await declare_outputs()
         # This agent's pages awaiting acknowledgements; it lives as long as the agent.
-        pipeline = Pipeline(config, store, worker)
+        pipeline = Pipeline(config, store, worker, tracer=tracer)
         async for value in events:
             try:
                 page = decode_event(value)
@@ -81,9 +89,15 @@ class Pipeline:
     """
 
     def __init__(
-        self, config: Config, store: ProgressStore, worker: WorkerState, depth: int = 2
+        self,
+        config: Config,
+        store: ProgressStore,
+        worker: WorkerState,
+        depth: int = 2,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
+        self.tracer = tracer
         self.store = store
         self.worker = worker
         self.depth = depth
@@ -172,6 +186,8 @@ class Pipeline:
         )
         out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes)
         deliveries = await self._publish(progress, out)
+        if self.tracer is not None:  # what became of each row, acknowledged with the page
+            deliveries += await self.tracer.page_applied(page, plan.first_row, ctx, out, progress)
         await self.add(page, progress.current_offset, out, deliveries)
 
     async def _publish(self, progress: Progress, out: PageMessages) -> list[asyncio.Future[Any]]:

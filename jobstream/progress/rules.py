@@ -128,6 +128,20 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             published=progress.published + (command.published or 0),
             duplicates=progress.duplicates + (command.duplicates or 0),
         )
+    if command.action == "replay_deduped":
+        return progress  # for the replay's status; `deduped` counted the rows
+    if command.action == "replayed":
+        # Rows a replay found eligible: out of filtered/rejected, into job_data's way (the
+        # dedupe agent reports them as published or duplicates; without dedupe, `published`).
+        if (command.source, command.source_resets) != (progress.source, progress.source_resets):
+            return progress
+        return replace(
+            progress,
+            filtered=progress.filtered - (command.filtered or 0),
+            rejected=progress.rejected - (command.rejected or 0),
+            published=progress.published + (command.published or 0),
+            last_update=at,
+        )
     if command.action == "reset":
         # The offsets and what became of their rows start over; the task's state, its errors
         # and their times stay.

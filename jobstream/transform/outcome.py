@@ -197,3 +197,19 @@ def reject_message(row: object, source_offset: int, rejected: Rejected, ctx: Row
         row=row,
         crawl_time=ctx.crawl_time,
     )
+
+
+def row_dates(row: Mapping[str, object], ctx: RowContext) -> tuple[date | None, date | None]:
+    """The publish and collect days of a row, parsed exactly as `classify_row` parses them (the
+    same memos); None for a date that is missing or cannot be parsed. For explaining a
+    decision after the fact (jobstream.trace)."""
+    publish: date | DateParseError | None = None
+    collect: date | DateParseError | None = None
+    if PUBLISH_SOURCE in row:
+        publish = _memoised(ctx.publish_memo, row[PUBLISH_SOURCE], _parse_publish, ctx)
+    if COLLECT_SOURCE in row:
+        collect = _collect_date(row[COLLECT_SOURCE], ctx)
+    return (
+        publish if isinstance(publish, date) else None,
+        collect if isinstance(collect, date) else None,
+    )

@@ -61,11 +61,22 @@ def is_gateway(app: JobstreamApp, group: str) -> bool:
         return False
 
 
+def owner_of_partition(app: JobstreamApp, partition: int) -> URL | None:
+    """The base URL of the worker that owns `partition` of every co-partitioned topic (tasks'
+    and job ids'), or None when it is this one."""
+    return _owner_of_partition(app, partition)
+
+
 def _owner_of_partition(app: JobstreamApp, partition: int) -> URL | None:
     """Read from the assignment (which worker holds which partition of the progress table's
     changelog), not from the producer's metadata, which may not know that topic yet."""
     if not worker_started(app):
         raise unavailable("the worker is starting; retry shortly", RETRY_SOON)
+    if app.rebalancing:
+        # Until the rebalance's table recovery is over (Faust sets `rebalancing` back then),
+        # a partition this worker just took over holds only part of its tables: its progress
+        # and trace would be answered short.
+        raise unavailable("the partitions are moving between workers; retry shortly", RETRY_SOON)
     for url, topics in app.router.table_metadata(crawl_progress.name).items():
         if any(partition in partitions for partitions in topics.values()):
             owner = URL(url)

@@ -39,11 +39,13 @@ from jobstream.web.kafka_status import KAFKA_WATCH, KafkaStatusView, KafkaWatch
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.recent import RECENT, RecentMessagesView, RecentReader
+from jobstream.web.replay import ReplayStopView, ReplayView
 from jobstream.web.responses import answer_errors, quiet_unparsed_requests
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
+from jobstream.web.trace import RecentTraceView, TraceView
 
 ROUTES: dict[str, type[Endpoint]] = {
     "/consume": ConsumeView,
@@ -54,6 +56,10 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/messages/recent": RecentMessagesView,
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
+    "/trace": TraceView,
+    "/trace/recent": RecentTraceView,
+    "/replay": ReplayView,
+    "/replay/stop": ReplayStopView,
     "/metrics": MetricsView,
     "/health": HealthView,
     "/ready": ReadyView,

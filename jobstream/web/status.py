@@ -23,6 +23,7 @@ from jobstream import metrics
 from jobstream.broker.lag import Lag
 from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
+from jobstream.pipeline.replay import ReplayStatus
 from jobstream.progress import rules
 from jobstream.progress.fields import after, showing, shown
 from jobstream.records import Progress
@@ -144,6 +145,9 @@ class Status(msgspec.Struct, frozen=True):
     kafka_unreachable_since: Annotated[
         str | None, _about("Kafka 从何时起不可达（kafka_reachable 为 false 时）")
     ] = None
+    replay: Annotated[
+        ReplayStatus | None, _about("最近一次重放（POST /replay）；没有时为 null")
+    ] = None
 
 
 class TaskUnavailable(msgspec.Struct, frozen=True):
@@ -229,6 +233,7 @@ def status_of(
     *,
     rows_per_minute_now: float = 0.0,
     kafka_unreachable_since: str | None = None,
+    replay: ReplayStatus | None = None,
 ) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
     kept = progress.published + progress.duplicates
@@ -257,6 +262,7 @@ def status_of(
         next_run_at=next_run_at(progress, task.interval, task.enabled),
         rows_per_minute_now=round(rows_per_minute_now),
         kafka_unreachable_since=kafka_unreachable_since,
+        replay=replay,
     )
 
 
@@ -279,6 +285,7 @@ async def task_status(runtime: Runtime, task_id: str, history: History | None = 
         spool=spool_status(runtime, task_id),
         rows_per_minute_now=history.rows_per_minute_now(task_id) if history is not None else 0.0,
         kafka_unreachable_since=since_text(probe.unreachable_since, runtime.config),
+        replay=runtime.replays.status(task_id),
     )
 
 

@@ -78,7 +78,7 @@ def test_config_unknown_section_without_a_near_one_lists_the_sections() -> None:
         config.from_mapping({"nonsense": {}})
     assert str(caught.value) == (
         "nonsense: unknown section (expected one of app, api, kafka, crawler, dedupe, database, "
-        "spool, alerts)"
+        "spool, trace, alerts)"
     )
 
 

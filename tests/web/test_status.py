@@ -22,8 +22,15 @@ SEED_KEYS = ["task_id", "total", "current_offset", "progress", "kafka_lag", "sta
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        *[("GET", path) for path in ROUTES if not path.startswith(("/crawl/", "/consume"))],
+        *[
+            ("GET", path)
+            for path in ROUTES
+            if not path.startswith(("/crawl/", "/consume", "/trace", "/replay"))
+        ],
         ("GET", "/consume?timeout_ms=0"),
+        ("GET", "/trace?id=5b0e1c1e-3f5a-5d7e-9a53-1f0d3c0f2b9e"),
+        ("POST", "/replay"),
+        ("POST", "/replay/stop"),
         ("GET", "/consume/stream"),
         ("GET", "/status?task_id=00f3b445-d8ec-44e8-88b2-4b971a228b1e"),
         ("POST", "/crawl/start"),
@@ -37,7 +44,7 @@ async def test_status_every_view_while_worker_starts_answers_or_503_never_500(
     # A POST is JSON: a bare one is refused before it gets this far (test_doors.py).
     body = {} if method == "POST" else None
     response = await served_empty.client.request(method, path, json=body)
-    if path.startswith(("/status", "/crawl/", "/ready")):
+    if path.startswith(("/status", "/crawl/", "/ready", "/replay")):
         assert response.status == 503
     assert response.status in (200, 503), path
     if response.status == 503:

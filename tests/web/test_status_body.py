@@ -12,6 +12,7 @@ import pytest
 
 from jobstream.broker.lag import Lag
 from jobstream.config import from_mapping
+from jobstream.pipeline.replay import ReplayStatus
 from jobstream.records import Progress, TaskStatus
 from jobstream.web import status as status_module
 from jobstream.web.error_kinds import ErrorKind
@@ -112,6 +113,9 @@ class PublishedStatus(msgspec.Struct, frozen=True):
     kafka_unreachable_since: Annotated[
         str | None, _about("Kafka 从何时起不可达（kafka_reachable 为 false 时）")
     ] = None
+    replay: Annotated[
+        ReplayStatus | None, _about("最近一次重放（POST /replay）；没有时为 null")
+    ] = None
 
 
 def schema_text(struct: type) -> str:
@@ -150,7 +154,7 @@ def test_status_body_of_a_new_task_exact_bytes_empty_texts_null() -> None:
         '"last_error_at":null,"last_success_at":null,"resolved_error":null,'
         '"resolved_error_at":null,"resolved_at":null,"last_reset_at":null,"error_kind":null,'
         '"resolved_error_kind":null,"next_run_at":null,"rows_per_minute_now":0,'
-        '"kafka_unreachable_since":null}'
+        '"kafka_unreachable_since":null,"replay":null}'
     )
 
 
@@ -204,7 +208,8 @@ def test_status_body_of_a_failing_task_exact_bytes_every_progress_field_copied()
         '"resolved_error_at":"2026-01-15T09:50:00+08:00","resolved_at":"2026-01-15T09:55:00+08:00",'
         '"last_reset_at":"2026-01-15T09:00:00+08:00","error_kind":"api_server",'
         '"resolved_error_kind":"credentials","next_run_at":"2026-01-15T10:35:00+08:00",'
-        '"rows_per_minute_now":2481,"kafka_unreachable_since":"2026-01-15T10:29:58+08:00"}'
+        '"rows_per_minute_now":2481,"kafka_unreachable_since":"2026-01-15T10:29:58+08:00",'
+        '"replay":null}'
     )
 
 
@@ -219,7 +224,7 @@ def test_status_body_from_an_owner_before_the_dashboard_times_still_reads() -> N
     """An owner on an earlier version answers without the fields added after `spool`."""
     body = json.loads(json_body(status_of(Progress(task_id="t1", last_error="x"), LAG, 0, CONFIG)))
     added = list(body)[list(body).index("spool") + 1 :]
-    assert added[0] == "last_error_at" and added[-1] == "kafka_unreachable_since"
+    assert added[0] == "last_error_at" and added[-1] == "replay"
     for key in added:
         del body[key]
     status = msgspec.convert(body, Status)

@@ -464,6 +464,9 @@
       buttons[button.dataset.action] = button;
       if (button.dataset.action === "rejects") {
         button.addEventListener("click", () => openMessages("rejects", task.task_id));
+      } else if (button.dataset.action.startsWith("examples-")) {
+        const fate = button.dataset.action.slice("examples-".length);
+        button.addEventListener("click", () => openExamples(task.task_id, fate));
       } else {
         button.addEventListener("click", () => control(button.dataset.action, task.task_id, button));
       }
@@ -960,6 +963,159 @@
     if (tasks.some((t) => t.task_id === chosen)) select.value = chosen;
   }
 
+  // -- trace: what became of a posting --------------------------------------------------------
+
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const FATE_TEXT = {
+    published: "已发布",
+    duplicate: "重复，未发布",
+    filtered: "被过滤",
+    rejected: "被拒绝",
+    skipped: "被跳过",
+    pending: "通过过滤，等待去重",
+  };
+  const FATE_PLURAL = {
+    published: "最近发布的行",
+    duplicate: "最近的重复行",
+    filtered: "最近被过滤的行",
+    rejected: "最近被拒绝的行",
+  };
+  const NOT_SEEN_TEXT = {
+    not_reached: "采集还没有到这个 offset。",
+    unknown: "保留期内没有见过这个职位：还没采集到，或者是更早以前的事（超出保留期）。",
+    no_record: "这个 offset 已经处理过，但它的记录已超出保留期（或处理时追溯功能还没开启）。",
+  };
+  const DATE_NAME = { publish_date: "发布日期（aae397）", collect_time: "采集时间（Collect_time）" };
+  const FIELD_NAME = { aae397: "发布日期（aae397）", Collect_time: "采集时间（Collect_time）", row: "整行" };
+
+  function raw(value) {
+    if (value === null || value === undefined) return "无";
+    return "“" + (typeof value === "string" ? value : JSON.stringify(value)) + "”";
+  }
+
+  function where(position) {
+    if (!position) return "job_data 中的位置未知";
+    const offset = position.offset === null ? "已不在 job_data 中" : "offset " + position.offset;
+    return position.topic + " 分区 " + position.partition + "，" + offset;
+  }
+
+  function taskName(taskId) {
+    return names.get(taskId) || taskId;
+  }
+
+  // What one sighting says, in words: [headline, detail lines].
+  function sightingText(s) {
+    const origin = s.origin === "replay" ? "重放" : "采集";
+    const from = "任务 " + taskName(s.task_id) + " 的源 offset " + s.offset + "（" + origin + "，" + localTime(s.at) + "）";
+    const lines = [from];
+    let head = FATE_TEXT[s.fate] || s.fate;
+    if (s.fate === "published" && s.published) {
+      head += "：" + where(s.published);
+      if (s.published.timestamp) lines.push("写入时间 " + localTime(s.published.timestamp));
+    } else if (s.fate === "duplicate" && s.duplicate) {
+      const first = s.duplicate.first;
+      const firstFrom = first.task_id
+        ? "任务 " + taskName(first.task_id) + " 的源 offset " + first.offset
+        : "一次已超出保留期的发布";
+      head += "：与 " + localTime(first.published_at) + " 发布的同一职位重复";
+      lines.push("第一次发布来自 " + firstFrom + "，" + where(first.job_data));
+      lines.push("去重窗口到 " + localTime(s.duplicate.window_ends) + " 为止，之后再出现会重新发布");
+    } else if (s.fate === "filtered" && s.filtered) {
+      const f = s.filtered;
+      const by = f.decided_by.map((name) => DATE_NAME[name] || name).join("和");
+      head += "：" + (by || "日期") + " 早于截止日 " + f.cutoff + "（过滤天数 " + f.filter_days + "）";
+      lines.push("发布日期原值 " + raw(f.publish_raw) + " → " + text(f.publish_date));
+      lines.push("采集时间原值 " + raw(f.collect_raw) + " → " + text(f.collect_date));
+    } else if (s.fate === "rejected" && s.rejected) {
+      const r = s.rejected;
+      head += "：" + (FIELD_NAME[r.field] || r.field) + " 无法使用";
+      lines.push("原因：" + r.reason);
+      lines.push("原始行：" + r.row_excerpt);
+      lines.push("job_rejects 中的 key：" + r.rejects_key);
+    } else if (s.fate === "skipped" && s.skipped) {
+      head += "：API 游标从 offset " + s.skipped.from_offset + " 跳到 " + s.skipped.to_offset + "，这些行没有取到";
+    }
+    return [head, lines];
+  }
+
+  // One answer of /trace as an element: each sighting newest first, or why there is none.
+  function traceElement(data, title) {
+    const box = document.createElement("div");
+    box.className = "trace-answer";
+    box.dataset.traceId = data.id || "";
+    const h = document.createElement("h4");
+    h.textContent = title || (data.id ? "职位 id " + data.id : "任务 " + taskName(data.task_id) + " 的 offset " + data.offset);
+    box.append(h);
+    if (!data.sightings.length) {
+      const p = document.createElement("p");
+      p.className = "fate";
+      p.textContent = "没有找到：" + (NOT_SEEN_TEXT[data.not_seen && data.not_seen.reason] || "");
+      box.append(p);
+      return box;
+    }
+    const list = document.createElement("ol");
+    for (const s of data.sightings) {
+      const [head, lines] = sightingText(s);
+      const li = document.createElement("li");
+      li.dataset.fate = s.fate;
+      li.dataset.offset = String(s.offset);
+      const strong = document.createElement("span");
+      strong.className = "fate fate-" + s.fate;
+      strong.textContent = head;
+      li.append(strong);
+      for (const line of lines) {
+        const span = document.createElement("span");
+        span.className = "detail";
+        span.textContent = line;
+        li.append(span);
+      }
+      list.append(li);
+    }
+    box.append(list);
+    return box;
+  }
+
+  async function lookUp(event) {
+    event.preventDefault();
+    const value = $("trace-input").value.trim();
+    const out = $("trace-result");
+    if (!value) return;
+    const query = UUID.test(value) ? "id=" + encodeURIComponent(value) : "url=" + encodeURIComponent(value);
+    const note = document.createElement("p");
+    note.className = "muted";
+    note.textContent = "查询中…";
+    out.replaceChildren(note);
+    try {
+      const data = dataOf(await read("/trace?" + query));
+      const title = data.url ? "链接 " + data.url + "（职位 id " + data.id + "）" : "职位 id " + data.id;
+      out.replaceChildren(traceElement(data, title));
+    } catch (error) {
+      note.textContent = "查询失败：" + (error instanceof AuthNeeded ? "需要读取令牌" : error.message);
+    }
+  }
+
+  async function openExamples(taskId, fate) {
+    const box = $("examples-box");
+    box.hidden = false;
+    setText($("examples-title"), FATE_PLURAL[fate] + "：" + taskName(taskId));
+    const state = $("examples-state");
+    state.textContent = "读取中…";
+    $("examples").replaceChildren();
+    $("trace-panel").scrollIntoView({ block: "start" });
+    const query = "task_id=" + encodeURIComponent(taskId) + "&fate=" + fate + "&limit=10";
+    try {
+      const data = dataOf(await read("/trace/recent?" + query));
+      const title = (answer) =>
+        "源 offset " + answer.offset + (answer.id ? "（职位 id " + answer.id + "）" : "（没有职位 id）");
+      $("examples").replaceChildren(...data.examples.map((answer) => traceElement(answer, title(answer))));
+      state.textContent = data.examples.length
+        ? "共 " + data.examples.length + " 个例子（新的在前；查看了 " + count(data.rows_looked_at) + " 行）"
+        : "保留期内没有这样的行（查看了 " + count(data.rows_looked_at) + " 行）。";
+    } catch (error) {
+      state.textContent = "读取失败：" + (error instanceof AuthNeeded ? "需要读取令牌" : error.message);
+    }
+  }
+
   function openMessages(topic, taskId) {
     viewer.topic = topic;
     const select = $("messages-task");
@@ -1199,6 +1355,7 @@
         loadMessages();
       });
     }
+    $("trace-form").addEventListener("submit", lookUp);
     $("messages-load").addEventListener("click", loadMessages);
     $("messages-task").addEventListener("change", loadMessages);
     $("messages-limit").addEventListener("change", loadMessages);
