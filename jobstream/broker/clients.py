@@ -3,6 +3,7 @@ and starting a client without leaving a half-started one behind."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,3 +61,18 @@ async def start_or_close(start: Awaitable[object], close: Callable[[], Awaitable
     except BaseException:
         await close()
         raise
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop `consumer`, even when a fetch of its own was waiting out a retry.
+
+    aiokafka's fetcher cancels its pending fetch tasks on close and then awaits them without
+    catching their CancelledError, which escapes `stop()` although nobody cancelled the caller
+    (seen with a fetch backing off after RequestTimedOutError). That error is swallowed here;
+    a cancellation of the caller itself still propagates."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

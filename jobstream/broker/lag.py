@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from jobstream.broker.clients import start_or_close
+from jobstream.broker.clients import start_or_close, stop_consumer
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class LagProbe:
 
     async def close(self) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
         if self._admin is not None:
             await self._admin.close()
 

@@ -27,6 +27,8 @@ import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from jobstream.broker.clients import stop_consumer
+
 # How long the fetch from the reported ends may take before the reported ends are used.
 TRUE_END_TIMEOUT = 10.0
 
@@ -81,7 +83,7 @@ async def true_ends(servers: list[str], reported: Mapping[TP, int]) -> dict[TP, 
             for tp in tps
         }
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 class _Consumer(faust_aiokafka.Consumer):

@@ -41,7 +41,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from jobstream import metrics
-from jobstream.broker.clients import client_options, start_or_close
+from jobstream.broker.clients import client_options, start_or_close, stop_consumer
 from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.errors import BrokerUnavailable
@@ -131,7 +131,7 @@ class GroupReader:
             logger.warning("group=%s stopping while a read is still in progress", self.group)
         else:
             self.lock.release()
-        await self.consumer.stop()
+        await stop_consumer(self.consumer)
 
     async def read(
         self,

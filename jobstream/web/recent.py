@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from jobstream.broker.clients import client_options, start_or_close, stream_reader
+from jobstream.broker.clients import client_options, start_or_close, stop_consumer, stream_reader
 from jobstream.broker.lag import LagProbe
 from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
@@ -108,7 +108,7 @@ class RecentReader(Service):
     async def on_stop(self) -> None:
         await self._ends.close()
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
         if self._client is not None:
             await self._client.close()
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from jobstream.broker.clients import stream_reader
+from jobstream.broker.clients import stop_consumer, stream_reader
 from jobstream.broker.probe import BrokerProbe
 from jobstream.web.sse import events, positions
 
@@ -164,7 +164,7 @@ class Tail:
                 await self._task
             self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
             self._consumer = None
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
