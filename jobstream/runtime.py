@@ -42,7 +42,7 @@ class Runtime(Service):
         config = self.config
         self.worker = WorkerState(app)
         self.probe = BrokerProbe(config)
-        self.store = ProgressStore(table, config.database.path, config.api.source)
+        self.store = ProgressStore(table, config.database.path, config.source_of)
         self.commands = Commands(commands_topic, config)
         self.sender = RawSender(config, raw_topic, self.store, self.probe, self.worker)
         self.crawler = Crawler(config, self.store, self.sender, self.commands, self.worker)

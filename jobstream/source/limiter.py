@@ -36,6 +36,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        check: Callable[[], None] | None = None,
     ) -> None:
         if per_second < 0 or min_interval < 0:
             raise ValueError("per_second and min_interval must be >= 0")
@@ -45,6 +46,8 @@ class RateLimiter:
         self.held = False
         self._clock = clock
         self._sleep = sleep
+        # Called before every slot is taken: whoever sets the rate brings it up to date.
+        self._check = check
         self._next_slot = float("-inf")
         self._last_start = float("-inf")
         self._paused_until = float("-inf")
@@ -80,6 +83,8 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Return when this request may start."""
         while True:
+            if self._check is not None:
+                self._check()
             if self.held:
                 await self._changed.wait()
                 continue
@@ -89,6 +94,8 @@ class RateLimiter:
             version = self._version
             if slot > now:
                 await self._until(slot - now)
+                if self._check is not None:
+                    self._check()
                 if self._version != version:
                     continue  # the rate changed meanwhile: reserve again at the new spacing
             if self._paused_until <= slot:
