@@ -88,6 +88,16 @@ class RawPage(msgspec.Struct, frozen=True, kw_only=True):
     unreadable: dict[int, str] = {}
 
 
+class Decided(msgspec.Struct, frozen=True, array_like=True):
+    """What the dedupe agent made of a task's kept jobs from one job_candidates partition: the
+    source offsets of the first sightings (forwarded to job_data) and of the duplicates, each
+    ascending, and all above those of the partition's earlier reports for the task."""
+
+    partition: int
+    first: list[int]
+    duplicates: list[int]
+
+
 class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A change to one task's crawl state on `job_commands`, applied by the commands agent."""
 
@@ -104,11 +114,17 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # For "deduped": the progress the jobs were counted out of (with `source`); a report about
     # jobs of another source, or from before a source reset, is not added to the progress.
     source_resets: int | None = None
+    # For "deduped": each job by its source offset, per job_candidates partition; the commands
+    # agent counts only offsets above those it counted before (a replay after a crash reports
+    # them again). Without it (an earlier version), `published` and `duplicates` are added.
+    decided: list[Decided] | None = None
 
 
 # Progress's marks for the views derived from it (jobstream/progress/fields.py). Meta.extra
 # stays out of the JSON Schema.
 _EMPTY_IS_NONE = msgspec.Meta(extra={"empty_is_none": True})
+# Bookkeeping kept with the progress (in the table and the mirror), not shown on /status.
+_INTERNAL = msgspec.Meta(extra={"internal": True})
 
 
 def _row_count(text: str) -> msgspec.Meta:
@@ -156,13 +172,20 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: Annotated[
         int, _row_count("重复的职位数：同一职位（同一 id）在去重窗口内已发布过，未再次发布")
     ] = 0
+    # Per job_candidates partition, the highest source offset whose dedupe outcome is counted
+    # in `published` and `duplicates`: a report the dedupe agent sends again after a crash,
+    # and a page applied again after its progress was lost, count nothing twice. Kept with
+    # the counters it guards, in one value.
+    deduped_through: Annotated[dict[int, int], _INTERNAL] = {}
 
 
 class Candidate(msgspec.Struct, frozen=True, array_like=True):
-    """A kept job on its way to the dedupe agent: its id and its job_data JSON, as published."""
+    """A kept job on its way to the dedupe agent: its id, its job_data JSON as published, and
+    its source offset (-1 from an earlier version)."""
 
     id: str
     job: msgspec.Raw
+    offset: int = -1
 
 
 class Candidates(msgspec.Struct, frozen=True, kw_only=True):

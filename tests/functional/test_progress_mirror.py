@@ -113,6 +113,7 @@ def test_mirror_of_the_seed_schema_keeps_every_progress_field_after_the_upgrade(
         skipped=7,
         future_dated=8,
         duplicates=9,
+        deduped_through={0: 12, 2: 3},
     )
     assert all(
         getattr(full, name) != getattr(Progress(task_id="t"), name)
@@ -154,4 +155,6 @@ def test_mirror_columns_are_those_earlier_versions_created(tmp_path: Path) -> No
         "last_anomaly": ("TEXT", True, "''", False),
         "source_resets": ("INTEGER", True, "0", False),
         "duplicates": ("INTEGER", True, "0", False),
+        # The dedupe counting marks, as JSON.
+        "deduped_through": ("TEXT", True, "'{}'", False),
     }
