@@ -109,13 +109,13 @@ def task_series(history: History, task_id: str, config: Config) -> TaskSeries:
 
 
 def series_of(reply: fanout.Reply, config: Config) -> TaskSeries:
-    """A task's series as its owner answered (the one task of the owner's body)."""
+    """A task's series as its owner answered (its entry in the owner's listing)."""
     if reply.ok:
         if isinstance(reply.data, TaskSeries):
             return reply.data
         try:
-            return msgspec.convert(reply.data, HistoryBody).tasks[0]
-        except (msgspec.ValidationError, IndexError):
+            return msgspec.convert(reply.data, TaskSeries)
+        except msgspec.ValidationError:
             error = "the owner's answer is not a history"
     else:
         error = reply.error or f"HTTP {reply.status}"
