@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from jobstream import metrics
-from jobstream.config import Account, Config
+from jobstream.config import DEFAULT_ACCOUNT, Account, Config, account_variable
 from jobstream.embedded import ApiEndpoint
 from jobstream.errors import AuthError, SourceError
 from jobstream.pipeline.fetching import Fetched, SourceReset, Unreadable, pages_from
@@ -116,6 +116,12 @@ class Crawler:
             endpoint = self.worker.api_endpoint()  # the embedded simulator's URL and account
         else:
             endpoint = ApiEndpoint(account.base_url, account.username, account.password)
+        credentials_from = (
+            "API_USERNAME and API_PASSWORD"
+            if account.name == DEFAULT_ACCOUNT
+            else f"{account_variable(account.name, 'username')} and "
+            f"{account_variable(account.name, 'password')} (api.accounts: {account.name})"
+        )
         client = BazhuayuClient(
             endpoint.base_url,
             endpoint.username,
@@ -124,6 +130,7 @@ class Crawler:
             max_retries=config.api.max_retries,
             limiter=self.shares.limiter(account.name),
             on_request=metrics.observe_request,
+            credentials_from=credentials_from,
         )
         return client, endpoint.demo
 
