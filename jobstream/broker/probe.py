@@ -49,6 +49,9 @@ class BrokerProbe(Service):
         self.interval = config.kafka.probe_interval
         # None until the first round trip has answered either way.
         self.broker_up: bool | None = None
+        # Wall-clock time of the first failed round trip of the outage going on (None while
+        # the broker answers): what the dashboard and /status say the outage started at.
+        self.unreachable_since: float | None = None
         self.partitions: int | None = None
         # Set while the broker is known to be down: what waits on Kafka stops waiting.
         self._down = asyncio.Event()
@@ -92,11 +95,14 @@ class BrokerProbe(Service):
             if self.broker_up:
                 logger.warning("Kafka is unreachable from the HTTP views: %r", exc)
             self.broker_up = False
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
             self._down.set()
         else:
             if not self.broker_up:
                 logger.info("Kafka reachable from the HTTP views")
             self.broker_up = True
+            self.unreachable_since = None
             self._down.clear()
             found = cluster.partitions_for_topic(self.topic)
             self.partitions = len(found) if found else None
