@@ -3,8 +3,10 @@ page in flight that use it.
 
 The API allows about 20 requests a second per account (bazhuayu-api.md) and answers 429 above
 it. Request starts are spaced evenly: each caller reserves the next free slot, in the order it
-asked (so tasks that keep asking get turns in rotation), and sleeps until it. A 429 pauses
-everyone: the slots reserved inside the pause are given up and taken again after it.
+asked (so tasks that keep asking get turns in rotation), and sleeps until it. Two requests never
+start closer than the interval, even when a busy event loop wakes several at once: in any
+second, at most the rate and one more start. A 429 pauses everyone: the slots reserved inside
+the pause are given up and taken again after it.
 
 Several workers crawl one account, each with its share of the account's rate
 (`jobstream.rates`): the share changes while requests wait. A change gives up every reserved
@@ -98,10 +100,15 @@ class RateLimiter:
                     self._check()
                 if self._version != version:
                     continue  # the rate changed meanwhile: reserve again at the new spacing
-            if self._paused_until <= slot:
-                self._last_start = max(self._last_start, slot)
-                return
-            # A 429 arrived while this request waited, and its slot lies inside the pause.
+            now = self._clock()
+            if self._paused_until > slot:
+                continue  # a 429 arrived while this request waited: its slot is in the pause
+            if now - self._last_start < self.interval * _TOLERANCE:
+                # The event loop was busy and several waiters woke at once: no catching up,
+                # each starts one interval after the start before it (reserving again, last).
+                continue
+            self._last_start = now
+            return
 
     async def _until(self, seconds: float) -> None:
         """Sleep `seconds`, or less if the rate changes meanwhile."""
@@ -125,6 +132,10 @@ class RateLimiter:
     def paused_for(self) -> float:
         """Seconds left of the pause in force (0 when none)."""
         return max(0.0, self._paused_until - self._clock())
+
+
+# Starts may come this much closer than the interval (timers fire a little early or late).
+_TOLERANCE = 0.99
 
 
 def _interval(per_second: float, min_interval: float) -> float:
