@@ -3,10 +3,10 @@ page in flight that use it.
 
 The API allows about 20 requests a second per account (bazhuayu-api.md) and answers 429 above
 it. Request starts are spaced evenly: each caller reserves the next free slot, in the order it
-asked (so tasks that keep asking get turns in rotation), and sleeps until it. Two requests never
-start closer than the interval, even when a busy event loop wakes several at once: in any
-second, at most the rate and one more start. A 429 pauses everyone: the slots reserved inside
-the pause are given up and taken again after it.
+asked (so tasks that keep asking get turns in rotation), and sleeps until it. A busy event loop
+that wakes several waiters late lets them catch up, but never more than the rate (rounded up)
+within any one second. A 429 pauses everyone: the slots reserved inside the pause are given up
+and taken again after it.
 
 Several workers crawl one account, each with its share of the account's rate
 (`jobstream.rates`): the share changes while requests wait. A change gives up every reserved
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
@@ -44,6 +45,8 @@ class RateLimiter:
             raise ValueError("per_second and min_interval must be >= 0")
         self.min_interval = min_interval
         self.interval = _interval(per_second, min_interval)
+        # The latest starts, as many as the rate allows within a second (no cap without one).
+        self._starts: deque[float] = deque(maxlen=_cap(self.interval) or 1)
         # Rate 0 from `set_rate`: no request starts.
         self.held = False
         self._clock = clock
@@ -75,6 +78,7 @@ class RateLimiter:
         if held == self.held and interval == self.interval:
             return
         self.held, self.interval = held, interval
+        self._starts = deque(self._starts, maxlen=_cap(interval) or 1)
         # The slots reserved at the old spacing are given up: the next start is one interval
         # of the new spacing after the last one.
         self._next_slot = self._last_start + interval
@@ -100,15 +104,28 @@ class RateLimiter:
                     self._check()
                 if self._version != version:
                     continue  # the rate changed meanwhile: reserve again at the new spacing
-            now = self._clock()
             if self._paused_until > slot:
                 continue  # a 429 arrived while this request waited: its slot is in the pause
-            if now - self._last_start < self.interval * _TOLERANCE:
-                # The event loop was busy and several waiters woke at once: no catching up,
-                # each starts one interval after the start before it (reserving again, last).
-                continue
-            self._last_start = now
+            if not await self._room_within_a_second(version):
+                continue  # the rate changed meanwhile
+            now = self._clock()
+            self._last_start = max(self._last_start, now)
+            self._starts.append(now)
             return
+
+    async def _room_within_a_second(self, version: int) -> bool:
+        """Wait until fewer than the rate's starts (rounded up) fell within the last second;
+        False if the rate changes meanwhile."""
+        while True:
+            cap = _cap(self.interval)
+            if cap is None or len(self._starts) < cap:
+                return True
+            wait = self._starts[-cap] + 1.0 - self._clock()
+            if wait <= 0:
+                return True
+            await self._until(wait)
+            if self._version != version:
+                return False
 
     async def _until(self, seconds: float) -> None:
         """Sleep `seconds`, or less if the rate changes meanwhile."""
@@ -134,8 +151,9 @@ class RateLimiter:
         return max(0.0, self._paused_until - self._clock())
 
 
-# Starts may come this much closer than the interval (timers fire a little early or late).
-_TOLERANCE = 0.99
+def _cap(interval: float) -> int | None:
+    """Starts allowed within one second at this spacing (None: no limit)."""
+    return math.ceil(1.0 / interval - 1e-9) if interval > 0 else None
 
 
 def _interval(per_second: float, min_interval: float) -> float:

@@ -180,19 +180,19 @@ async def test_limiter_rate_unchanged_changes_nothing():
         rl.set_rate(float("nan"))
 
 
-async def test_limiter_waiters_woken_late_together_still_start_spaced():
+async def test_limiter_waiters_woken_late_catch_up_but_never_past_the_rate_in_a_second():
     rl, fake = limiter(per_second=10)
-    await fake.run(rl.acquire())  # t=0
     times: list[float] = []
 
     async def request() -> None:
         await rl.acquire()
         times.append(round(fake.now - 100.0, 6))
 
-    waiting = [asyncio.ensure_future(request()) for _ in range(3)]
+    waiting = [asyncio.ensure_future(request()) for _ in range(15)]
     for _ in range(5):
-        await asyncio.sleep(0)  # each reserves its slot (0.1, 0.2, 0.3 s) and sleeps
-    fake.now += 1.0  # the event loop was busy for a second: every slot has passed
+        await asyncio.sleep(0)  # the first starts; the others reserve 0.1 .. 1.4 s and sleep
+    fake.now += 2.0  # the event loop was busy for two seconds: every slot has passed
     await fake.run(*waiting)
-    # Not three starts at once to catch up: one interval apart from the first.
-    assert times == [1.0, 1.1, 1.2]
+    # Ten catch up at once (the rate within a second), the rest one second after the first
+    # of those.
+    assert times == [0.0] + [2.0] * 10 + [3.0] * 4
