@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -26,7 +26,7 @@ from jobstream import metrics
 from jobstream.config import DEFAULT_ACCOUNT, Account, Config, account_variable
 from jobstream.embedded import ApiEndpoint
 from jobstream.errors import AuthError, SourceError
-from jobstream.pipeline.fetching import Fetched, SourceReset, Unreadable, pages_from
+from jobstream.pipeline.fetching import Fetch, Fetched, SourceReset, Unreadable, pages_from
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.raw_sender import RawSender
 from jobstream.pipeline.readahead import ReadAhead
@@ -255,7 +255,9 @@ class Crawler:
                     )
                     return None
                 try:
-                    fetched = await anext(pages)
+                    fetched = await self._next(pages)
+                except TaskMoved:
+                    raise
                 except Exception:
                     # What was fetched before the failure is good: it goes to job_raw.
                     await self.sender.send(outbox)
@@ -292,6 +294,22 @@ class Crawler:
             await pages.aclose()
             reader.cancel()
             self._count_misses(task_id, reader)
+
+    async def _next(self, pages: AsyncGenerator[Fetch, None]) -> Fetch:
+        """The next of `pages`; TaskMoved as soon as a rebalance begins. A request waiting for
+        its turn (this worker's share of the rate is 0 while it owns nothing) must not go out
+        after the rebalance, when the task may be another worker's."""
+        following = asyncio.ensure_future(anext(pages))
+        moved = asyncio.ensure_future(self.worker.reassigned.wait())
+        try:
+            await asyncio.wait({following, moved}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            moved.cancel()
+        if following.done():
+            return following.result()
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        raise TaskMoved
 
     def _now(self) -> str:
         return datetime.now(self.config.tz).isoformat()
