@@ -60,6 +60,9 @@ class Runtime(Service):
     async def on_start(self) -> None:
         if self.app.runs_worker:
             await self._check_partitions()
+            # Only a worker crawls (an app that serves its views alone has no producer), and
+            # its rate shares stop with the runtime, before the producer and the broker.
+            await self.add_runtime_dependency(self.crawler.shares)
 
     async def on_stop(self) -> None:
         self.store.close()

@@ -68,6 +68,7 @@ class Crawler:
         # The runs under way, and when each idle task's next run starts (absent: now).
         self._running: dict[str, asyncio.Task[None]] = {}
         self._due: dict[str, float] = {}
+        # This worker's share of each account's rate; the runtime starts it with the worker.
         self.shares = RateShares(config, worker, self.wanted)
 
     def run_now(self) -> None:
@@ -84,22 +85,18 @@ class Crawler:
         running, due = self._running, self._due
         clients = {account.name: self._client(account) for account in self._accounts()}
         try:
-            async with self.shares:
-                try:
-                    while not self.worker.stopping:
-                        if self._wakeup.is_set():
-                            self._wakeup.clear()
-                            due.clear()  # a start command: every idle task runs now
-                        self._start_due(clients)
-                        await self._until_something_ends(running, due)
-                        self._collect(running, due)
-                        self.shares.update()
-                finally:
-                    # Before the shares stop: they hold every request once stopped.
-                    for run in running.values():
-                        run.cancel()
-                    await asyncio.gather(*running.values(), return_exceptions=True)
+            while not self.worker.stopping:
+                if self._wakeup.is_set():
+                    self._wakeup.clear()
+                    due.clear()  # a start command: every idle task runs now
+                self._start_due(clients)
+                await self._until_something_ends(running, due)
+                self._collect(running, due)
+                self.shares.update()
         finally:
+            for run in running.values():
+                run.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
             await asyncio.gather(*(client.close() for client, _ in clients.values()))
 
     def _accounts(self) -> list[Account]:

@@ -89,6 +89,8 @@ class RateShares(Service):
         self._next_change = 0.0
         self._was_current = False
         self._closing = False
+        # What failed last (announcing, reading), logged once until it works again.
+        self._failing: dict[str, str] = {}
         self._consumer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
 
@@ -164,7 +166,9 @@ class RateShares(Service):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("rate shares: the claims were not announced: %r", exc)
+                self._failed("announcing the claims", exc)
+            else:
+                self._recovered("announcing the claims")
 
     async def _announce(self) -> None:
         plan = self.plan
@@ -202,14 +206,30 @@ class RateShares(Service):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("rate shares: the claims topic cannot be read: %r", exc)
+                self._failed("reading the claims", exc)
                 await self._drop_reader()
                 await self.sleep(RETRY_PAUSE)
                 continue
+            self._recovered("reading the claims")
             for records in batches.values():
                 for record in records:
                     self._read(record.key, record.value)
             self._apply(time.monotonic())
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """One WARNING when something starts failing, not one a heartbeat."""
+        if what not in self._failing and not self.should_stop:
+            logger.warning(
+                "rate shares: %s failed (%r); this worker's shares stay on the safe side (no "
+                "raise, the others' tasks all counted) until it works again",
+                what,
+                exc,
+            )
+        self._failing[what] = repr(exc)
+
+    def _recovered(self, what: str) -> None:
+        if self._failing.pop(what, None) is not None:
+            logger.info("rate shares: %s works again", what)
 
     async def _reader(self) -> AIOKafkaConsumer:
         if self._consumer is not None:
