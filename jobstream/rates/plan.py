@@ -41,6 +41,8 @@ SETTLE = 1.5
 # A task due to run within this many seconds is claimed already, so that its share is there
 # when it starts (the crawl's own interval between runs does not wait for SETTLE).
 LEAD = SETTLE + HEARTBEAT
+# Announcements kept before those never acknowledged are merged (see SharePlan._compact).
+MAX_PENDING = 32
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,27 @@ class SharePlan:
     def announce(self) -> Announcement:
         """The claims to send now (recorded as sent, not yet acknowledged)."""
         announcement = Announcement(dict(self.wanted))
+        self._compact()
         self.sent.append(announcement)
         return announcement
+
+    def _compact(self) -> None:
+        """While Kafka acknowledges nothing, announcements pile up (two a second); only the
+        least of their claims matters (`settled`), so those never acknowledged are merged into
+        one that claims the least of each."""
+        if len(self.sent) < MAX_PENDING:
+            return
+        kept: deque[Announcement] = deque()
+        for announcement in self.sent:
+            last = kept[-1] if kept else None
+            if last is not None and last.acked_at is None and announcement.acked_at is None:
+                names = last.claims.keys() | announcement.claims.keys()
+                last.claims = {
+                    n: min(last.claims.get(n, 0), announcement.claims.get(n, 0)) for n in names
+                }
+            else:
+                kept.append(announcement)
+        self.sent = kept
 
     def read(self, worker: str, claims: Mapping[str, int] | None) -> None:
         """Another worker's latest claims (None: it has gone, with nothing claimed)."""

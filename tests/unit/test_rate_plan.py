@@ -153,3 +153,15 @@ def test_rate_plan_shares_never_add_up_to_more_than_the_rate_whatever_the_lag() 
         worst = max(worst, total)
         assert total <= RATE + 1e-9, (now, {w: p.share("default", now) for w, p in plans.items()})
     assert worst > RATE * 0.9  # the workers did use the rate, not just stay under it
+
+
+def test_rate_plan_announcements_kafka_never_acknowledges_stay_few_and_keep_the_least() -> None:
+    p = plan(A)
+    settle(p, 3, at=0.0)
+    p.read_back(0.0)
+    for n in range(1000):  # Kafka away: two a second for eight minutes, none acknowledged
+        p.wanted = {"default": 1 if n == 500 else 4}
+        p.announce()
+    assert len(p.sent) <= 32
+    # The settled 3, then at least once 1: a worker with a current view may hold 1 for us.
+    assert p.settled("default", now=SETTLE + 1) == 1
