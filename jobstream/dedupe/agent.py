@@ -379,7 +379,7 @@ class Tally:
         self.duplicates.setdefault(p, []).extend(
             sorted(o for o in step.duplicate_offsets if o > top)
         )
-        self.tops[p] = max(top, *offsets)
+        self.tops[p] = max([top, *offsets])
 
     def commands(self) -> list[tuple[list[Decided], int, int]]:
         """The decisions cut into commands of at most MAX_OFFSETS_PER_COMMAND offsets, each
