@@ -22,6 +22,7 @@ from jobstream.dedupe.sightings import candidate_messages
 from jobstream.frames import BrokenFrame
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
+from jobstream.pipeline.reject_log import RejectLog
 from jobstream.progress import rules
 from jobstream.progress.store import ProgressStore
 from jobstream.records import Progress, RawPage
@@ -90,6 +91,8 @@ class Pipeline:
         # and the settle steps of those pages, oldest first.
         self._planned: dict[str, int] = {}
         self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+        # The log's one line a run about rejected rows.
+        self.reject_log = RejectLog(config.kafka.rejects_topic)
 
     def progress(self, task_id: str) -> Progress:
         """The task's progress as the next page must be planned against: what the store holds,
@@ -225,6 +228,9 @@ class Pipeline:
         )
         self.store.save(after)
         _observe(task_id, page, out, after, deduped)
+        self.reject_log.count(
+            task_id, page.offset, page.next_offset, page.total, out.reasons, page.demo
+        )
         return True
 
 
@@ -267,8 +273,9 @@ def _observe(
         progress.current_offset / progress.total if progress.total else 0.0
     )
     if out.rejects:
-        # One line a page, not one a row: the reasons are in job_rejects.
-        level = logging.ERROR if out.internal_errors else logging.WARNING
+        # At DEBUG, one line a page (the INFO line is one a run: RejectLog); the reasons are in
+        # job_rejects. A row the code failed on is an ERROR each page.
+        level = logging.ERROR if out.internal_errors else logging.DEBUG
         logger.log(
             level,
             "task_id=%s offset=%d %d rows rejected (%s)%s; see %s",
