@@ -259,13 +259,14 @@ async def test_rate_shares_workers_together_keep_to_the_account_rate(
     check(await crawl_and_measure(tmp_path, workers, {"demo": (20.0, tasks)}))
 
 
-async def test_rate_shares_two_accounts_each_at_its_own_rate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+async def test_rate_shares_two_accounts_each_at_its_own_rate(workers: int, tmp_path: Path) -> None:
     tasks = spread_tasks(6, "5a7e0001")
-    # Each account has tasks on two partitions or more, so both workers crawl for both.
+    # Each account has tasks on two partitions or more, so two workers or more crawl for both.
     accounts = {"demo": (20.0, tasks[0::2]), "team_b": (10.0, tasks[1::2])}
     for _, owned in accounts.values():
         assert len({partition_for(t, PARTITIONS) for t in owned}) >= 2
-    check(await crawl_and_measure(tmp_path, 2, accounts))
+    check(await crawl_and_measure(tmp_path, workers, accounts))
 
 
 async def test_rate_shares_worker_joining_and_one_killed_mid_crawl_cause_no_429(
