@@ -69,7 +69,7 @@ class Crawler:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._due: dict[str, float] = {}
         # This worker's share of each account's rate; the runtime starts it with the worker.
-        self.shares = RateShares(config, worker, self.wanted)
+        self.shares = RateShares(config, worker, self.wanted, story=sender.probe.story)
 
     def run_now(self) -> None:
         """Start a run of every idle task at once (a start command, a new assignment)."""

@@ -30,6 +30,7 @@ from mode import Service
 from jobstream import metrics
 from jobstream.broker.clients import client_options, start_or_close
 from jobstream.config import Config
+from jobstream.logs import UNDECIDED, KafkaStory
 from jobstream.rates.plan import HEARTBEAT, Announcement, SharePlan, accounts_of
 from jobstream.source.limiter import RateLimiter
 from jobstream.topics import rate_claims_topic
@@ -68,9 +69,12 @@ class RateShares(Service):
         config: Config,
         worker: WorkerState,
         wanted: Callable[[], Mapping[str, int]],
+        story: KafkaStory | None = None,
         **kwargs: Any,
     ) -> None:
         self.config = config
+        # Whether Kafka answers the probe: a failure during an outage is the outage's.
+        self.story = story
         self.worker = worker
         self._wanted = wanted
         rates = {account.name: account.per_second for account in config.accounts}
@@ -88,8 +92,8 @@ class RateShares(Service):
         self._next_change = 0.0
         self._was_current = False
         self._closing = False
-        # What failed last (announcing, reading), logged once until it works again.
-        self._failing: dict[str, str] = {}
+        # What is failing (announcing, reading): since when, and whether the log said so.
+        self._failing: dict[str, tuple[float, bool]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
 
@@ -214,19 +218,32 @@ class RateShares(Service):
             self._apply(time.monotonic())
 
     def _failed(self, what: str, exc: Exception) -> None:
-        """One WARNING when something starts failing, not one a heartbeat."""
-        if what not in self._failing and not self.should_stop:
+        """One WARNING when something has kept failing for `UNDECIDED` seconds while Kafka
+        answers the probe, not one a heartbeat. While Kafka is unreachable the failure is the
+        outage's, which the log tells once (`jobstream.logs`): it is said at DEBUG."""
+        now = time.monotonic()
+        since, told = self._failing.get(what, (now, False))
+        outage = self.story is not None and self.story.up is False
+        if not told and not outage and not self.should_stop and now - since >= UNDECIDED:
             logger.warning(
-                "rate shares: %s failed (%r); this worker's shares stay on the safe side (no "
-                "raise, the others' tasks all counted) until it works again",
+                "rate shares: %s failed for %.0fs while Kafka answers (%r); this worker's "
+                "shares stay on the safe side (no raise, the others' tasks all counted) until "
+                "it works again",
                 what,
+                now - since,
                 exc,
             )
-        self._failing[what] = repr(exc)
+            told = True
+        else:
+            logger.debug("rate shares: %s failed (%r)", what, exc)
+        self._failing[what] = (since, told)
 
     def _recovered(self, what: str) -> None:
-        if self._failing.pop(what, None) is not None:
-            logger.info("rate shares: %s works again", what)
+        failing = self._failing.pop(what, None)
+        if failing is not None:
+            logger.log(
+                logging.INFO if failing[1] else logging.DEBUG, "rate shares: %s works again", what
+            )
 
     async def _reader(self) -> AIOKafkaConsumer:
         if self._consumer is not None:
