@@ -9,6 +9,7 @@ configured (see `jobstream.app`).
 
 from __future__ import annotations
 
+import math
 import os
 import zoneinfo
 from collections.abc import Mapping
@@ -29,6 +30,9 @@ EMBEDDED = "embedded"
 DEMO = "demo"
 # The seed's example task: crawled when the config names no task at all.
 DEFAULT_TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
+# The account of api.base_url, api.username and api.password: every task's unless it names
+# another one of `api.accounts`.
+DEFAULT_ACCOUNT = "default"
 T = TypeVar("T")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
 PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
@@ -38,6 +42,21 @@ Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
 NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S", description="must not be empty")]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 TaskIds = Annotated[list[NonBlank], msgspec.Meta(min_length=1)]
+BaseUrl = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^(demo|https?://\S+)$", description="expected 'demo' or an http(s) URL"),
+]
+# An account's name is part of the environment variables that override its credentials.
+AccountName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
+        description="must be a letter then up to 39 letters, digits or '_' (it names the "
+        "account's environment variables)",
+    ),
+]
+PerSecond = Annotated[float, msgspec.Meta(ge=0, le=10_000)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
 
 def _between(low: float, high: float) -> Any:
@@ -93,6 +112,9 @@ class TaskSettings(Section, frozen=True):
     batch_size: Annotated[int, _between(1, 1000)] | None = None
     interval: Annotated[float, msgspec.Meta(ge=1)] | None = None
     enabled: bool = True
+    # The entry of `api.accounts` the task belongs to; unset: the default account (api's own
+    # base_url, username and password).
+    account: AccountName | None = None
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,15 +125,45 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int
     interval: float
     enabled: bool
+    account: str = DEFAULT_ACCOUNT
+
+
+class AccountSettings(Section, frozen=True):
+    """An entry of `api.accounts`: another Bazhuayu account, with its own credentials, token
+    and rate. What it leaves unset is api's: base_url, max_requests_per_second, min_interval."""
+
+    name: AccountName
+    base_url: BaseUrl | None = None
+    username: str = ""
+    password: Secret = ""
+    max_requests_per_second: PerSecond | None = None
+    min_interval: Seconds | None = None
+
+
+class Account(Section, frozen=True):
+    """An account's effective settings: the default one (api's own keys) or an entry of
+    `api.accounts` with api's values where it leaves one unset."""
+
+    name: str
+    base_url: str
+    username: str
+    password: Secret
+    # The calls per second the account allows: the stricter of max_requests_per_second and
+    # min_interval; inf for no limit. Every worker together stays within it.
+    per_second: float
+
+    @property
+    def is_demo(self) -> bool:
+        return self.base_url == DEMO
+
+    @property
+    def source(self) -> str:
+        """The API that the offsets of the account's tasks refer to: "demo" or the base URL."""
+        return self.base_url.rstrip("/")
 
 
 class ApiSection(Section, frozen=True):
-    base_url: Annotated[
-        str,
-        msgspec.Meta(
-            pattern=r"^(demo|https?://\S+)$", description="expected 'demo' or an http(s) URL"
-        ),
-    ] = DEMO
+    base_url: BaseUrl = DEMO
     # One id or a list; with `tasks`, both are crawled (the seed's example when neither is set).
     task_id: NonBlank | TaskIds | msgspec.UnsetType = msgspec.UNSET
     tasks: list[TaskSettings] = []
@@ -121,12 +173,15 @@ class ApiSection(Section, frozen=True):
     request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     max_retries: Annotated[int, _between(0, 10)] = 3
     # Pause between page requests; the API allows about 20 requests/s.
-    min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.05
-    # One account's rate, shared by every task and every page in flight (0: no limit). The
-    # limiter spaces request starts by max(min_interval, 1 / max_requests_per_second).
-    max_requests_per_second: Annotated[float, _between(0, 10_000)] = 20.0
+    min_interval: Seconds = 0.05
+    # One account's rate, shared by every task, every page in flight and every worker (0: no
+    # limit). Request starts are at least max(min_interval, 1 / max_requests_per_second) apart
+    # for the account as a whole; each worker takes its share (jobstream.rates).
+    max_requests_per_second: PerSecond = 20.0
     # Pages one task requests ahead of the one it is applying, concurrently.
     max_pages_in_flight: Annotated[int, _between(1, 64)] = 8
+    # More Bazhuayu accounts; a task names its own in `tasks[].account`.
+    accounts: list[AccountSettings] = []
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -136,6 +191,7 @@ class ApiSection(Section, frozen=True):
                     f"{task.id!r} is listed twice in api.tasks", ("tasks", i, "id")
                 )
             seen.add(task.id)
+        self._check_accounts()
         if self.is_demo:
             return
         missing = [key for key in ("username", "password") if getattr(self, key) in PLACEHOLDERS]
@@ -145,6 +201,46 @@ class ApiSection(Section, frozen=True):
                 f"required for the real API (set {variables}, or use api.base_url: demo)",
                 *missing,
             )
+
+    def _check_accounts(self) -> None:
+        names = {DEFAULT_ACCOUNT.lower(): DEFAULT_ACCOUNT}
+        for i, account in enumerate(self.accounts):
+            # Case apart, two names would share their environment variables.
+            taken = names.get(account.name.lower())
+            if taken == DEFAULT_ACCOUNT:
+                raise InvalidSetting(
+                    f"{account.name!r} is the name of the account of api.base_url, "
+                    "api.username and api.password; give this one another name",
+                    ("accounts", i, "name"),
+                )
+            if taken is not None:
+                raise InvalidSetting(
+                    f"{account.name!r} is listed twice in api.accounts (names are compared "
+                    "without case)",
+                    ("accounts", i, "name"),
+                )
+            names[account.name.lower()] = account.name
+            base_url = account.base_url or self.base_url
+            if base_url == DEMO:
+                raise InvalidSetting(
+                    "an account of its own needs the URL of a real API (http(s)://...); the "
+                    "built-in demo API has one account, the default one",
+                    ("accounts", i, "base_url"),
+                )
+            missing = [k for k in ("username", "password") if getattr(account, k) in PLACEHOLDERS]
+            if missing:
+                variables = " and ".join(account_variable(account.name, k) for k in missing)
+                raise InvalidSetting(
+                    f"required for account {account.name!r} (set {variables})",
+                    *(("accounts", i, key) for key in missing),
+                )
+        known = set(names.values())
+        for i, task in enumerate(self.tasks):
+            if task.account is not None and task.account not in known:
+                raise InvalidSetting(
+                    f"no account named {task.account!r} (accounts: {', '.join(sorted(known))})",
+                    ("tasks", i, "account"),
+                )
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -173,8 +269,45 @@ class ApiSection(Section, frozen=True):
 
     @property
     def source(self) -> str:
-        """The API that task offsets refer to: "demo" or the base URL."""
+        """The API that the default account's task offsets refer to: "demo" or the base URL."""
         return self.base_url.rstrip("/")
+
+    @property
+    def account_list(self) -> tuple[Account, ...]:
+        """Every account, the default one first, with the defaults filled in."""
+        default = Account(
+            name=DEFAULT_ACCOUNT,
+            base_url=self.base_url,
+            username=self.username,
+            password=self.password,
+            per_second=_per_second(self.max_requests_per_second, self.min_interval),
+        )
+        others = (
+            Account(
+                name=given.name,
+                base_url=given.base_url or self.base_url,
+                username=given.username,
+                password=given.password,
+                per_second=_per_second(
+                    _given(given.max_requests_per_second, self.max_requests_per_second),
+                    _given(given.min_interval, self.min_interval),
+                ),
+            )
+            for given in self.accounts
+        )
+        return (default, *others)
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def _per_second(max_requests_per_second: float, min_interval: float) -> float:
+    """An account's calls per second: the stricter of its two limits (0 is no limit)."""
+    rate = max_requests_per_second if max_requests_per_second > 0 else math.inf
+    if min_interval > 0:
+        rate = min(rate, 1.0 / min_interval)
+    return rate
 
 
 class KafkaSection(Section, frozen=True):
@@ -299,6 +432,22 @@ class Config(Section, frozen=True):
 
     def task(self, task_id: str) -> Task:
         """A configured task's effective settings (KeyError for a task not configured)."""
+        return _lookups(self).tasks[task_id]
+
+    def account(self, name: str) -> Account:
+        """An account's effective settings (KeyError for an account not configured)."""
+        return _lookups(self).accounts[name]
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """Every account, the default one first."""
+        return tuple(_lookups(self).accounts.values())
+
+    def source_of(self, task_id: str) -> str:
+        """The API the task's offsets refer to: its account's ("demo" or the base URL)."""
+        return self.account(self.task(task_id).account).source
+
+    def _task(self, task_id: str) -> Task:
         given = self.api.task_settings(task_id)
         return Task(
             id=task_id,
@@ -306,7 +455,31 @@ class Config(Section, frozen=True):
             batch_size=given.batch_size or self.api.batch_size,
             interval=given.interval or self.crawler.interval,
             enabled=given.enabled,
+            account=given.account or DEFAULT_ACCOUNT,
         )
+
+
+class _Lookups:
+    """A config's tasks and accounts by name, built once: with 200 tasks a scan per look-up
+    made every /status listing quadratic."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config  # kept alive, so that its id is not reused while cached
+        self.tasks = {task_id: config._task(task_id) for task_id in config.api.task_ids}
+        self.accounts = {account.name: account for account in config.api.account_list}
+
+
+_LOOKUPS: dict[int, _Lookups] = {}
+
+
+def _lookups(config: Config) -> _Lookups:
+    # A Config is frozen but holds lists, so it cannot be a dict key itself.
+    found = _LOOKUPS.get(id(config))
+    if found is None or found.config is not config:
+        if len(_LOOKUPS) > 64:  # configs made by tests; a worker has one
+            _LOOKUPS.clear()
+        found = _LOOKUPS[id(config)] = _Lookups(config)
+    return found
 
 
 # Environment variable -> (section, key); a variable set to "" overrides nothing. A key that
@@ -327,9 +500,19 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
+# The keys of an entry of api.accounts that API_ACCOUNT_<NAME>_<KEY> overrides.
+ACCOUNT_ENV_KEYS = ("username", "password", "base_url")
+
+
 def environment_variable(section: str, key: str) -> str:
     """The variable that overrides `section.key` (KeyError for a key that has none)."""
     return next(name for name, target in ENV_OVERRIDES.items() if target == (section, key))
+
+
+def account_variable(account: str, key: str) -> str:
+    """The variable that overrides `key` of the entry of api.accounts named `account`:
+    API_ACCOUNT_<NAME>_<KEY>, the name in capitals."""
+    return f"API_ACCOUNT_{account.upper()}_{key.upper()}"
 
 
 def load(
@@ -375,7 +558,29 @@ def _override(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
         else:
             raw[section][key] = value
         from_env[f"{section}.{key}"] = name
+    _override_accounts(raw, env, from_env)
     return from_env
+
+
+def _override_accounts(
+    raw: dict[str, Any], env: Mapping[str, str], from_env: dict[str, str]
+) -> None:
+    """API_ACCOUNT_<NAME>_USERNAME (_PASSWORD, _BASE_URL) for each entry of api.accounts, so
+    that credentials stay out of the file as api's own do (API_USERNAME, API_PASSWORD)."""
+    api = raw.get("api")
+    accounts = api.get("accounts") if isinstance(api, dict) else None
+    if not isinstance(accounts, list):
+        return  # absent, or wrong: converting names the problem
+    for i, entry in enumerate(accounts):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        for key in ACCOUNT_ENV_KEYS:
+            variable = account_variable(name, key)
+            value = env.get(variable)
+            if value:
+                entry[key] = value
+                from_env[f"api.accounts[{i}].{key}"] = variable
 
 
 def from_mapping(raw: Mapping[str, Any], *, from_env: Mapping[str, str] | None = None) -> Config:
@@ -418,7 +623,22 @@ def _naming_variables(problem: Problem, from_env: Mapping[str, str]) -> str:
 
 def _numbers_as_text(section: str, values: Any) -> Any:
     fields = _section_fields(section)
-    if not isinstance(values, Mapping) or fields is None:
+    if fields is None:
+        return values
+    values = _texts_of(values, fields)
+    if (
+        section == "api"
+        and isinstance(values, Mapping)
+        and isinstance(values.get("accounts"), list)
+    ):
+        # An account's password may be a number in YAML too.
+        entries = _fields(AccountSettings)
+        values = {**values, "accounts": [_texts_of(e, entries) for e in values["accounts"]]}
+    return values
+
+
+def _texts_of(values: Any, fields: Mapping[str, mi.Field]) -> Any:
+    if not isinstance(values, Mapping):
         return values
     return {
         key: str(value)

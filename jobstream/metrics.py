@@ -33,6 +33,12 @@ API_REQUESTS = Counter(
     "Bazhuayu API calls by endpoint and HTTP status",
     ["endpoint", "status"],
 )
+RATE_SHARE = Gauge(
+    "jobstream_api_rate_share",
+    "Calls per second this worker may make to the account's API now: its share of the "
+    "account's rate (0: it crawls none of the account's tasks; +Inf: no limit)",
+    ["account"],
+)
 API_LATENCY = Histogram(
     "jobstream_api_request_seconds",
     "Bazhuayu API call latency",

@@ -92,6 +92,16 @@ class RawPage(msgspec.Struct, frozen=True, kw_only=True):
     unreadable: dict[int, str] = {}
 
 
+class Decided(msgspec.Struct, frozen=True, array_like=True):
+    """What the dedupe agent made of a task's kept jobs from one job_candidates partition: the
+    source offsets of the first sightings (forwarded to job_data) and of the duplicates, each
+    ascending, and all above those of the partition's earlier reports for the task."""
+
+    partition: int
+    first: list[int]
+    duplicates: list[int]
+
+
 class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A change to one task's crawl state on `job_commands`, applied by the commands agent."""
 
@@ -112,11 +122,17 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # agent counts them as published or duplicates; with dedupe off, `published` says so).
     filtered: int | None = None
     rejected: int | None = None
+    # For "deduped": each job by its source offset, per job_candidates partition; the commands
+    # agent counts only offsets above those it counted before (a replay after a crash reports
+    # them again). Without it (an earlier version), `published` and `duplicates` are added.
+    decided: list[Decided] | None = None
 
 
 # Progress's marks for the views derived from it (jobstream/progress/fields.py). Meta.extra
 # stays out of the JSON Schema.
 _EMPTY_IS_NONE = msgspec.Meta(extra={"empty_is_none": True})
+# Bookkeeping kept with the progress (in the table and the mirror), not shown on /status.
+_INTERNAL = msgspec.Meta(extra={"internal": True})
 
 
 def _row_count(text: str) -> msgspec.Meta:
@@ -181,13 +197,20 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     last_reset_at: Annotated[
         str, _about("最近一次数据源重置（从 0 重新采集）的时间"), _EMPTY_IS_NONE
     ] = ""
+    # Per job_candidates partition, the highest source offset whose dedupe outcome is counted
+    # in `published` and `duplicates`: a report the dedupe agent sends again after a crash,
+    # and a page applied again after its progress was lost, count nothing twice. Kept with
+    # the counters it guards, in one value.
+    deduped_through: Annotated[dict[int, int], _INTERNAL] = {}
 
 
 class Candidate(msgspec.Struct, frozen=True, array_like=True):
-    """A kept job on its way to the dedupe agent: its id and its job_data JSON, as published."""
+    """A kept job on its way to the dedupe agent: its id, its job_data JSON as published, and
+    its source offset (-1 from an earlier version)."""
 
     id: str
     job: msgspec.Raw
+    offset: int = -1
 
 
 class Candidates(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,6 +13,7 @@ the app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, MutableMapping
 from typing import Any, cast
 
@@ -33,6 +34,8 @@ from jobstream.trace.recorder import Tracer
 from jobstream.trace.store import TraceStore
 from jobstream.worker_state import WorkerState
 
+logger = logging.getLogger(__name__)
+
 
 class Runtime(Service):
     """One worker's crawl, progress, senders, probe and alerts.
@@ -46,7 +49,7 @@ class Runtime(Service):
         config = self.config
         self.worker = WorkerState(app)
         self.probe = BrokerProbe(config, app.kafka_story)
-        self.store = ProgressStore(table, config.database.path, config.api.source)
+        self.store = ProgressStore(table, config.database.path, config.source_of)
         self.commands = Commands(commands_topic, config)
         self.sender = RawSender(config, raw_topic, self.store, self.probe, self.worker)
         self.crawler = Crawler(config, self.store, self.sender, self.commands, self.worker)
@@ -65,9 +68,38 @@ class Runtime(Service):
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [self.probe, self.alerts, self.locator]
 
+    async def on_start(self) -> None:
+        if self.app.runs_worker:
+            await self._check_partitions()
+            # Only a worker crawls (an app that serves its views alone has no producer), and
+            # its rate shares stop with the runtime, before the producer and the broker.
+            await self.add_runtime_dependency(self.crawler.shares)
+
     async def on_stop(self) -> None:
         await self.replays.close()
         self.store.close()
+
+    async def _check_partitions(self) -> None:
+        """Stop the worker at start if job_raw (and so every topic keyed by task) already
+        exists with another partition count than `kafka.partitions`: a task's partition is
+        computed from the setting, so its pages, commands and progress would go to partitions
+        that do not exist or that another task's worker owns. Raising the count is for a new
+        deployment (README: 扩容)."""
+        expected = self.config.kafka.partitions
+        # Every topic's metadata: asking for one topic by name would create it, with the
+        # broker's default partition count, if it does not exist yet (a new deployment).
+        cluster = await self.worker.producer().client.fetch_all_metadata()
+        for topic in (raw_topic, commands_topic):
+            name = topic.get_topic_name()
+            found = cluster.partitions_for_topic(name)
+            if found and len(found) != expected:
+                message = (
+                    f"kafka.partitions: {expected}, but topic {name} already has {len(found)} "
+                    "partitions; a deployment keeps the count its topics were created with "
+                    "(to change it, start a new deployment: README, 扩容)"
+                )
+                logger.error("configuration error: %s", message)
+                raise SystemExit(f"jobstream: configuration error: {message}")
 
     async def snapshot(self) -> Snapshot:
         """What the alert service looks at: the progress of the tasks this worker owns, the

@@ -55,6 +55,20 @@ candidates_topic = app.topic(
 )
 
 
+# Every worker's claims on its accounts' rates (`jobstream.rates`): one partition, so that
+# reading one's own claim back means everything before it has been read; keyed by worker.
+rate_claims_topic = app.topic(
+    f"{app.settings.app.name}-rate-claims",
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=1,
+    compacting=True,
+    internal=True,
+)
+
+
 class KeyPartitionedTable(faust.Table):
     """A table whose changelog entry for a key always goes to the key's own partition,
     `partition_of(key, partitions)`: the partition the key has on the topic the table is

@@ -4,6 +4,7 @@ rebalance has begun or the worker is stopping, its producer, and where the API i
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, cast
 
 import aiokafka
@@ -22,6 +23,11 @@ class WorkerState:
         self.app = app
         self.config = app.settings
         self._reassigned = asyncio.Event()
+        # Each task's partition, computed once: asked for every page of every task.
+        partitions = self.config.kafka.partitions
+        self._partition_of = {
+            task_id: partition_for(task_id, partitions) for task_id in self.config.api.task_ids
+        }
         # (mode's stubs describe a receiver as a union of callables mypy cannot match)
         app.on_partitions_revoked.connect(cast(Any, self._on_partitions_revoked))
 
@@ -31,16 +37,33 @@ class WorkerState:
         app = self.app
         if app.rebalancing:
             return []
-        assigned = app.assignor.assigned_actives()
-        name, partitions = raw_topic.get_topic_name(), self.config.kafka.partitions
-        return [
-            task_id
-            for task_id in self.config.api.task_ids
-            if TP(name, partition_for(task_id, partitions)) in assigned
-        ]
+        name = raw_topic.get_topic_name()
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+        return [task_id for task_id, p in self._partition_of.items() if p in owned]
 
     def owns(self, task_id: str) -> bool:
-        return task_id in self.owned_tasks()
+        app = self.app
+        if app.rebalancing:
+            return False
+        partition = self._partition_of.get(task_id)
+        if partition is None:
+            return False
+        return TP(raw_topic.get_topic_name(), partition) in app.assignor.assigned_actives()
+
+    def owned_by_account(self) -> Counter[str]:
+        """The enabled tasks this worker owns, counted by account."""
+        config = self.config
+        return Counter(
+            task.account for task in map(config.task, self.owned_tasks()) if task.enabled
+        )
+
+    def me(self) -> str:
+        """This worker's name in its group: its URL, as the assignment names it."""
+        return str(self.app.conf.canonical_url)
+
+    def members(self) -> frozenset[str]:
+        """The workers of the group as of the latest assignment (their URLs)."""
+        return frozenset(self.app.router.tables_metadata())
 
     @property
     def rebalancing(self) -> bool:

@@ -12,8 +12,10 @@ the counts, then the entries (and each partition's marker) are written, and only
 messages acknowledged to Faust, so the consumer offset commits only recorded work. Ids decided
 but not yet recorded are held in `pending`, so a duplicate right behind its first sighting is
 seen. A crash between forwarding and recording republishes that work after the restart, with
-the same ids, and counts it again: at-least-once, like every Kafka consumer without
-transactions (which the embedded broker does not offer).
+the same ids (at-least-once, like every Kafka consumer without transactions, which the
+embedded broker does not offer), and reports it again: the report names every job by its
+source offset, and the commands agent counts each offset once (`rules.count_decided`), so the
+counters stay exact.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from jobstream.config import Config
 from jobstream.dedupe import sightings
 from jobstream.dedupe.published import PublishedJobs
 from jobstream.frames import BrokenFrame
-from jobstream.records import Command
+from jobstream.records import Command, Decided
 from jobstream.topics import (
     candidates_topic,
     commands_topic,
@@ -47,7 +49,7 @@ from jobstream.topics import (
     partition_for,
     published_jobs,
 )
-from jobstream.trace.recorder import Tracer
+from jobstream.trace.recorder import Tracer, origin_of
 from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ MAX_UNSETTLED = 64
 GATHER_SECONDS = 0.05
 # Seconds between attempts when Kafka does not acknowledge (the producer has retried already).
 RETRY_PAUSE = 1.0
+# Source offsets one `deduped` command carries at most (about 7 bytes each): a long backlog
+# settled at once is reported in several commands, well below a message's size limit.
+MAX_OFFSETS_PER_COMMAND = 20_000
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -117,6 +122,13 @@ class Step:
     at: float  # when the first sightings were forwarded
     first: dict[bytes, bytes]
     duplicates: int
+    # The source offsets of the first sightings and of the duplicates, ascending (-1 for
+    # candidates of an earlier version, which carry none).
+    first_offsets: list[int] = field(default_factory=list)
+    duplicate_offsets: list[int] = field(default_factory=list)
+    # Sent by POST /replay: rows counted as filtered or rejected before, whose source offsets
+    # lie below the marks the crawl's decisions set, so they are counted without offsets.
+    replayed: bool = False
     # The acknowledgements of the forwarded jobs; None once awaited (a retry sends again).
     deliveries: list[asyncio.Future[Any]] | None = field(default_factory=list)
 
@@ -173,7 +185,18 @@ class Stage:
         if self.tracer is not None:  # each candidate's decision, for GET /trace
             self.tracer.decided(event, candidates, sorting.first, self.published_at, now)
         counted = Counted(candidates.task_id, candidates.source, candidates.source_resets)
-        step = Step(event, partition, offset, counted, now, sorting.first, sorting.duplicates)
+        step = Step(
+            event,
+            partition,
+            offset,
+            counted,
+            now,
+            sorting.first,
+            sorting.duplicates,
+            sorting.first_offsets,
+            sorting.duplicate_offsets,
+            replayed=origin_of(message.headers) == "replay",
+        )
         step.deliveries = await self._forward(step)
         self.steps.append(step)
         self._arrived.set()
@@ -224,7 +247,7 @@ class Stage:
         Faust commit past them."""
         for step in steps:
             await self._acknowledged(step)
-        counts = _counts(steps)
+        counts = tally(steps)
         await self._until_sent("reporting the counts", lambda: self._report(counts))
         await self._until_sent("recording the first sightings", lambda: self._record(steps))
         if self.tracer is not None:
@@ -237,9 +260,9 @@ class Stage:
             await self.stream.ack(step.event)
             self.steps.popleft()
         self._settled.set()
-        for counted, (published, duplicates) in counts.items():
-            metrics.ROWS.labels(counted.task_id, "published").inc(published)
-            metrics.ROWS.labels(counted.task_id, "duplicate").inc(duplicates)
+        for counted, found in counts.items():
+            metrics.ROWS.labels(counted.task_id, "published").inc(found.forwarded)
+            metrics.ROWS.labels(counted.task_id, "duplicate").inc(found.repeated)
 
     async def _acknowledged(self, step: Step) -> None:
         """Wait until job_data holds the step's forwarded jobs, sending them again if the
@@ -275,26 +298,28 @@ class Stage:
                 )
                 await asyncio.sleep(RETRY_PAUSE)
 
-    async def _report(self, counts: dict[Counted, tuple[int, int]]) -> list[asyncio.Future[Any]]:
-        """One `deduped` command per task: how many of its jobs were forwarded, how many were
-        duplicates."""
+    async def _report(self, counts: dict[Counted, Tally]) -> list[asyncio.Future[Any]]:
+        """`deduped` commands per task: each job forwarded or found duplicate, by its source
+        offset and job_candidates partition (see `rules.count_decided`)."""
         at = datetime.now(self.config.tz).isoformat(timespec="seconds")
         partitions = self.config.kafka.partitions
         by_partition: dict[int, list[sightings.Message]] = {}
-        for counted, (published, duplicates) in counts.items():
+        for counted, found in counts.items():
             task_id = counted.task_id
-            command = Command(
-                task_id=task_id,
-                action="deduped",
-                at=at,
-                published=published,
-                duplicates=duplicates,
-                source=counted.source,
-                source_resets=counted.source_resets,
-            )
-            by_partition.setdefault(partition_for(task_id, partitions), []).append(
-                (task_id.encode(), _ENCODER.encode(command))
-            )
+            for decided, published, duplicates in found.commands():
+                command = Command(
+                    task_id=task_id,
+                    action="deduped",
+                    at=at,
+                    published=published or None,
+                    duplicates=duplicates or None,
+                    source=counted.source,
+                    source_resets=counted.source_resets,
+                    decided=decided,
+                )
+                by_partition.setdefault(partition_for(task_id, partitions), []).append(
+                    (task_id.encode(), _ENCODER.encode(command))
+                )
         kafka = self.worker.producer()
         name = commands_topic.get_topic_name()
         deliveries = []
@@ -337,10 +362,76 @@ class Stage:
         logger.debug("dedupe: %d entries older than %.0fs pruned", len(pruned), self.window)
 
 
-def _counts(steps: list[Step]) -> dict[Counted, tuple[int, int]]:
-    """Per task (and progress): (jobs forwarded, duplicates)."""
-    counts: dict[Counted, tuple[int, int]] = {}
+@dataclass
+class Tally:
+    """What a round of steps decided for one task (and progress): per job_candidates
+    partition, the source offsets of the first sightings and of the duplicates, ascending,
+    each above those before it (a step that repeats offsets is a replay within the round);
+    and counts of candidates counted without offsets: those of an earlier version, which carry
+    none, and those a POST /replay sent (their offsets were passed by the crawl's)."""
+
+    first: dict[int, list[int]] = field(default_factory=dict)
+    duplicates: dict[int, list[int]] = field(default_factory=dict)
+    tops: dict[int, int] = field(default_factory=dict)
+    unplaced_first: int = 0
+    unplaced_duplicates: int = 0
+    forwarded: int = 0  # for the metrics: every forward, replays included
+    repeated: int = 0
+
+    def add(self, step: Step) -> None:
+        self.forwarded += len(step.first)
+        self.repeated += step.duplicates
+        offsets = [*step.first_offsets, *step.duplicate_offsets]
+        if (
+            step.replayed
+            or any(offset < 0 for offset in offsets)
+            or len(offsets) != len(step.first) + step.duplicates
+        ):
+            self.unplaced_first += len(step.first)
+            self.unplaced_duplicates += step.duplicates
+            return
+        p = step.partition
+        top = self.tops.get(p, -1)
+        # Sorted: a message's jobs are in source order, but nothing downstream may rely on it.
+        self.first.setdefault(p, []).extend(sorted(o for o in step.first_offsets if o > top))
+        self.duplicates.setdefault(p, []).extend(
+            sorted(o for o in step.duplicate_offsets if o > top)
+        )
+        self.tops[p] = max([top, *offsets])
+
+    def commands(self) -> list[tuple[list[Decided], int, int]]:
+        """The decisions cut into commands of at most MAX_OFFSETS_PER_COMMAND offsets, each
+        partition's lowest offsets first (so each command stays above the one before); the
+        unplaced counts go with the first."""
+        pieces: list[list[Decided]] = []
+        current: list[Decided] = []
+        room = MAX_OFFSETS_PER_COMMAND
+        for p in sorted(self.first.keys() | self.duplicates.keys()):
+            merged = sorted(
+                [(o, True) for o in self.first.get(p, [])]
+                + [(o, False) for o in self.duplicates.get(p, [])]
+            )
+            start = 0
+            while start < len(merged):
+                chunk = merged[start : start + room]
+                first = [o for o, is_first in chunk if is_first]
+                current.append(Decided(p, first, [o for o, is_first in chunk if not is_first]))
+                start += len(chunk)
+                room -= len(chunk)
+                if room == 0:
+                    pieces.append(current)
+                    current, room = [], MAX_OFFSETS_PER_COMMAND
+        if current or not pieces:
+            pieces.append(current)
+        return [
+            (decided, *((self.unplaced_first, self.unplaced_duplicates) if i == 0 else (0, 0)))
+            for i, decided in enumerate(pieces)
+        ]
+
+
+def tally(steps: list[Step]) -> dict[Counted, Tally]:
+    """Per task (and progress), what the steps decided, in their order."""
+    counts: dict[Counted, Tally] = {}
     for step in steps:
-        published, duplicates = counts.get(step.progress, (0, 0))
-        counts[step.progress] = (published + len(step.first), duplicates + step.duplicates)
+        counts.setdefault(step.progress, Tally()).add(step)
     return counts

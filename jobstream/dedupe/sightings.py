@@ -33,9 +33,10 @@ def candidate_messages(
     jobs: Iterable[Message],
     partition_of: Callable[[bytes], int],
     max_message_bytes: int,
+    offsets: Iterable[int] | None = None,
 ) -> list[Message]:
-    """A page's kept jobs (key = id, value = job JSON), counted out of `progress`, as
-    job_candidates messages: grouped by
+    """A page's kept jobs (key = id, value = job JSON; `offsets`: each one's source offset),
+    counted out of `progress`, as job_candidates messages: grouped by
     the partition of their ids, in source order, as few messages as fit; each keyed by its
     first job's id, so its key falls in its partition too. The values are zstd frames of
     `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker stores and
@@ -44,10 +45,12 @@ def candidate_messages(
     groups: dict[int, list[list[bytes]]] = {}
     firsts: dict[int, list[bytes]] = {}
     sizes: dict[int, int] = {}
-    for key, value in jobs:
+    jobs = list(jobs)
+    each_offset = list(offsets) if offsets is not None else [-1] * len(jobs)
+    for (key, value), offset in zip(jobs, each_offset, strict=True):
         partition = partition_of(key)
         # A Candidate as JSON; job ids are UUIDs (jobstream.transform.ids), nothing to escape.
-        item = b'["' + key + b'",' + value + b"]"
+        item = b'["' + key + b'",' + value + b",%d]" % offset
         chunks = groups.get(partition)
         if chunks is None or sizes[partition] + len(item) + 1 > limit:
             chunks = groups.setdefault(partition, [])
@@ -83,10 +86,12 @@ def decode_candidates(value: bytes) -> Candidates:
 @dataclass
 class Sorting:
     """What became of one message's candidates: the first sightings, to forward (id -> job,
-    in order), and how many were duplicates."""
+    in order), and how many were duplicates; the source offsets of either, in order."""
 
     first: dict[bytes, bytes] = field(default_factory=dict)
     duplicates: int = 0
+    first_offsets: list[int] = field(default_factory=list)
+    duplicate_offsets: list[int] = field(default_factory=list)
 
 
 def sort_candidates(
@@ -101,12 +106,15 @@ def sort_candidates(
         key = job.id.encode()
         if key in first:
             out.duplicates += 1
+            out.duplicate_offsets.append(job.offset)
             continue
         at = published_at(key)
         if at is not None and at >= cutoff:
             out.duplicates += 1
+            out.duplicate_offsets.append(job.offset)
             continue
         first[key] = bytes(job.job)
+        out.first_offsets.append(job.offset)
     return out
 
 

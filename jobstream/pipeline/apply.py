@@ -211,6 +211,7 @@ class Pipeline:
                 out.jobs,
                 lambda key: key_partition(key, count),
                 config.kafka.max_message_bytes,
+                out.job_offsets,
             )
             outputs.append((name, jobs))
         deliveries: list[asyncio.Future[Any]] = []

@@ -5,28 +5,35 @@ to say so. A run succeeds only when every page it sent has been applied; any oth
 failed run, reported with its reason.
 
 Pages go to job_raw through `RawSender`, which keeps them in the local spool while Kafka is
-unreachable, so the crawl goes on fetching through an outage (`raw_sender.py`)."""
+unreachable, so the crawl goes on fetching through an outage (`raw_sender.py`).
+
+Each account has its own client (base URL, credentials, token) and its own rate limiter, set
+to this worker's share of the account's rate (`jobstream.rates`): the tasks it wants to crawl
+now, against those the other workers want."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import AsyncGenerator, Coroutine
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from jobstream import metrics
-from jobstream.config import Config
+from jobstream.config import DEFAULT_ACCOUNT, Account, Config, account_variable
+from jobstream.embedded import ApiEndpoint
 from jobstream.errors import AuthError, SourceError
-from jobstream.pipeline.fetching import Fetched, SourceReset, Unreadable, pages_from
+from jobstream.pipeline.fetching import Fetch, Fetched, SourceReset, Unreadable, pages_from
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.raw_sender import RawSender
 from jobstream.pipeline.readahead import ReadAhead
 from jobstream.pipeline.runs import RunFailed, TaskMoved
 from jobstream.progress.commands import Commands
 from jobstream.progress.store import ProgressStore
+from jobstream.rates import LEAD, RateShares
 from jobstream.records import Progress
 from jobstream.source import BazhuayuClient, Page
 from jobstream.topics import declare_outputs, partition_for
@@ -58,6 +65,11 @@ class Crawler:
         self._wakeup = asyncio.Event()
         # Rows fetched by this worker since it started, per task (the table counts applied).
         self.fetched: dict[str, int] = {}
+        # The runs under way, and when each idle task's next run starts (absent: now).
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._due: dict[str, float] = {}
+        # This worker's share of each account's rate; the runtime starts it with the worker.
+        self.shares = RateShares(config, worker, self.wanted, story=sender.probe.story)
 
     def run_now(self) -> None:
         """Start a run of every idle task at once (a start command, a new assignment)."""
@@ -67,57 +79,97 @@ class Crawler:
         """Each task's first run at worker start, then one every `interval` seconds (the task's
         own in `api.tasks`, else `crawler.interval`) after its last ended, or at once on a start
         command. The tasks this worker owns are crawled together, each with its own pages in
-        flight, all under the account's one rate limiter (`api.max_requests_per_second`); a
-        task with `enabled: false` is not crawled."""
-        config = self.config
-        endpoint = self.worker.api_endpoint()
+        flight, all of one account under one rate limiter at this worker's share of the
+        account's rate; a task with `enabled: false` is not crawled."""
         await declare_outputs()
-        running: dict[str, asyncio.Task[None]] = {}
-        due: dict[str, float] = {}  # when each task's next run starts (absent: now)
-        async with BazhuayuClient(
+        running, due = self._running, self._due
+        clients = {account.name: self._client(account) for account in self._accounts()}
+        try:
+            while not self.worker.stopping:
+                if self._wakeup.is_set():
+                    self._wakeup.clear()
+                    due.clear()  # a start command: every idle task runs now
+                self._start_due(clients)
+                await self._until_something_ends(running, due)
+                self._collect(running, due)
+                self.shares.update()
+        finally:
+            for run in running.values():
+                run.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.gather(*(client.close() for client, _ in clients.values()))
+
+    def _accounts(self) -> list[Account]:
+        """The accounts some task names."""
+        config = self.config
+        named = {config.task(task_id).account for task_id in config.api.task_ids}
+        return [account for account in config.accounts if account.name in named]
+
+    def _client(self, account: Account) -> tuple[BazhuayuClient, bool]:
+        """The account's client, with this worker's limiter for it; and whether it is the
+        built-in demo API."""
+        config = self.config
+        if account.is_demo:
+            endpoint = self.worker.api_endpoint()  # the embedded simulator's URL and account
+        else:
+            endpoint = ApiEndpoint(account.base_url, account.username, account.password)
+        credentials_from = (
+            "API_USERNAME and API_PASSWORD"
+            if account.name == DEFAULT_ACCOUNT
+            else f"{account_variable(account.name, 'username')} and "
+            f"{account_variable(account.name, 'password')} (api.accounts: {account.name})"
+        )
+        client = BazhuayuClient(
             endpoint.base_url,
             endpoint.username,
             endpoint.password,
             request_timeout=config.api.request_timeout,
             max_retries=config.api.max_retries,
-            min_interval=config.api.min_interval,
-            max_requests_per_second=config.api.max_requests_per_second,
+            limiter=self.shares.limiter(account.name),
             on_request=metrics.observe_request,
-        ) as client:
-            try:
-                while not self.worker.stopping:
-                    if self._wakeup.is_set():
-                        self._wakeup.clear()
-                        due.clear()  # a start command: every idle task runs now
-                    self._start_due(client, endpoint.demo, running, due)
-                    await self._until_something_ends(running, due)
-                    self._collect(running, due)
-            finally:
-                for run in running.values():
-                    run.cancel()
-                await asyncio.gather(*running.values(), return_exceptions=True)
+            credentials_from=credentials_from,
+        )
+        return client, endpoint.demo
 
-    def _start_due(
-        self,
-        client: BazhuayuClient,
-        demo: bool,
-        running: dict[str, asyncio.Task[None]],
-        due: dict[str, float],
-    ) -> None:
+    def wanted(self) -> Counter[str]:
+        """Per account, the tasks this worker wants to crawl now: those it owns that are
+        running, or due to run within `LEAD` seconds (their share is there when they start).
+        A stopped or disabled task wants nothing."""
+        config = self.config
+        soon = time.monotonic() + LEAD
+        counts: Counter[str] = Counter()
+        for task_id in self.worker.owned_tasks():
+            task = config.task(task_id)
+            if task_id in self._running:
+                counts[task.account] += 1
+            elif (
+                task.enabled
+                and self._due.get(task_id, 0) <= soon
+                and self.store.current(task_id).status != "stopped"
+            ):
+                counts[task.account] += 1
+        return counts
+
+    def _start_due(self, clients: dict[str, tuple[BazhuayuClient, bool]]) -> None:
         now = time.monotonic()
+        running, due = self._running, self._due
         for task_id in self.worker.owned_tasks():
             task = self.config.task(task_id)
             if task.enabled and task_id not in running and due.get(task_id, 0) <= now:
+                client, demo = clients[task.account]
                 running[task_id] = asyncio.create_task(
                     self.run_once(client, task_id, demo, task.batch_size)
                 )
+        self.shares.update()
 
     async def _until_something_ends(
         self, running: dict[str, asyncio.Task[None]], due: dict[str, float]
     ) -> None:
-        """Wait for a run to end, the next run to be due, or a wake-up."""
+        """Wait for a run to end, the next run to be due (or to be claimed), or a wake-up."""
         now = time.monotonic()
         later = [t - now for t in due.values() if t > now]
+        # A task is claimed LEAD seconds before it is due: look again then.
+        later += [t - LEAD - now for t in due.values() if t - LEAD > now]
         # Owning nothing yet (the worker is joining its group): look again soon.
         idle = self.config.crawler.interval if self.worker.owned_tasks() else 1.0
         woken = asyncio.ensure_future(self._wakeup.wait())
@@ -200,7 +252,9 @@ class Crawler:
                     )
                     return None
                 try:
-                    fetched = await anext(pages)
+                    fetched = await self._next(pages)
+                except TaskMoved:
+                    raise
                 except Exception:
                     # What was fetched before the failure is good: it goes to job_raw.
                     await self.sender.send(outbox)
@@ -237,6 +291,22 @@ class Crawler:
             await pages.aclose()
             reader.cancel()
             self._count_misses(task_id, reader)
+
+    async def _next(self, pages: AsyncGenerator[Fetch, None]) -> Fetch:
+        """The next of `pages`; TaskMoved as soon as a rebalance begins. A request waiting for
+        its turn (this worker's share of the rate is 0 while it owns nothing) must not go out
+        after the rebalance, when the task may be another worker's."""
+        following = asyncio.ensure_future(anext(pages))
+        moved = asyncio.ensure_future(self.worker.reassigned.wait())
+        try:
+            await asyncio.wait({following, moved}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            moved.cancel()
+        if following.done():
+            return following.result()
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        raise TaskMoved
 
     def _now(self) -> str:
         return datetime.now(self.config.tz).isoformat()

@@ -26,6 +26,8 @@ class PageMessages:
     """The messages of one page, in source order, and what its rows became."""
 
     jobs: list[Message] = field(default_factory=list)
+    # The source offset of each job, in the same order (the dedupe agent counts by them).
+    job_offsets: list[int] = field(default_factory=list)
     rejects: list[Message] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
     # Reject reasons by field, for the page's one summary log line.
@@ -65,6 +67,7 @@ def page_messages(
                     _reject(out, ctx, offset, too_large, row, raw)
                     continue
                 out.jobs.append((outcome.job.id.encode(), value))
+                out.job_offsets.append(offset)
                 published += 1
                 future_dated += outcome.suspicious_future
             else:

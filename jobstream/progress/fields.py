@@ -22,9 +22,10 @@ class ProgressField:
     name: str
     annotation: Any  # as declared, description included: what a Struct showing it declares
     type: mi.Type  # msgspec's reading of the type, without its metadata
-    default: Any  # msgspec.NODEFAULT when the field is required
+    default: Any  # msgspec.NODEFAULT when the field is required (a factory's value: called)
     row_count: bool  # counts source rows by what became of them: /status shows it under `rows`
     empty_is_none: bool  # "" stands for none (never, no error yet): shown as null
+    internal: bool  # bookkeeping kept with the progress (table, mirror), shown nowhere
 
 
 def _read() -> tuple[ProgressField, ...]:
@@ -41,22 +42,30 @@ def _read() -> tuple[ProgressField, ...]:
                 name=field.name,
                 annotation=annotations[field.name],
                 type=kind,
-                default=field.default,
+                default=(
+                    field.default_factory()
+                    if field.default is msgspec.NODEFAULT
+                    and field.default_factory is not msgspec.NODEFAULT
+                    else field.default
+                ),
                 row_count=bool(extra.get("row_count")),
                 empty_is_none=bool(extra.get("empty_is_none")),
+                internal=bool(extra.get("internal")),
             )
         )
     return tuple(fields)
 
 
 FIELDS: Final = _read()
+# The fields the views show: all but the internal ones.
+_SHOWN: Final = tuple(field for field in FIELDS if not field.internal)
 
 
 def shown(progress: Progress, *, row_counts: bool) -> dict[str, Any]:
     """Progress's row counters (or all its other fields) by name, as a Struct made by `showing`
     holds them: an empty text that stands for none is None."""
     values = {}
-    for field in FIELDS:
+    for field in _SHOWN:
         if field.row_count == row_counts:
             value = getattr(progress, field.name)
             values[field.name] = (value or None) if field.empty_is_none else value
@@ -87,7 +96,7 @@ def showing(
     The class as written is what mypy sees (its own fields, checked); Progress's fields are
     reached by name, with `shown`.
     """
-    copied = [field for field in FIELDS if field.row_count == row_counts]
+    copied = [field for field in _SHOWN if field.row_count == row_counts]
     unknown = set(defaults) - {field.name for field in copied}
     if unknown:
         raise TypeError(f"not among the Progress fields shown: {sorted(unknown)}")

@@ -46,6 +46,9 @@ def _column(field: ProgressField) -> str:
             kind, nullable = others[0], True
     sql = _sql_type(kind)
     default = field.default
+    if _is_json(kind):
+        # A mapping or a list, kept as its JSON text.
+        default = msgspec.json.encode(default).decode()
     if sql is None or not (isinstance(default, int | str) or (nullable and default is None)):
         raise TypeError(
             f"Progress.{field.name}: say how the SQLite mirror keeps {field.annotation} "
@@ -64,7 +67,21 @@ def _sql_type(kind: mi.Type) -> str | None:
         return "TEXT"
     if isinstance(kind, mi.LiteralType) and all(isinstance(v, str) for v in kind.values):
         return "TEXT"
+    if _is_json(kind):
+        return "TEXT"
     return None
+
+
+def _is_json(kind: mi.Type) -> bool:
+    return isinstance(kind, mi.DictType | mi.ListType)
+
+
+def _bare(field: ProgressField) -> mi.Type:
+    return field.type
+
+
+# Columns that hold a field's JSON text.
+_JSON_COLUMNS: Final = frozenset(field.name for field in FIELDS if _is_json(_bare(field)))
 
 
 # Columns beyond the seed's, one per Progress field, added to a table of any earlier version.
@@ -105,13 +122,20 @@ class ProgressMirror:
             column: value for column, value in zip(_COLUMNS, row, strict=True) if value is not None
         }
         try:
-            return msgspec.convert(values, Progress)
-        except msgspec.ValidationError as exc:
+            for column in _JSON_COLUMNS & values.keys():
+                values[column] = msgspec.json.decode(values[column])
+            return msgspec.convert(values, Progress, strict=False)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             logger.warning("task_id=%s the SQLite mirror row is unusable: %s", task_id, exc)
             return None
 
     def save(self, progress: Progress) -> None:
-        values = [getattr(progress, column) for column in _COLUMNS]
+        values = [
+            msgspec.json.encode(getattr(progress, column)).decode()
+            if column in _JSON_COLUMNS
+            else getattr(progress, column)
+            for column in _COLUMNS
+        ]
         self._connection().execute(
             f"INSERT OR REPLACE INTO crawl_progress ({', '.join(_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in _COLUMNS)})",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Literal
 
 from msgspec.structs import replace
 
-from jobstream.records import Command, Progress, RawPage
+from jobstream.records import Command, Decided, Progress, RawPage
 
 
 def initial(task_id: str, source: str) -> Progress:
@@ -23,7 +24,9 @@ def resume(
     The mirror only records pages whose messages the broker acknowledged, so when it is ahead
     the table lost its tail (a wiped broker, or a changelog recovered short). Offsets of another
     API (the demo simulator, before the switch to the real one) mean nothing here: resuming
-    from them would skip that many real rows.
+    from them would skip that many real rows. "Further advanced": after more source resets,
+    then at a higher offset, then with more rows counted (the dedupe agent's reports move no
+    offset); the table when they are equal.
     """
     candidates, notes = [], []
     for where, value in (("table", table_value), ("SQLite mirror", mirrored)):
@@ -38,7 +41,18 @@ def resume(
         candidates.append(value)
     if not candidates:
         return initial(task_id, source), notes
-    return max(candidates, key=lambda p: p.current_offset), notes
+    return max(candidates, key=_advance_key), notes
+
+
+def _advance_key(progress: Progress) -> tuple[int, int, int]:
+    return progress.source_resets, progress.current_offset, counted(progress)
+
+
+def counted(progress: Progress) -> int:
+    """Rows whose outcome the progress counts: current_offset, once the dedupe agent has
+    reported on every kept row."""
+    p = progress
+    return p.published + p.duplicates + p.filtered + p.rejected + p.skipped
 
 
 PageAction = Literal["apply", "skip", "gap"]
@@ -123,11 +137,14 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             # Jobs of progress set aside since (another API, or before a source reset): their
             # rows are no longer among this progress's offsets.
             return progress
-        return replace(
+        # Counts without offsets (of candidates an earlier version wrote, or a replay sent)
+        # are added as they are; decisions by offset are counted once each.
+        progress = replace(
             progress,
             published=progress.published + (command.published or 0),
             duplicates=progress.duplicates + (command.duplicates or 0),
         )
+        return count_decided(progress, command.decided or [])
     if command.action == "replay_deduped":
         return progress  # for the replay's status; `deduped` counted the rows
     if command.action == "replayed":
@@ -156,6 +173,7 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             skipped=0,
             future_dated=0,
             duplicates=0,
+            deduped_through={},  # the offsets the marks are about start over too
             last_update=at,
             cursor_anomalies=progress.cursor_anomalies + 1,
             last_anomaly=f"{at} {command.error}",
@@ -201,6 +219,38 @@ def apply_command(progress: Progress, command: Command) -> Progress:
         stuck_since=progress.stuck_since if same_place and progress.stuck_since else at,
         failing_offset=command.offset,
     )
+
+
+def count_decided(progress: Progress, decided: list[Decided]) -> Progress:
+    """Add what the dedupe agent decided, each kept row once: per job_candidates partition,
+    only source offsets above the highest one counted before.
+
+    Why that is exact: a task's kept rows reach a partition in source order (its pages are
+    applied in order), and the dedupe agent reports a partition's decisions in its order. What
+    comes again at or below the mark is a replay: the agent deciding again what it had
+    reported before a crash, or a page applied again after its progress was lost (its rows were
+    counted the first time round; the second time they are duplicates of themselves).
+    """
+    through = dict(progress.deduped_through)
+    published, duplicates = progress.published, progress.duplicates
+    for report in decided:
+        mark = through.get(report.partition, -1)
+        new_first = _above(report.first, mark)
+        new_duplicates = _above(report.duplicates, mark)
+        published += new_first
+        duplicates += new_duplicates
+        top = max(
+            report.first[-1] if report.first else -1,
+            report.duplicates[-1] if report.duplicates else -1,
+        )
+        if top > mark:
+            through[report.partition] = top
+    return replace(progress, published=published, duplicates=duplicates, deduped_through=through)
+
+
+def _above(offsets: list[int], mark: int) -> int:
+    """How many of the ascending `offsets` are above `mark`."""
+    return len(offsets) - bisect.bisect_right(offsets, mark)
 
 
 def percent(progress: Progress) -> str:

@@ -1,16 +1,16 @@
 """Reading and writing a task's progress: the `crawl_progress` table backed by the SQLite mirror.
 
-Progress belongs to one API (`source`): what the table or the mirror holds for another one is
-set aside, once, with a log line saying so. Whoever waits for a task to advance (the crawl, for
-the pages it sent) awaits `changed`, woken by every save: the agents write, the crawl waits,
-and nothing calls back up.
+Progress belongs to one API (the task's `source`: its account's base URL, or "demo"): what the
+table or the mirror holds for another one is set aside, once, with a log line saying so.
+Whoever waits for a task to advance (the crawl, for the pages it sent) awaits `changed`, woken
+by every save: the agents write, the crawl waits, and nothing calls back up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,15 @@ class ProgressStore:
     """The progress of every task of one source. `current` may be called anywhere; `save` only
     from an agent (Faust's rule for tables: their changelog follows the agent's partition)."""
 
-    def __init__(self, table: MutableMapping[str, Any], mirror_path: str | Path, source: str):
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        mirror_path: str | Path,
+        source: str | Callable[[str], str],
+    ):
         self.table = table
-        self.source = source
+        # The API each task's offsets refer to: one for all, or each task's own.
+        self.source_of = source if callable(source) else (lambda task_id, s=source: s)
         self.mirror = ProgressMirror(mirror_path)
         self._mirrored: dict[str, Progress | None] = {}
         self._noted: set[str] = set()
@@ -43,7 +49,7 @@ class ProgressStore:
     def current(self, task_id: str) -> Progress:
         """The task's progress as this worker knows it."""
         progress, notes = rules.resume(
-            self._from_table(task_id), self._from_mirror(task_id), task_id, self.source
+            self._from_table(task_id), self._from_mirror(task_id), task_id, self.source_of(task_id)
         )
         for note in notes:
             if note not in self._noted:

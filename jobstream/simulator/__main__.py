@@ -5,7 +5,7 @@ import asyncio
 import logging
 import sys
 
-from jobstream.simulator.options import DEFAULT_TASK_ID, SimulatorConfig
+from jobstream.simulator.options import DEFAULT_TASK_ID, SimAccount, SimulatorConfig
 from jobstream.simulator.rows import RowOptions
 from jobstream.simulator.server import SimulatorServer
 
@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         dest="task_ids",
         metavar="ID",
-        help=f"a task to serve (repeatable; default {DEFAULT_TASK_ID})",
+        help=f"a task to serve (repeatable; default {DEFAULT_TASK_ID}); ID@USER gives it to "
+        "the account USER of --account, whose task it is alone",
     )
     p.add_argument("--total", type=int, default=5000, help="rows per task at start")
     p.add_argument("--grow-per-minute", type=float, default=0.0)
@@ -30,7 +31,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--token-ttl", type=float, default=86400.0, help="seconds a token lives")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--latency-jitter-ms", type=float, default=0.0)
-    p.add_argument("--rate-limit", type=float, default=20.0, help="requests/s; 0 turns it off")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=20.0,
+        help="the default account's requests/s; 0 turns it off",
+    )
+    p.add_argument(
+        "--rate-burst-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of requests each account's leaky bucket holds (the docs: about 5)",
+    )
+    p.add_argument(
+        "--account",
+        action="append",
+        dest="accounts",
+        default=[],
+        metavar="USER:PASSWORD[:RATE]",
+        help="another account with its own rate limit (default --rate-limit; 0 turns it off); "
+        "repeatable",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--page-cache-mb",
@@ -91,9 +112,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def accounts_from_args(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[SimAccount, ...]]:
+    """The task ids, and the accounts of `--account` with the tasks `--task-id ID@USER` gives
+    them."""
+    owners: dict[str, list[str]] = {}
+    task_ids = []
+    for given in args.task_ids or (DEFAULT_TASK_ID,):
+        task_id, _, user = given.partition("@")
+        task_ids.append(task_id)
+        if user:
+            owners.setdefault(user, []).append(task_id)
+    accounts = []
+    for spec in args.accounts:
+        user, password, *rate = spec.split(":")
+        if not user or not password or len(rate) > 1:
+            raise SystemExit(f"--account: expected USER:PASSWORD[:RATE], got {spec!r}")
+        limit = float(rate[0]) if rate else args.rate_limit
+        accounts.append(SimAccount(user, password, limit or None, tuple(owners.pop(user, ()))))
+    if set(owners) - {args.username}:
+        raise SystemExit(f"--task-id: no --account for {sorted(set(owners) - {args.username})}")
+    return tuple(task_ids), tuple(accounts)
+
+
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    task_ids, accounts = accounts_from_args(args)
     return SimulatorConfig(
-        task_ids=tuple(args.task_ids or (DEFAULT_TASK_ID,)),
+        task_ids=task_ids,
+        accounts=accounts,
         total=args.total,
         grow_per_minute=args.grow_per_minute,
         username=args.username,
@@ -116,6 +161,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         rate_limit=args.rate_limit or None,
+        rate_burst_seconds=args.rate_burst_seconds,
         page_cache_bytes=int(args.page_cache_mb * 2**20),
         state_file=args.state_file,
     )

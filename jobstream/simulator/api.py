@@ -36,10 +36,12 @@ async def token(request: web.Request) -> web.Response:
     grant = body.get("grant_type")
     state.stats.count_grant(str(grant))
     if grant == "password":
-        if body.get("username") != config.username or body.get("password") != config.password:
+        username = body.get("username")
+        expected = config.password_of(username) if isinstance(username, str) else None
+        if expected is None or body.get("password") != expected:
             message = "The user name or password is incorrect."
             return replies.error(400, "Invalid.Grant", _echo(state, message, body))
-        issued = state.tokens.issue()
+        issued = state.tokens.issue(account=str(username))
     elif grant == "refresh_token":
         refreshed = state.tokens.refresh(str(body.get("refresh_token", "")))
         if refreshed is None:
@@ -50,6 +52,27 @@ async def token(request: web.Request) -> web.Response:
         return replies.error(400, "Unsupported.GrantType", f"unsupported grant_type {grant!r}")
     advertised = config.advertised_ttl if config.advertised_ttl is not None else config.token_ttl
     return replies.token(issued, advertised, legacy=config.legacy_token_shape)
+
+
+def config_account(state: SimulatorState, task_id: str) -> str:
+    return state.config.account_of_task(task_id)
+
+
+async def account_of(request: web.Request, endpoint: str) -> str:
+    """The account (user name) a token or data request is made for: the token's, or the
+    user name of a password grant ("" when it names none the simulator knows)."""
+    tokens = request.app[STATE].tokens
+    if endpoint == "data":
+        return tokens.account_of(bearer(request))
+    body = await _read_body(request)  # aiohttp keeps the body: the handler reads it again
+    if body is None:
+        return ""
+    if body.get("grant_type") == "refresh_token":
+        return tokens.account_of(str(body.get("refresh_token", "")))
+    username = body.get("username")
+    if isinstance(username, str) and request.app[STATE].config.password_of(username) is not None:
+        return username
+    return ""
 
 
 def bearer(request: web.Request) -> str:
@@ -98,7 +121,8 @@ async def data_all(request: web.Request) -> web.Response:
             return replies.error(400, "Invalid.Parameter", value)
     assert isinstance(offset, int) and isinstance(size, int)
     task = state.tasks.get(task_id)
-    if task is None:
+    if task is None or config_account(state, task_id) != state.tokens.account_of(bearer(request)):
+        # Another account's task is as unknown to this one as a task that does not exist.
         return replies.error(400, "Task.NotFound", f"task {task_id} does not exist")
 
     fault = state.cursor.take(task_id, offset)

@@ -64,14 +64,23 @@ class Faults:
         self._rng = rng
         self.latency_ms = 0.0
         self.latency_jitter_ms = 0.0
+        # The default account's bucket, and each other account's by user name.
         self.bucket: LeakyBucket | None = None
+        self.buckets: dict[str, LeakyBucket | None] = {}
         self.fail_rate = 0.0
         self.fail_rate_status = 503
         self._failures: deque[Failure] = deque()
         self._stalls: deque[tuple[str, float]] = deque()
 
-    def set_rate_limit(self, rate: float | None, burst_seconds: float = 5.0) -> None:
-        self.bucket = None if rate is None else LeakyBucket(rate, burst_seconds)
+    def set_rate_limit(
+        self, rate: float | None, burst_seconds: float = 5.0, account: str | None = None
+    ) -> None:
+        """The rate limit of `account` (a user name), or of the default account when None."""
+        bucket = None if rate is None else LeakyBucket(rate, burst_seconds)
+        if account is None:
+            self.bucket = bucket
+        else:
+            self.buckets[account] = bucket
 
     def fail_next(
         self, n: int, status: int = 503, endpoint: Endpoint = "data", body: Body | None = None
@@ -89,6 +98,7 @@ class Faults:
     def clear(self) -> None:
         self.latency_ms = self.latency_jitter_ms = self.fail_rate = 0.0
         self.bucket = None
+        self.buckets = dict.fromkeys(self.buckets)
         self._failures.clear()
         self._stalls.clear()
 
@@ -101,8 +111,11 @@ class Faults:
                 return seconds + stall
         return seconds
 
-    def rate_limited(self) -> bool:
-        return self.bucket is not None and not self.bucket.allow()
+    def rate_limited(self, account: str | None = None) -> bool:
+        """Whether `account`'s bucket refuses this request (an account it does not know, or
+        None, is the default one's)."""
+        bucket = self.buckets[account] if account in self.buckets else self.bucket
+        return bucket is not None and not bucket.allow()
 
     def take_failure(self, endpoint: str) -> Failure | None:
         for i, failure in enumerate(self._failures):
@@ -119,6 +132,10 @@ class Faults:
             "latency_jitter_ms": self.latency_jitter_ms,
             "rate_limit": None if self.bucket is None else self.bucket.rate,
             "rate_burst_seconds": None if self.bucket is None else self.bucket.burst_seconds,
+            "account_rate_limits": {
+                name: None if bucket is None else bucket.rate
+                for name, bucket in self.buckets.items()
+            },
             "fail_rate": self.fail_rate,
             "fail_rate_status": self.fail_rate_status,
             "pending_failures": [asdict(f) for f in self._failures],

@@ -13,6 +13,19 @@ DEFAULT_TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
 
 
 @dataclass(frozen=True)
+class SimAccount:
+    """An account beside the default one (`username`/`password`): its own credentials, rate
+    limit and tasks. A task listed here is served to this account only; the default account
+    reads every task no other account lists."""
+
+    username: str
+    password: str = field(repr=False)
+    # Requests per second over the account's own leaky bucket; None: no limit.
+    rate_limit: float | None = 20.0
+    tasks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SimulatorConfig:
     task_ids: tuple[str, ...] = (DEFAULT_TASK_ID,)
     total: int = 5000
@@ -36,6 +49,8 @@ class SimulatorConfig:
     # about 20/s over 5 s). None turns rate limiting off.
     rate_limit: float | None = 20.0
     rate_burst_seconds: float = 5.0
+    # More accounts, each limited on its own (the default account's is `rate_limit`).
+    accounts: tuple[SimAccount, ...] = ()
     # Bytes of served rows' JSON kept for serving again (0: off); see `pagecache`.
     page_cache_bytes: int = 0
     # A file that keeps the rows (see `saved`): started again, the simulator serves the same
@@ -53,3 +68,26 @@ class SimulatorConfig:
             raise ValueError(f"rows_key must be 'data' or 'dataList', got {self.rows_key!r}")
         if self.token_ttl <= 0:
             raise ValueError(f"token_ttl must be > 0, got {self.token_ttl}")
+        names = [self.username, *(a.username for a in self.accounts)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"account user names must differ, got {names}")
+        for account in self.accounts:
+            unknown = set(account.tasks) - set(self.task_ids)
+            if unknown:
+                raise ValueError(f"account {account.username!r} lists unknown tasks {unknown}")
+
+    def account_of_task(self, task_id: str) -> str:
+        """The user name of the account that may read the task."""
+        for account in self.accounts:
+            if task_id in account.tasks:
+                return account.username
+        return self.username
+
+    def rate_limits(self) -> dict[str, float | None]:
+        """Each account's rate limit, by user name, the default account's first."""
+        return {self.username: self.rate_limit, **{a.username: a.rate_limit for a in self.accounts}}
+
+    def password_of(self, username: str) -> str | None:
+        if username == self.username:
+            return self.password
+        return next((a.password for a in self.accounts if a.username == username), None)

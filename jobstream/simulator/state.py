@@ -118,6 +118,10 @@ class SimulatorState:
         self.faults.latency_ms = config.latency_ms
         self.faults.latency_jitter_ms = config.latency_jitter_ms
         self.faults.set_rate_limit(config.rate_limit, config.rate_burst_seconds)
+        for account in config.accounts:
+            self.faults.set_rate_limit(
+                account.rate_limit, config.rate_burst_seconds, account.username
+            )
         self.cursor = CursorFaults()
         self.stats = Stats()
         self.page_cache = PageCache(config.page_cache_bytes)

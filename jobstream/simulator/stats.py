@@ -19,6 +19,11 @@ class Stats:
         self.task_clients: dict[str, list[list[Any]]] = {}
         # Per task, when each data request arrived (monotonic seconds): rates and shares.
         self.task_arrivals: dict[str, list[float]] = {}
+        # Per account (user name; "" for a request that names none the simulator knows): its
+        # token and data requests, their answers, and when each arrived.
+        self.account_requests: Counter[str] = Counter()
+        self.account_responses: Counter[tuple[str, int]] = Counter()
+        self.account_arrivals: dict[str, list[float]] = {}
 
     def count_request(self, endpoint: str) -> None:
         self.requests[endpoint] += 1
@@ -42,6 +47,13 @@ class Stats:
         else:
             runs.append([client, 1, now, now])
 
+    def count_account_request(self, account: str) -> None:
+        self.account_requests[account] += 1
+        self.account_arrivals.setdefault(account, []).append(round(time.monotonic(), 3))
+
+    def count_account_response(self, account: str, status: int) -> None:
+        self.account_responses[(account, status)] += 1
+
     def count_page(self, task_id: str, rows: int) -> None:
         self.task_rows[task_id] += rows
 
@@ -59,15 +71,24 @@ class Stats:
             self.cursor,
             self.task_requests,
             self.task_rows,
+            self.account_requests,
+            self.account_responses,
         ):
             counter.clear()
         self.task_clients.clear()
         self.task_arrivals.clear()
+        self.account_arrivals.clear()
 
     def to_json(self) -> dict[str, Any]:
         statuses: dict[str, dict[str, int]] = {}
         for (endpoint, status), n in sorted(self.responses.items()):
             statuses.setdefault(endpoint, {})[str(status)] = n
+        accounts: dict[str, dict[str, Any]] = {
+            account: {"requests": n, "statuses": {}, "arrivals": self.account_arrivals[account]}
+            for account, n in sorted(self.account_requests.items())
+        }
+        for (account, status), n in sorted(self.account_responses.items()):
+            accounts[account]["statuses"][str(status)] = n
         return {
             "requests": dict(self.requests),
             "statuses": statuses,
@@ -79,4 +100,5 @@ class Stats:
             },
             "task_clients": {task: runs for task, runs in sorted(self.task_clients.items())},
             "task_arrivals": dict(sorted(self.task_arrivals.items())),
+            "accounts": accounts,
         }

@@ -42,21 +42,26 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     state = request.app[STATE]
     state.stats.count_request(endpoint)
+    account = await api.account_of(request, endpoint)
+    state.stats.count_account_request(account)
     if endpoint == "data":
         client = state.tokens.client_of(api.bearer(request))
         state.stats.count_task_request(request.query.get("taskId", ""), client)
-    response = await _answer(request, handler, state, endpoint)
+    response = await _answer(request, handler, state, endpoint, account)
     state.stats.count_response(endpoint, response.status)
+    state.stats.count_account_response(account, response.status)
     return response
 
 
 async def _answer(
-    request: web.Request, handler: Handler, state: SimulatorState, endpoint: str
+    request: web.Request, handler: Handler, state: SimulatorState, endpoint: str, account: str
 ) -> web.StreamResponse:
     delay = state.faults.delay(endpoint)
     if delay > 0:
         await asyncio.sleep(delay)
-    if state.faults.rate_limited():
+    # Each account has its own limit; a request whose account is unknown counts against the
+    # default one's.
+    if state.faults.rate_limited(account or None):
         return replies.rate_limited()
     failure = state.faults.take_failure(endpoint)
     if failure is not None:

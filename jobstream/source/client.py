@@ -67,6 +67,7 @@ class BazhuayuClient:
         limiter: RateLimiter | None = None,
         refresh_margin: float = REFRESH_MARGIN,
         on_request: OnRequest | None = None,
+        credentials_from: str = "API_USERNAME and API_PASSWORD",
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -75,6 +76,8 @@ class BazhuayuClient:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
+        # Where the credentials are set, for the message when the API refuses them.
+        self.credentials_from = credentials_from
         keep_secret(password)
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -156,7 +159,7 @@ class BazhuayuClient:
             if exc.code == INVALID_GRANT:
                 raise AuthError(
                     f"the Bazhuayu API refused the credentials of user {self.username!r} "
-                    f"(Invalid.Grant: {exc.api_message}); check API_USERNAME and API_PASSWORD"
+                    f"(Invalid.Grant: {exc.api_message}); check {self.credentials_from}"
                 ) from None
             raise
         except SourceError as exc:

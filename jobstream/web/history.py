@@ -81,13 +81,17 @@ class History(Service):
             if lag.total is not None:
                 self.lag.add(lag.total)
 
-    def rows_per_minute(self, task_id: str) -> float:
-        """The task's rows applied here in the last minute, as of now."""
-        return self.throughput.rows_per_minute(task_id, metrics.applied_rows().get(task_id, 0.0))
+    def rows_per_minute(self, task_id: str, applied: dict[str, float] | None = None) -> float:
+        """The task's rows applied here in the last minute, as of now. `applied`: every task's
+        applied rows (`metrics.applied_rows()`, which reads all the counters), when the
+        caller has taken them already, as a listing of many tasks does once for all."""
+        applied = metrics.applied_rows() if applied is None else applied
+        return self.throughput.rows_per_minute(task_id, applied.get(task_id, 0.0))
 
-    def rows_per_minute_now(self, task_id: str) -> float:
+    def rows_per_minute_now(self, task_id: str, applied: dict[str, float] | None = None) -> float:
         """The task's speed as of now: rows per minute over the last RECENT_SECONDS."""
-        rows = self.recent.rows_per_minute(task_id, metrics.applied_rows().get(task_id, 0.0))
+        applied = metrics.applied_rows() if applied is None else applied
+        rows = self.recent.rows_per_minute(task_id, applied.get(task_id, 0.0))
         return rows * 60.0 / RECENT_SECONDS
 
     def series(self, task_id: str) -> Series:
@@ -134,13 +138,13 @@ def task_series(history: History, task_id: str, config: Config) -> TaskSeries:
 
 
 def series_of(reply: fanout.Reply, config: Config) -> TaskSeries:
-    """A task's series as its owner answered (the one task of the owner's body)."""
+    """A task's series as its owner answered (its entry in the owner's listing)."""
     if reply.ok:
         if isinstance(reply.data, TaskSeries):
             return reply.data
         try:
-            return msgspec.convert(reply.data, HistoryBody).tasks[0]
-        except (msgspec.ValidationError, IndexError):
+            return msgspec.convert(reply.data, TaskSeries)
+        except msgspec.ValidationError:
             error = "the owner's answer is not a history"
     else:
         error = reply.error or f"HTTP {reply.status}"

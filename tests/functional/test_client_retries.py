@@ -8,6 +8,8 @@ import time
 import pytest
 
 from jobstream.errors import SourceError
+from jobstream.simulator.options import SimAccount
+from tests.functional.conftest import TASK_ID
 
 
 async def test_client_rate_limited_honours_retry_after_then_succeeds(sim, client, task_id):
@@ -139,3 +141,41 @@ async def test_client_min_interval_spaces_requests(sim, make_client, task_id):
     await asyncio.gather(*(client.fetch_page(task_id, i * 10, 10) for i in range(4)))
     # token + 4 data calls = 5 requests, at least 4 intervals apart
     assert time.perf_counter() - started >= 0.39
+
+
+async def test_client_429_of_one_account_pauses_that_account_only(make_sim, make_client):
+    # Two accounts, each with its own client and limiter (as a worker has one per account): a
+    # 429 of team_b holds team_b's calls for its Retry-After, never the default account's.
+    other = "b0b0b0b0-0000-4000-8000-000000000001"
+    sim = await make_sim(
+        total=100,
+        task_ids=(TASK_ID, other),
+        accounts=(SimAccount("team_b", "secret-b", None, (other,)),),
+    )
+    sim.state.faults.set_rate_limit(1.0, 2.0, "team_b")  # the token call and one page at once
+    team_b = make_client(sim, username="team_b", password="secret-b")
+    default = make_client(sim)
+    await team_b.fetch_page(other, 0, 10)
+    await default.fetch_page(TASK_ID, 0, 10)
+
+    refused = asyncio.create_task(team_b.fetch_page(other, 10, 10))
+    await wait_for(lambda: sim.state.stats.status_count("data", 429) == 1)
+    started = time.perf_counter()
+    for offset in range(10, 60, 10):
+        await default.fetch_page(TASK_ID, offset, 10)
+    took = time.perf_counter() - started
+    assert not refused.done()  # team_b still waits out its Retry-After: 1
+    page = await refused
+
+    assert took < 0.5, took
+    assert len(page.rows) == 10
+    stats = sim.state.stats.to_json()["accounts"]
+    assert stats["team_b"]["statuses"].get("429", 0) >= 1
+    assert stats["demo"]["statuses"].get("429", 0) == 0
+
+
+async def wait_for(probe, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not probe():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

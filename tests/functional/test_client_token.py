@@ -42,8 +42,11 @@ async def test_client_token_revoked_mid_crawl_401_renews_once_and_continues(
     rows, _ = await crawl(client, task_id, offset=first.next_offset)
 
     assert len(first.rows + rows) == 257
-    assert sim.state.stats.status_count("data", 401) == 1
-    assert sim.state.stats.grants == {"password": 1, "refresh_token": 1}
+    # Each death of the token costs one 401 and one renewal, never a new login. Usually once;
+    # on a loaded machine the rest of the crawl can outlast the renewed token's second too.
+    dead = sim.state.stats.status_count("data", 401)
+    assert dead >= 1
+    assert sim.state.stats.grants == {"password": 1, "refresh_token": dead}
 
 
 async def test_client_401_once_renews_token_and_succeeds(sim, client, task_id):

@@ -119,6 +119,7 @@ def test_mirror_of_the_seed_schema_keeps_every_progress_field_after_the_upgrade(
         resolved_error_at="ra",
         resolved_at="rb",
         last_reset_at="z",
+        deduped_through={0: 12, 2: 3},
     )
     assert all(
         getattr(full, name) != getattr(Progress(task_id="t"), name)
@@ -166,4 +167,6 @@ def test_mirror_columns_are_those_earlier_versions_created(tmp_path: Path) -> No
         "resolved_error_at": ("TEXT", True, "''", False),
         "resolved_at": ("TEXT", True, "''", False),
         "last_reset_at": ("TEXT", True, "''", False),
+        # The dedupe counting marks, as JSON.
+        "deduped_through": ("TEXT", True, "'{}'", False),
     }

@@ -34,7 +34,8 @@ class FakeTime:
             if self._sleepers:
                 wake, _, future = heapq.heappop(self._sleepers)
                 self.now = max(self.now, wake)
-                future.set_result(None)
+                if not future.done():  # a sleep cut short by a rate change is cancelled
+                    future.set_result(None)
         return [t.result() for t in tasks]
 
 
@@ -115,3 +116,83 @@ async def test_limiter_shorter_pause_does_not_shorten_a_longer_one():
 def test_limiter_refuses_negative_rates():
     with pytest.raises(ValueError):
         RateLimiter(-1)
+
+
+async def test_limiter_rate_zero_holds_every_request_until_a_rate_is_set():
+    rl, fake = limiter(per_second=10)
+    rl.set_rate(0)
+    assert rl.held and rl.per_second == 0
+    started: list[float] = []
+
+    async def request() -> None:
+        await rl.acquire()
+        started.append(round(fake.now - 100.0, 6))
+
+    async def released_at_two_seconds() -> None:
+        await fake.sleep(2.0)
+        assert started == []
+        rl.set_rate(5)
+
+    await fake.run(request(), request(), released_at_two_seconds())
+    assert started == [2.0, 2.2]
+
+
+async def test_limiter_slower_rate_respaces_requests_already_waiting():
+    rl, fake = limiter(per_second=10)
+    times: list[float] = []
+
+    async def request() -> None:
+        await rl.acquire()
+        times.append(round(fake.now - 100.0, 6))
+
+    async def slower_after_the_first() -> None:
+        await fake.sleep(0.01)
+        rl.set_rate(2)  # the share halves... five times over: 0.5 s apart from now on
+
+    await fake.run(*(request() for _ in range(4)), slower_after_the_first())
+    # The first started at 0 under the old rate; the others keep the new spacing from it,
+    # none at the 0.1 s slots they had reserved.
+    assert times == [0.0, 0.5, 1.0, 1.5]
+
+
+async def test_limiter_faster_rate_wakes_requests_asleep_until_old_slots():
+    rl, fake = limiter(per_second=1)
+    times: list[float] = []
+
+    async def request() -> None:
+        await rl.acquire()
+        times.append(round(fake.now - 100.0, 6))
+
+    async def faster_at_a_tenth() -> None:
+        await fake.sleep(0.1)
+        rl.set_rate(10)
+
+    await fake.run(*(request() for _ in range(4)), faster_at_a_tenth())
+    # Reserved at 0, 1, 2, 3 s; after the change at 0.1 s the rest start 0.1 s apart.
+    assert times == [0.0, 0.1, 0.2, 0.3]
+
+
+async def test_limiter_rate_unchanged_changes_nothing():
+    rl, _ = limiter(per_second=20)
+    rl.set_rate(20)
+    assert rl.interval == 0.05 and not rl.held
+    with pytest.raises(ValueError):
+        rl.set_rate(float("nan"))
+
+
+async def test_limiter_waiters_woken_late_catch_up_but_never_past_the_rate_in_a_second():
+    rl, fake = limiter(per_second=10)
+    times: list[float] = []
+
+    async def request() -> None:
+        await rl.acquire()
+        times.append(round(fake.now - 100.0, 6))
+
+    waiting = [asyncio.ensure_future(request()) for _ in range(15)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # the first starts; the others reserve 0.1 .. 1.4 s and sleep
+    fake.now += 2.0  # the event loop was busy for two seconds: every slot has passed
+    await fake.run(*waiting)
+    # Ten catch up at once (the rate within a second), the rest one second after the first
+    # of those.
+    assert times == [0.0] + [2.0] * 10 + [3.0] * 4
