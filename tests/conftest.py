@@ -1,8 +1,9 @@
 """Fixtures that start real parts: a broker, the API simulator and the worker (tests/harness.py).
 
-`session_broker` is the one Tansu broker the in-process tests share; `broker` is a broker of a
-test's own, for workers (whose topics and consumer group are fixed names) that must not meet
-another test's data.
+`session_broker` is the one Tansu broker the tests share: the in-process web tests, and workers
+given a name of their own (`worker_factory(name=...)`, `harness.namespace`: their app id,
+consumer group and topics are theirs). `broker` is a broker of a test's own, for workers on the
+default names, and for a test that stops, hangs or cuts its broker.
 
 After every test, every log line written meanwhile (each worker's log file, and the log records
 of this process) is searched for every secret the tests configured or were handed
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import SECRETS, Broker, LogLines, Simulator, Worker, read_topic
+from tests.harness import SECRETS, Broker, LogLines, Simulator, Worker, read_topic, reap
 
 __all__ = ["read_topic"]  # imported from here by older tests; it lives in tests.harness
 
@@ -45,6 +46,17 @@ def _no_secret_in_any_log() -> Iterator[None]:
         pytest.fail("a secret reached a log:\n" + "\n".join(leaks[:10]), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _workers_stopped_at_the_end() -> Iterator[None]:
+    """Workers a fixture stopped without waiting (`Worker.stop(wait=False)`) end before the
+    session does; what they logged while stopping is searched for secrets too."""
+    yield
+    reap()
+    leaks = SECRETS.leaks()
+    if leaks:
+        pytest.fail("a secret reached a log:\n" + "\n".join(leaks[:10]), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def session_broker() -> Iterator[Broker]:
     started = Broker.start()
@@ -64,7 +76,7 @@ def simulator_factory() -> Iterator[Callable[..., Simulator]]:
     started: list[Simulator] = []
 
     def start(*args: str) -> Simulator:
-        sim = Simulator.start("--rate-limit", "0", *args)
+        sim = Simulator.serve("--rate-limit", "0", *args)
         started.append(sim)
         return sim
 
@@ -77,11 +89,11 @@ def simulator_factory() -> Iterator[Callable[..., Simulator]]:
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def make(**overrides: dict[str, Any]) -> Worker:
-        worker = Worker.configure(tmp_path, overrides)
+    def make(name: str | None = None, **overrides: dict[str, Any]) -> Worker:
+        worker = Worker.configure(tmp_path, overrides, name=name)
         started.append(worker)
         return worker
 
     yield make
     for worker in started:
-        worker.stop()
+        worker.stop(wait=False)
