@@ -13,6 +13,7 @@ of this process) is searched for every secret the tests configured or were hande
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,44 @@ import pytest
 from tests.harness import SECRETS, Broker, LogLines, Simulator, Worker, read_topic, reap
 
 __all__ = ["read_topic"]  # imported from here by older tests; it lives in tests.harness
+
+
+# Tiers that start no worker (tests/deploy's one image run aside).
+FAST_TIERS = ("deploy", "functional", "unit")
+
+
+def work_unit(nodeid: str) -> str:
+    """What `pytest -n 2 --dist loadscope` (setup.cfg) hands a process at once: an end-to-end
+    file (its module fixtures and its order kept), the fast tiers together, or tests/web."""
+    path = nodeid.split("::")[0]
+    parts = path.split("/")
+    if parts[:2] == ["tests", "web"]:
+        return "tests/web"
+    if len(parts) == 2 or parts[1] in FAST_TIERS:
+        return "fast"
+    return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The work units of `work_unit`, handed out in collection order."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a process of `pytest -n` (whose collection orders the work units): tests/web last.
+    The web tier closes its apps when its process ends; some have lost their broker on
+    purpose, and closing those long after their tests (when more files ran after them in that
+    process) made aiokafka's consumer raise on close. Without `-n`, nothing changes."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: work_unit(item.nodeid) == "tests/web")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,8 +114,11 @@ def broker() -> Iterator[Broker]:
 def simulator_factory() -> Iterator[Callable[..., Simulator]]:
     started: list[Simulator] = []
 
-    def start(*args: str) -> Simulator:
-        sim = Simulator.serve("--rate-limit", "0", *args)
+    def start(*args: str, own_process: bool = False) -> Simulator:
+        """A simulator on a thread of this process; with `own_process`, in a process of its
+        own (where it times arrivals, free of this process's work)."""
+        serve = Simulator.start if own_process else Simulator.serve
+        sim = serve("--rate-limit", "0", *args)
         started.append(sim)
         return sim
 

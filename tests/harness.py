@@ -69,9 +69,18 @@ async def wait_until_async(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free on loopback now. Under pytest-xdist, one of this test process's own
+    (`port // 2 % processes == its index`; Linux hands out odd ports to `bind(0)`): two
+    processes of the run do not pick the same one."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for _ in range(1000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port // 2 % processes == index:
+            break
+    return port
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
@@ -192,7 +201,12 @@ class Simulator:
         self, task_id: str = TASK_ID, offset: int = 0, size: int | None = None
     ) -> list[dict[str, Any]]:
         size = self.total(task_id) - offset if size is None else size
-        _, body = http("GET", f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}")
+        # Long descriptions make a big answer: a generous timeout on a busy machine.
+        _, body = http(
+            "GET",
+            f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}",
+            timeout=60,
+        )
         return list(body["rows"])
 
     def rows(self, task_id: str = TASK_ID) -> list[dict[str, Any]]:
