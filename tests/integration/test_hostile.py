@@ -220,9 +220,10 @@ async def test_lying_cursor_source_reset_and_failing_runs_recovered_counted_and_
     urls = {job["url"] for _, job in jobs if job["task_id"] == RESET}
     assert {want.truths[o]["expect_text"]["url"] for o in want.published} <= urls
 
-    # Failing runs: every call fails (every task's runs fail; this one has new rows).
-    sim.grow(400, task_id=FAILING)
+    # Failing runs: every call fails (every task's runs fail; this one has new rows). The
+    # faults first: a run between the two calls would fetch a page of the new rows.
     sim.faults(fail_rate=1.0, fail_rate_status=503)
+    sim.grow(400, task_id=FAILING)
     first = worker.wait_status(lambda s: s["status"] == "error", task_id=FAILING)
     later = worker.wait_status(lambda s: s["consecutive_failures"] >= 3, task_id=FAILING)
     assert "503" in first["last_error"] and later["stuck_since"] == first["stuck_since"]
