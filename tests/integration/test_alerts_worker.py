@@ -226,72 +226,57 @@ def consume_until(worker: Worker, lag_at_most: int) -> int:
     return consumed
 
 
-def test_consumer_lag_alert_once_then_recovery_below_ninety_percent(
+def test_consumer_lag_alert_reminders_then_one_recovery_below_ninety_percent(
     robots: ThreadedReceiver,
     simulator_factory: Callable[..., Simulator],
     worker_factory: Callable[..., Worker],
 ) -> None:
-    """Jobs published, nobody consuming job_data, threshold 50: one alert; consumed down to 48
-    (below the threshold, above 90 % of it): nothing; down to 45 or below: one recovery."""
+    """Jobs published, nobody consuming job_data, threshold 50, repeat_after 2 s: one alert,
+    then reminders («已持续 …») while the lag holds; consumed down to 48 (below the threshold,
+    above 90 % of it): still holding, no recovery; down to 45 or below: one recovery, and
+    nothing after it (no reminder, no second recovery)."""
     sim = simulator_factory("--total", "300")
     worker = worker_factory(
         # A run every second (finding nothing new once caught up): time passing, observably.
         api=sim.api(),
         crawler={"interval": 1},
-        alerts=alerts_section(robots, lag_threshold=50),
+        alerts=alerts_section(robots, lag_threshold=50, repeat_after=2),
     ).start()
     worker.wait_ready(90)
     worker.wait_status(lambda s: s["current_offset"] == 300 and s["status"] == "idle")
 
-    wait_for(robots, "consumer_lag", "alert")
+    wait_for(robots, "consumer_lag", "repeat", n=2)
     lag = worker.wait_status(lambda s: (s["kafka_lag"] or 0) > 50)["kafka_lag"]
-    # Below the threshold but above 90 % of it: still holding, nothing sent.
+    # Below the threshold but above 90 % of it: still holding, no recovery.
     consume(worker, lag - 48)
     worker.wait_status(lambda s: s["kafka_lag"] == 48, timeout=30)
     runs = runs_of(worker)
     wait_until(lambda: runs_of(worker) >= runs + 3, 30, "three more runs")
-    assert_each_robot_got(robots, "consumer_lag", alert=1)
+    holding = counts(robots, "consumer_lag")
+    for kind in KINDS:
+        assert (holding[kind]["alert"], holding[kind]["recovery"]) == (1, 0), holding
     consumed = lag - 48 + consume_until(worker, 45)
     wait_for(robots, "consumer_lag", "recovery")
     # Nothing more over the next checks (a run a second: three runs span two checks at least).
     runs = runs_of(worker)
     wait_until(lambda: runs_of(worker) >= runs + 3, 30, "three more runs")
-    assert_each_robot_got(robots, "consumer_lag", alert=1, recovery=1)
+    settled = counts(robots, "consumer_lag")
+    for kind in KINDS:
+        assert settled[kind]["alert"] == 1 and settled[kind]["recovery"] == 1, settled
+        assert settled[kind]["repeat"] >= 2, settled
+        assert events(robots, kind)[0] == ("alert", "consumer_lag")
+        assert events(robots, kind)[-1] == ("recovery", "consumer_lag")
     for name in ("task_error", "task_stalled", "broker_down"):
         assert_each_robot_got(robots, name)
-    [alert, recovery] = [g.body for g in robots.received("json")]
+    bodies = {kind: [g.body for g in robots.received("json") if g.body["kind"] == kind]
+              for kind in ("alert", "repeat", "recovery")}  # fmt: skip
+    [alert], [recovery], repeat = bodies["alert"], bodies["recovery"], bodies["repeat"][0]
     assert alert["details"]["threshold"] == 50 and alert["details"]["lag"] > 50
+    assert "已持续" in repeat["title"] and repeat["started_at"] != repeat["at"]
     recovered_at = recovery["details"]["lag"]
     assert recovered_at <= 45 and recovery["details"]["cleared_by"] == "below_threshold"
     print(f"\nlag {lag} alerted; {consumed} jobs consumed; recovered at {recovered_at}")
     show(robots, "consumer_lag", "alert")
-
-
-def test_repeat_after_reminds_while_the_lag_holds(
-    robots: ThreadedReceiver,
-    simulator_factory: Callable[..., Simulator],
-    worker_factory: Callable[..., Worker],
-) -> None:
-    """repeat_after 2 s while the lag stays above the threshold: the alert, then reminders
-    («已持续 …»), then, once consumed, one recovery and no more reminders."""
-    sim = simulator_factory("--total", "300")
-    worker = worker_factory(
-        api=sim.api(),
-        crawler={"interval": 3600},
-        alerts=alerts_section(robots, lag_threshold=50, repeat_after=2),
-    ).start()
-    worker.wait_ready(90)
-
-    wait_for(robots, "consumer_lag", "repeat", n=2)
-    consume_until(worker, 45)
-    wait_for(robots, "consumer_lag", "recovery")
-    settled = counts(robots, "consumer_lag")
-    for kind in KINDS:
-        assert settled[kind]["alert"] == 1 and settled[kind]["recovery"] == 1, settled
-        assert events(robots, kind)[0] == ("alert", "consumer_lag")
-        assert events(robots, kind)[-1] == ("recovery", "consumer_lag")
-    repeat = next(g.body for g in robots.received("json") if g.body["kind"] == "repeat")
-    assert "已持续" in repeat["title"] and repeat["started_at"] != repeat["at"]
 
 
 def test_broker_down_alert_sent_while_kafka_is_unreachable_then_recovery(
