@@ -58,15 +58,16 @@ async def test_embedded_defaults_publish_demo_jobs_within_a_minute(worker_factor
 
 
 def test_worker_invalid_credentials_reports_error_and_stays_up(
-    broker, simulator_factory, worker_factory
+    session_broker, simulator_factory, worker_factory
 ):
     # The API repeats the request in its error message, JSON-escaped and cut mid-password: no
     # form of it may reach /status or a log line (the suite checks every log line too).
     sim = simulator_factory("--total", "200", "--echo-secrets")
     password = "wrong-secret-123-密码-long"
     worker = worker_factory(
+        name="invalid-credentials",
         api=sim.api(password=password),
-        kafka={"bootstrap_servers": broker.bootstrap},
+        kafka={"bootstrap_servers": session_broker.bootstrap},
         crawler={"interval": 1},
     )
     worker.start()

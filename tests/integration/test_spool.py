@@ -6,7 +6,8 @@ lands in job_data, nothing else, the crawl completing by itself.
 
 The cuts outlast every timeout they meet: a send's room in the producer's buffer
 (`kafka.send_timeout`), a spooled page's acknowledgement (`kafka.ack_timeout`), a run's wait for
-its pages to be applied (`crawler.apply_timeout`). The default run scales those down tenfold
+its pages to be applied (`crawler.apply_timeout`); a stop during the cut ends after
+`app.stop_deadline`. The default run scales those down tenfold
 (SCALED), so an 18 s cut meets them as a 3-minute cut meets the defaults; the soak run
 (`pytest -m soak`) makes the 3-minute cut against the defaults (REAL).
 """
@@ -68,6 +69,9 @@ SCALED = Scale(
     settings={
         "kafka": {"send_timeout": 0.5, "ack_timeout": 3.0, "probe_interval": 0.5},
         "crawler": {"apply_timeout": 6.0},
+        # A stop that Kafka holds up ends after 2 s (8 by default: tests/integration/
+        # test_web_worker.py's outage test).
+        "app": {"stop_deadline": 2.0},
     },
     look_every=0.5,
 )
