@@ -27,6 +27,17 @@ __all__ = ["read_topic"]  # imported from here by older tests; it lives in tests
 
 # Tiers that start no worker (tests/deploy's one image run aside).
 FAST_TIERS = ("deploy", "functional", "unit")
+# Work units of a minute or more, handed out first (longest first: the two processes finish
+# closer together).
+LONG_UNITS = (
+    "tests/integration/test_spool.py",
+    "tests/integration/test_dedupe.py",
+    "tests/integration/test_hostile.py",
+    "tests/integration/test_workers.py",
+    "fast",
+    "tests/integration/test_embedded.py",
+    "tests/integration/test_web_worker.py",
+)
 
 
 def work_unit(nodeid: str) -> str:
@@ -55,12 +66,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In a process of `pytest -n` (whose collection orders the work units): tests/web last.
-    The web tier closes its apps when its process ends; some have lost their broker on
-    purpose, and closing those long after their tests (when more files ran after them in that
-    process) made aiokafka's consumer raise on close. Without `-n`, nothing changes."""
+    """In a process of `pytest -n` (whose collection orders the work units): LONG_UNITS first,
+    tests/web last. The web tier closes its apps when its process ends; some have lost their
+    broker on purpose, and closing those long after their tests (when more files ran after
+    them in that process) made aiokafka's consumer raise on close. Without `-n`, nothing
+    changes."""
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        unit = work_unit(item.nodeid)
+        first = LONG_UNITS.index(unit) if unit in LONG_UNITS else len(LONG_UNITS)
+        return unit == "tests/web", first
+
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: work_unit(item.nodeid) == "tests/web")
+        items.sort(key=order)
 
 
 @pytest.fixture(scope="session", autouse=True)
