@@ -53,9 +53,9 @@ class Scale:
         return float(self.settings.get("crawler", {}).get("apply_timeout", 60.0))
 
 
-# The defaults, and a crawl of about a minute at 2 requests of 100 rows a second.
+# The defaults, 2 requests of 100 rows a second, and rows enough to fetch throughout the cut.
 REAL = Scale(
-    rows=12_000,
+    rows=40_000,
     api={"batch_size": 100, "max_requests_per_second": 2, "max_pages_in_flight": 2},
     cut_at=2_000,
     settings={},
