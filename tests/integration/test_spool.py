@@ -7,9 +7,9 @@ lands in job_data, nothing else, the crawl completing by itself.
 The cuts outlast every timeout they meet: a send's room in the producer's buffer
 (`kafka.send_timeout`), a spooled page's acknowledgement (`kafka.ack_timeout`), a run's wait for
 its pages to be applied (`crawler.apply_timeout`); a stop during the cut ends after
-`app.stop_deadline`. The default run scales those down tenfold
-(SCALED), so an 18 s cut meets them as a 3-minute cut meets the defaults; the soak run
-(`pytest -m soak`) makes the 3-minute cut against the defaults (REAL).
+`app.stop_deadline`. The default run scales those down tenfold (SCALED), so an 18 s cut
+meets them as a 3-minute cut meets the defaults; the soak run (`pytest -m soak`) makes the
+3-minute cut against the defaults (REAL).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ REAL = Scale(
     settings={},
     look_every=1.0,
 )
-# A tenth of the defaults' timeouts; 2 requests of 50 rows a second.
+# A tenth of the defaults' send, ack and apply timeouts (the probe's interval and the stop
+# deadline a quarter); 2 requests of 50 rows a second. `rows` is each test's own (`scaled`).
 SCALED = Scale(
     rows=3_000,
     api={"batch_size": 50, "max_requests_per_second": 2, "max_pages_in_flight": 2},
