@@ -14,23 +14,21 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from faust.types import TransportT
 from mode import ServiceT
 
 from jobstream import config as config_module
+from jobstream import logs
 from jobstream.broker.clients import broker_urls
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 from jobstream.redaction import keep_secret, secrets_in
-
-if TYPE_CHECKING:
-    from jobstream.broker.probe import BrokerProbe
-    from jobstream.pipeline.crawl import Crawler
-    from jobstream.progress.store import ProgressStore
+from jobstream.startup import KafkaAtStart, SetupError, check_web_port
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +43,29 @@ EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_inte
 # worker exits by itself `app.stop_deadline` seconds (8 by default) after its stop began;
 # nothing is lost by it (a page whose messages were not acknowledged was not applied, and is
 # fetched again at the next start).
+# After the embedded broker died there is nothing left to wait for: the worker exits this long
+# after its stop began, having said why in one line.
+FAILED_STOP_DEADLINE = 3.0
+
+
+class _Boot(BootStrategy):
+    """Faust's start order, but the web server before the producer, and between them a wait
+    until Kafka answers: a worker started while Kafka is unreachable answers /health and keeps
+    trying instead of exiting on the producer's first failed bootstrap."""
+
+    def server(self) -> Iterable[ServiceT]:
+        app = self.app
+        assert isinstance(app, JobstreamApp)
+        return self._chain(
+            self.sensors(),
+            self.web_server(),
+            [app.kafka_at_start],
+            self.kafka_producer(),
+            self.kafka_consumer(),
+            self.agents(),
+            self.kafka_conductor(),
+            self.tables(),
+        )
 
 
 class JobstreamApp(faust.App):
@@ -55,6 +76,8 @@ class JobstreamApp(faust.App):
     here win over those derived from the config.
     """
 
+    BootStrategy = _Boot
+
     def __init__(self, id: str | None = None, *, config: Config | None = None, **options: Any):
         self._given_config = config
         self._id_from_config = id is None
@@ -62,9 +85,8 @@ class JobstreamApp(faust.App):
         # True in the process `faust -A jobstream worker` runs; False for an app that only
         # serves its views (the in-process tests).
         self.runs_worker = False
-        # The HTTP views' view of the broker (set when they are registered): the crawl asks it
-        # whether Kafka is reachable.
-        self.broker_probe: BrokerProbe | None = None
+        # What the worker runs beside Faust's services (`jobstream.runtime`), started last.
+        self._runtime: ServiceT | None = None
         super().__init__(id or "jobstream", **options)
         self.config_from_object(_FaustSettings(self))
 
@@ -96,19 +118,21 @@ class JobstreamApp(faust.App):
         return EmbeddedServices(self.settings)
 
     @cached_property
-    def crawler(self) -> Crawler:
-        """This worker's crawl loop and what it knows (created on first use)."""
-        from jobstream.pipeline.crawl import Crawler
-
-        return Crawler(self)
+    def kafka_story(self) -> logs.KafkaStory:
+        """Whether Kafka answers, told in the log once per change (`jobstream.logs`)."""
+        return logs.KafkaStory.for_config(self.settings, failure=self.failure)
 
     @cached_property
-    def progress_store(self) -> ProgressStore:
-        """Every task's progress: the `crawl_progress` table backed by the SQLite mirror."""
-        from jobstream.progress.store import ProgressStore
-        from jobstream.topics import crawl_progress
+    def kafka_at_start(self) -> KafkaAtStart:
+        return KafkaAtStart(self.settings, self.kafka_story)
 
-        return ProgressStore(crawl_progress, self.settings.database.path, self.settings.api.source)
+    def run_beside(self, runtime: ServiceT) -> None:
+        """Start `runtime` with the worker, after Faust's own services, and stop it first."""
+        self._runtime = runtime
+
+    def tables_recovered(self) -> bool:
+        """The worker has had its first partition assignment and recovered its tables."""
+        return bool(self.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
 
     def failure(self) -> str | None:
         """Why this worker cannot go on (its embedded broker died), or None."""
@@ -121,17 +145,30 @@ class JobstreamApp(faust.App):
 
         return KafkaTransport(self.conf.broker_consumer, self)
 
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except SetupError as exc:
+            # One clear line instead of a traceback: the setup is wrong, not the code.
+            logger.error("%s", exc)
+            raise SystemExit(1) from None
+
     async def on_first_start(self) -> None:
+        if self.runs_worker:
+            # The worker's log handlers exist now (Faust set them up before starting the app).
+            logs.install(self.kafka_story)
+            if self.conf.web_enabled and self.conf.web_transport.scheme == "tcp":
+                check_web_port(self.conf.web_bind, self.conf.web_port)
         # Faust creates its datadir without parents; the database directory may be new.
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
 
-    def on_rebalance_end(self) -> None:
-        super().on_rebalance_end()
-        # The crawl loop stopped every run when the rebalance began: it crawls the tasks it
-        # owns now at once, not at its next tick.
-        if "crawler" in self.__dict__:
-            self.crawler.wakeup.set()
+    async def on_started(self) -> None:
+        # Stopped while waiting for Kafka at start (mode still calls this): the tasks and the
+        # agents' work need the producer, which never started.
+        if self.should_stop:
+            return
+        await super().on_started()
 
     def worker_init(self) -> None:
         self.runs_worker = True
@@ -139,25 +176,35 @@ class JobstreamApp(faust.App):
 
     async def on_stop(self) -> None:
         if self.runs_worker:
-            _exit_if_not_stopped_within(self.settings.app.stop_deadline)
+            failed = self.failure() is not None
+            _exit_if_not_stopped_within(
+                min(FAILED_STOP_DEADLINE, self.settings.app.stop_deadline)
+                if failed
+                else self.settings.app.stop_deadline,
+                told=failed,
+            )
         await super().on_stop()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         # Dependencies start in order: the broker and the simulator must be up before the
-        # producer and consumers connect.
-        return [self.embedded, *super().on_init_dependencies()]
+        # producer and consumers connect; the runtime uses them.
+        runtime = [self._runtime] if self._runtime is not None else []
+        return [self.embedded, *super().on_init_dependencies(), *runtime]
 
 
-def _exit_if_not_stopped_within(seconds: float) -> None:
+def _exit_if_not_stopped_within(seconds: float, told: bool = False) -> None:
     """Exit the process `seconds` from now unless it has ended by then (a daemon thread: it
-    fires even while the event loop is stuck, and does not keep a finished process alive)."""
+    fires even while the event loop is stuck, and does not keep a finished process alive).
+    `told`: the log already says why the worker stops (and that it exits with code 1)."""
 
     def overdue() -> None:
-        logger.error(
-            "the worker did not stop within %.0fs (is Kafka unreachable?); exiting without "
-            "waiting any longer: pages whose messages were not acknowledged were not applied "
-            "and are fetched again at the next start",
+        logger.log(
+            logging.INFO if told else logging.ERROR,
+            "the worker did not stop within %.0fs%s; exiting without waiting any longer: pages "
+            "whose messages were not acknowledged were not applied and are fetched again at "
+            "the next start",
             seconds,
+            "" if told else " (is Kafka unreachable?)",
         )
         for handler in logging.getLogger().handlers:
             handler.flush()
@@ -177,7 +224,10 @@ class _FaustSettings(Mapping[str, Any]):
 
     @cached_property
     def _values(self) -> dict[str, Any]:
-        return {**faust_settings(self._app.settings), **self._app._given_options}
+        # jobstream.config reads and checks WEB_PORT (as app.web_port, passed in here); Faust
+        # would read it again unchecked, and WEB_PORT="abc" or "" would end in a traceback.
+        env = {name: value for name, value in os.environ.items() if name != "WEB_PORT"}
+        return {**faust_settings(self._app.settings), "env": env, **self._app._given_options}
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]

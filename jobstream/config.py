@@ -1,27 +1,27 @@
-"""Configuration: the YAML file (seed §8), environment overrides, and one typed schema.
+"""Configuration: the YAML file, environment overrides, and one typed schema.
 
 Each section is declared once, as a msgspec Struct with its constraints on the fields; `load()`
-converts the file to it and turns msgspec's complaint into one line that names the key. Loading
-does I/O, so nothing here runs at import: `load()` is called when the Faust app is first
+reads the file, applies the environment and converts the result. A value that does not fit is
+explained, from these declarations, by `jobstream.config_problems`: one line naming the key.
+Loading does I/O, so nothing here runs at import: `load()` is called when the Faust app is first
 configured (see `jobstream.app`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import typing
 import zoneinfo
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
 import yaml
 
 from jobstream.alerts.settings import AlertSettings
+from jobstream.config_problems import InvalidSetting, Problem, first_problem
 from jobstream.errors import ConfigError
 
 DEFAULT_PATH = Path("config/config.yml")
@@ -33,7 +33,7 @@ T = TypeVar("T")
 # Values copied from the seed's example file mean "not filled in", not real credentials.
 PLACEHOLDERS = frozenset({"", "your_username", "your_password"})
 
-# Field types with their constraints; the error message for a bad value is derived from them.
+# Field types with their constraints; the message for a bad value is worded from them.
 Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
 NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S", description="must not be empty")]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -109,7 +109,12 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ApiSection(Section, frozen=True):
-    base_url: str = DEMO
+    base_url: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^(demo|https?://\S+)$", description="expected 'demo' or an http(s) URL"
+        ),
+    ] = DEMO
     # One id or a list; with `tasks`, both are crawled (the seed's example when neither is set).
     task_id: NonBlank | TaskIds | msgspec.UnsetType = msgspec.UNSET
     tasks: list[TaskSettings] = []
@@ -130,16 +135,18 @@ class ApiSection(Section, frozen=True):
         seen: set[str] = set()
         for i, task in enumerate(self.tasks):
             if task.id in seen:
-                raise ValueError(f"tasks[{i}].id: {task.id!r} is listed twice in api.tasks")
+                raise InvalidSetting(
+                    f"{task.id!r} is listed twice in api.tasks", ("tasks", i, "id")
+                )
             seen.add(task.id)
         if self.is_demo:
             return
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: expected 'demo' or an http(s) URL, got {self.base_url!r}")
-        if self.username in PLACEHOLDERS or self.password in PLACEHOLDERS:
-            raise ValueError(
-                "username/api.password: required for the real API "
-                "(set API_USERNAME and API_PASSWORD, or use api.base_url: demo)"
+        missing = [key for key in ("username", "password") if getattr(self, key) in PLACEHOLDERS]
+        if missing:
+            variables = " and ".join(environment_variable("api", key) for key in missing)
+            raise InvalidSetting(
+                f"required for the real API (set {variables}, or use api.base_url: demo)",
+                *missing,
             )
 
     @property
@@ -202,6 +209,9 @@ class KafkaSection(Section, frozen=True):
     ack_timeout: Annotated[float, _between(0.1, 600)] = 30.0
     # Seconds between two metadata round trips that tell whether Kafka answers.
     probe_interval: Annotated[float, _between(0.1, 60)] = 2.0
+    # While Kafka is unreachable, the log says so once when it starts, once when it ends, and in
+    # between a summary (what the spool holds) every this many seconds.
+    outage_summary_interval: Annotated[float, _between(1, 86_400)] = 60.0
 
     @property
     def is_embedded(self) -> bool:
@@ -219,7 +229,7 @@ class CrawlerSection(Section, frozen=True):
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+            raise InvalidSetting(f"unknown time zone {self.timezone!r}", "timezone") from None
 
 
 class DedupeSection(Section, frozen=True):
@@ -281,23 +291,34 @@ class Config(Section, frozen=True):
         )
 
 
-# Environment variable -> (section, key). Faust's own names (WEB_PORT, ...) are read by Faust.
+# Environment variable -> (section, key); a variable set to "" overrides nothing. A key that
+# takes a list (api.task_id) reads a comma-separated value as one: API_TASK_ID="a,b" is two tasks.
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "API_BASE_URL": ("api", "base_url"),
     "API_TASK_ID": ("api", "task_id"),
     "API_USERNAME": ("api", "username"),
     "API_PASSWORD": ("api", "password"),
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "KAFKA_EMBEDDED_PORT": ("kafka", "embedded_port"),
     "ADMIN_TOKEN": ("app", "admin_token"),
     "READ_TOKEN": ("app", "read_token"),
     "DATABASE_PATH": ("database", "path"),
+    # Faust's own variable, read here first so that a bad value is one line naming it;
+    # jobstream.app then hands Faust the checked app.web_port and hides the variable from it.
+    "WEB_PORT": ("app", "web_port"),
 }
+
+
+def environment_variable(section: str, key: str) -> str:
+    """The variable that overrides `section.key` (KeyError for a key that has none)."""
+    return next(name for name, target in ENV_OVERRIDES.items() if target == (section, key))
 
 
 def load(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Config:
-    """Read, override from the environment, and validate. Raises ConfigError naming the key."""
+    """Read, override from the environment, and validate. Raises ConfigError naming the key
+    (and the variable, for a value that came from the environment)."""
     env = os.environ if env is None else env
     path = Path(path or env.get("CONFIG_PATH") or DEFAULT_PATH)
     try:
@@ -314,185 +335,67 @@ def load(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    from_env = _override(raw, env)
+    return from_mapping(raw, from_env=from_env)
+
+
+def _override(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Set the keys the environment overrides in `raw`; returns them (`app.web_port`) with the
+    variable that set each."""
+    from_env: dict[str, str] = {}
     for name, (section, key) in ENV_OVERRIDES.items():
         value = env.get(name)
-        if value:
-            section_values = raw.setdefault(section, {})
-            if not isinstance(section_values, dict):
-                raise ConfigError(f"{section}: must be a mapping")
-            section_values[key] = value
-    return from_mapping(raw)
+        if not value:
+            continue
+        if raw.get(section) is None:  # absent, or present but empty in YAML
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section}: must be a mapping (it is set by {name})")
+        fields = _section_fields(section) or {}
+        if key in fields and _takes_list(fields[key].type) and "," in value:
+            raw[section][key] = [item.strip() for item in value.split(",")]
+        else:
+            raw[section][key] = value
+        from_env[f"{section}.{key}"] = name
+    return from_env
 
 
-def from_mapping(raw: Mapping[str, Any]) -> Config:
-    """The config the sections in `raw` describe (missing ones take their defaults)."""
+def from_mapping(raw: Mapping[str, Any], *, from_env: Mapping[str, str] | None = None) -> Config:
+    """The config the sections in `raw` describe (missing ones take their defaults).
+    `from_env` names the variable each overridden key came from, for the error message."""
     # An empty section in YAML is null; a number where text is expected is taken as written
     # (YAML reads an unquoted password 123456 as an int).
     sections = {
         name: _numbers_as_text(name, {} if values is None else values)
         for name, values in raw.items()
     }
-    return convert(sections, Config)
+    return convert(sections, Config, from_env=from_env)
 
 
-def convert(raw: Any, struct: type[T], key: str = "") -> T:
+def convert(
+    raw: Any, struct: type[T], key: str = "", *, from_env: Mapping[str, str] | None = None
+) -> T:
     """`raw` as `struct`, or ConfigError naming the key (`key` is where `raw` sits in the
     file). Lax: the environment gives every value as text ("8000", "true")."""
     try:
         return msgspec.convert(raw, struct, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(explain(str(exc), raw, struct, key)) from None
+    except (msgspec.ValidationError, InvalidSetting):
+        # Located and worded from the declaration; msgspec's message is not read.
+        problem = first_problem(raw, struct, key)
+        raise ConfigError(_naming_variables(problem, from_env or {})) from None
 
 
-# -- from msgspec's complaint to one line naming the key ------------------------------------
+def _naming_variables(problem: Problem, from_env: Mapping[str, str]) -> str:
+    """The problem's line, each key followed by the variable that set it, if one did:
+    `app.web_port (from WEB_PORT): expected an integer, got 'abc'`."""
 
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>.+)`")
-_MISSING = re.compile(r"Object missing required field `(?P<name>.+)`")
-_WRONG_TYPE = re.compile(r"Expected `(?P<expected>[\w |]+)`, got `\w+`")
-_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
-_KINDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "text",
-    "bool": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-}
+    def named(key: str) -> str:
+        for overridden, variable in from_env.items():
+            if key == overridden or key.startswith((f"{overridden}.", f"{overridden}[")):
+                return f"{key} (from {variable})"
+        return key
 
-
-def explain(message: str, raw: Any, struct: type, key: str = "") -> str:
-    """msgspec's complaint about `raw` as `struct`, as one line that names the key and says
-    what the field accepts (from its declaration) and what it got (unless it is a secret):
-
-    `Expected `int` <= 1000 - at `$.api.batch_size`` ->
-    `api.batch_size: must be between 1 and 1000, got 5000`."""
-    what, at, where = message.rpartition(" - at `$")
-    if not at:
-        what, where = message, "`"
-    path = where.rstrip("`")
-    steps: list[str | int] = [name or int(index) for name, index in _STEP.findall(path)]
-    name = key + path if key else path.lstrip(".")
-    if found := _UNKNOWN.fullmatch(what):
-        if not name and struct is Config:
-            sections = ", ".join(Config.__struct_fields__)
-            return f"{found['name']}: unknown section (expected one of {sections})"
-        return f"{name}.{found['name']}: unknown key" if name else f"{found['name']}: unknown key"
-    if found := _MISSING.fullmatch(what):
-        return f"{name}.{found['name']}: required" if name else f"{found['name']}: required"
-    field = _field_at(struct, steps)
-    got = "***" if field.secret else f"{_value_at(raw, steps)!r:.60}"
-    if found := _WRONG_TYPE.fullmatch(what):
-        named = (k.strip() for k in found["expected"].split("|"))
-        kinds = (_KINDS.get(k, k) for k in named if k != "null")  # null: an optional key
-        return f"{name}: expected {' or '.join(kinds)}, got {got}"
-    if field.info is None or isinstance(field.info, mi.StructType):
-        # Raised by a struct's own check (__post_init__), which starts with the field's name.
-        return f"{name}.{what}"
-    return f"{name}: {_rule(field)}, got {got}"
-
-
-class _Field(NamedTuple):
-    """What the declaration says of the place a complaint is about."""
-
-    info: mi.Type | None
-    hint: Any = None  # the annotation, for what msgspec.inspect reorders (Literal values)
-    secret: bool = False
-    rule: str = ""  # a pattern's meaning, from its Meta(description=...)
-
-
-def _field_at(struct: type, steps: list[str | int]) -> _Field:
-    info: mi.Type = mi.type_info(struct)
-    hint: Any = struct
-    for step in steps:
-        info = _bare(info)
-        if isinstance(info, mi.UnionType):
-            # A list's item, or a struct's field, belongs to the member that has them.
-            info = next(
-                (_bare(t) for t in info.types if not isinstance(_bare(t), mi.StrType)), info
-            )
-        if isinstance(step, int) and isinstance(info, mi.ListType | mi.VarTupleType):
-            info, hint = info.item_type, None
-        elif isinstance(step, str) and isinstance(info, mi.StructType):
-            fields = {f.name: f for f in info.fields}
-            if step not in fields:
-                return _Field(None)
-            hint = typing.get_type_hints(info.cls, include_extras=True).get(step)
-            info = fields[step].type
-        else:
-            return _Field(None)
-    if isinstance(info, mi.Metadata):
-        secret = bool((info.extra or {}).get("secret"))
-        rule = (info.extra_json_schema or {}).get("description", "")
-        return _Field(info.type, hint, secret, rule)
-    return _Field(info, hint)
-
-
-def _bare(info: mi.Type) -> mi.Type:
-    return info.type if isinstance(info, mi.Metadata) else info
-
-
-def _value_at(raw: Any, steps: list[str | int]) -> Any:
-    for step in steps:
-        try:
-            raw = raw[step]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return raw
-
-
-def _rule(field: _Field) -> str:
-    """What a field accepts, in words, from its declaration."""
-    info = field.info
-    if isinstance(info, mi.UnionType):
-        given = [t for t in info.types if not isinstance(t, mi.NoneType)]
-        if len(given) > 1:
-            return "expected " + " or ".join(_kind(t) for t in given)
-        info = given[0]  # an optional value: what it takes when it is given
-    if isinstance(info, mi.LiteralType):
-        # In the declared order, which msgspec.inspect does not keep.
-        values = _literal_values(field.hint) or info.values
-        return "expected one of " + ", ".join(str(v) for v in values)
-    if isinstance(info, mi.StrType) and info.pattern:
-        return field.rule or f"must match {info.pattern}"
-    if isinstance(info, mi.StrType | mi.ListType) and info.min_length:
-        return "must not be empty"
-    low, high, above = (getattr(info, name, None) for name in ("ge", "le", "gt"))
-    if low is not None and high is not None:
-        return f"must be between {_number(low)} and {_number(high)}"
-    if low is not None:
-        return f"must be at least {_number(low)}"
-    if above is not None:
-        limit = f" and at most {_number(high)}" if high is not None else ""
-        return f"must be above {_number(above)}{limit}"
-    return f"expected {_kind(info)}" if info is not None else "invalid value"
-
-
-def _kind(info: mi.Type) -> str:
-    info = _bare(info)
-    if isinstance(info, mi.ListType) and info.min_length:
-        return "a non-empty list"
-    names = {
-        mi.IntType: "int",
-        mi.FloatType: "float",
-        mi.BoolType: "bool",
-        mi.StrType: "str",
-        mi.ListType: "array",
-        mi.VarTupleType: "array",
-        mi.StructType: "object",
-        mi.DictType: "object",
-    }
-    name = names.get(type(info), type(info).__name__)
-    return _KINDS.get(name, name)
-
-
-def _literal_values(hint: Any) -> tuple[Any, ...]:
-    while typing.get_origin(hint) is Annotated:
-        hint = typing.get_args(hint)[0]
-    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+    return str(problem._replace(keys=tuple(named(key) for key in problem.keys)))
 
 
 def _numbers_as_text(section: str, values: Any) -> Any:
@@ -516,6 +419,14 @@ def _takes_text(info: mi.Type) -> bool:
     if isinstance(info, mi.UnionType):
         return any(_takes_text(t) for t in info.types)
     return isinstance(info, mi.StrType)
+
+
+def _takes_list(info: mi.Type) -> bool:
+    if isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        return any(_takes_list(t) for t in info.types)
+    return isinstance(info, mi.ListType | mi.VarTupleType)
 
 
 @cache

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from jobstream.alerts.redact import mask_url
+from jobstream.config_problems import InvalidSetting
+from jobstream.redaction import mask_url
 
 WebhookType = Literal["wecom", "dingtalk", "feishu", "json"]
 """wecom: 企业微信群机器人; dingtalk: 钉钉自定义机器人; feishu: 飞书自定义机器人;
@@ -46,7 +47,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     def __post_init__(self) -> None:
         if self.type == "wecom" and self.secret:
-            raise ValueError("secret: WeCom group robots have no signing secret; remove it")
+            raise InvalidSetting("WeCom group robots have no signing secret; remove it", "secret")
 
     @property
     def label(self) -> str:

@@ -30,14 +30,14 @@ from typing import Any, NamedTuple, cast
 
 import msgspec
 from faust import StreamT
-from faust.types import EventT
+from faust.types import AgentT, AppT, EventT
 
 from jobstream import metrics
-from jobstream.app import app
+from jobstream.broker import batches
+from jobstream.config import Config
 from jobstream.dedupe import sightings
 from jobstream.dedupe.published import PublishedJobs
 from jobstream.frames import BrokenFrame
-from jobstream.pipeline import batches
 from jobstream.records import Command
 from jobstream.topics import (
     candidates_topic,
@@ -47,6 +47,7 @@ from jobstream.topics import (
     partition_for,
     published_jobs,
 )
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -62,33 +63,38 @@ RETRY_PAUSE = 1.0
 _ENCODER = msgspec.json.Encoder()
 
 
-@app.agent(candidates_topic)
-async def forward_first_sightings(events: StreamT[bytes]) -> None:
-    await declare_outputs()
-    # Acknowledged by the stage once settled (StreamT does not declare noack).
-    stream: StreamT[bytes] = cast(Any, events).noack()
-    table = PublishedJobs(published_jobs, candidates_topic.get_topic_name())
-    metrics.DEDUPE_ENTRIES.set_function(lambda: len(table))
-    stage = Stage(table, stream)
-    settling = asyncio.create_task(stage.settle_forever())
-    try:
-        async for event in stream.events():
-            try:
-                await stage.take(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A defect: the message stays unacknowledged, so it is read again after a
-                # restart; the agent itself must live on.
-                message = event.message
-                logger.exception(
-                    "partition=%d offset=%d candidates not deduped",
-                    message.partition,
-                    message.offset,
-                )
-    finally:
-        settling.cancel()
-        await asyncio.gather(settling, return_exceptions=True)
+def declare(app: AppT, config: Config, worker: WorkerState) -> AgentT:
+    """The dedupe agent, sending with `worker`'s producer."""
+
+    @app.agent(candidates_topic, name="jobstream.pipeline.dedupe.forward_first_sightings")
+    async def forward_first_sightings(events: StreamT[bytes]) -> None:
+        await declare_outputs()
+        # Acknowledged by the stage once settled (StreamT does not declare noack).
+        stream: StreamT[bytes] = cast(Any, events).noack()
+        table = PublishedJobs(published_jobs, candidates_topic.get_topic_name())
+        metrics.DEDUPE_ENTRIES.set_function(lambda: len(table))
+        stage = Stage(config, worker, table, stream)
+        settling = asyncio.create_task(stage.settle_forever())
+        try:
+            async for event in stream.events():
+                try:
+                    await stage.take(event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A defect: the message stays unacknowledged, so it is read again after a
+                    # restart; the agent itself must live on.
+                    message = event.message
+                    logger.exception(
+                        "partition=%d offset=%d candidates not deduped",
+                        message.partition,
+                        message.offset,
+                    )
+        finally:
+            settling.cancel()
+            await asyncio.gather(settling, return_exceptions=True)
+
+    return forward_first_sightings
 
 
 class Counted(NamedTuple):
@@ -117,10 +123,14 @@ class Step:
 class Stage:
     """Decisions in arrival order, settled behind them (see the module)."""
 
-    def __init__(self, table: PublishedJobs, stream: StreamT[bytes]) -> None:
+    def __init__(
+        self, config: Config, worker: WorkerState, table: PublishedJobs, stream: StreamT[bytes]
+    ) -> None:
+        self.config = config
+        self.worker = worker
         self.table = table
         self.stream = stream
-        self.window = app.settings.dedupe_window
+        self.window = self.config.dedupe_window
         # Ids forwarded (or being forwarded) and not yet in the table -> when.
         self.pending: dict[bytes, float] = {}
         self.steps: deque[Step] = deque()
@@ -167,14 +177,14 @@ class Stage:
     async def _forward(self, step: Step) -> list[asyncio.Future[Any]]:
         if not step.first:
             return []
-        kafka = batches.producer()
+        kafka = self.worker.producer()
         name = data_topic().get_topic_name()
         messages = list(step.first.items())
         data = await kafka.partitions_for(name)
         if len(data) == len(await kafka.partitions_for(candidates_topic.get_topic_name())):
             # The partition the ids have on job_data is theirs on job_candidates: this one.
             return await batches.send_batches(kafka, name, step.partition, messages)
-        return await batches.send_keyed(name, messages)
+        return await batches.send_keyed(kafka, name, messages)
 
     async def settle_forever(self) -> None:
         while True:
@@ -257,8 +267,8 @@ class Stage:
     async def _report(self, counts: dict[Counted, tuple[int, int]]) -> list[asyncio.Future[Any]]:
         """One `deduped` command per task: how many of its jobs were forwarded, how many were
         duplicates."""
-        at = datetime.now(app.settings.tz).isoformat(timespec="seconds")
-        partitions = app.settings.kafka.partitions
+        at = datetime.now(self.config.tz).isoformat(timespec="seconds")
+        partitions = self.config.kafka.partitions
         by_partition: dict[int, list[sightings.Message]] = {}
         for counted, (published, duplicates) in counts.items():
             task_id = counted.task_id
@@ -274,7 +284,7 @@ class Stage:
             by_partition.setdefault(partition_for(task_id, partitions), []).append(
                 (task_id.encode(), _ENCODER.encode(command))
             )
-        kafka = batches.producer()
+        kafka = self.worker.producer()
         name = commands_topic.get_topic_name()
         deliveries = []
         for partition, messages in by_partition.items():
@@ -294,7 +304,7 @@ class Stage:
     async def _send_changes(
         self, changes: dict[int, list[tuple[bytes, Any]]]
     ) -> list[asyncio.Future[Any]]:
-        kafka = batches.producer()
+        kafka = self.worker.producer()
         name = self.table.table.changelog_topic_name
         deliveries = []
         for partition, messages in changes.items():
@@ -303,7 +313,7 @@ class Stage:
 
     async def prune(self) -> None:
         """Delete the entries of this worker's partitions older than the window."""
-        if app.rebalancing:
+        if self.worker.rebalancing:
             return  # the partitions are moving; the next prune sees where they went
         expired = await self.table.expired(time.time() - self.window, self.table.owned())
         if not expired:

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 import msgspec
 
 from jobstream.frames import frame, unframe
+from jobstream.limits import MESSAGE_HEADROOM
 from jobstream.records import Candidate, Candidates, Progress
 
 Message = tuple[bytes, bytes]  # (key, value)
 
 # Room left in a job_candidates message for its key, the envelope and the record overhead. A
 # job alone is at most kafka.max_message_bytes - 1024 (pipeline.messages.MESSAGE_HEADROOM);
-# with its envelope it stays below the limit.
-ENVELOPE_HEADROOM = 1024
 
 _ENCODER = msgspec.json.Encoder()
 _CANDIDATES = msgspec.json.Decoder(Candidates)
@@ -41,7 +40,7 @@ def candidate_messages(
     first job's id, so its key falls in its partition too. The values are zstd frames of
     `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker stores and
     serves that much less for the extra hop (as on job_raw)."""
-    limit = max_message_bytes - ENVELOPE_HEADROOM
+    limit = max_message_bytes - MESSAGE_HEADROOM
     groups: dict[int, list[list[bytes]]] = {}
     firsts: dict[int, list[bytes]] = {}
     sizes: dict[int, int] = {}

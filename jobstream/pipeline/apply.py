@@ -13,15 +13,18 @@ from typing import Any
 
 import msgspec
 from faust import StreamT
+from faust.types import AgentT, AppT
 
 from jobstream import metrics
-from jobstream.app import app
+from jobstream.broker import batches
+from jobstream.config import Config
 from jobstream.dedupe.sightings import candidate_messages
 from jobstream.frames import BrokenFrame
-from jobstream.pipeline import batches
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
+from jobstream.pipeline.reject_log import RejectLog
 from jobstream.progress import rules
+from jobstream.progress.store import ProgressStore
 from jobstream.records import Progress, RawPage
 from jobstream.topics import (
     candidates_topic,
@@ -32,31 +35,37 @@ from jobstream.topics import (
     rejects_topic,
 )
 from jobstream.transform.outcome import RowContext
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
 
-@app.agent(raw_topic)
-async def apply_pages(events: StreamT[bytes]) -> None:
-    await declare_outputs()
-    # This agent's pages awaiting acknowledgements; it lives as long as the agent.
-    pipeline = Pipeline()
-    async for value in events:
-        try:
-            page = decode_event(value)
-        except (msgspec.DecodeError, BrokenFrame) as exc:
-            # Not a page this version wrote (or not a page at all): nothing of the source is in
-            # it that the crawl will not fetch again from the stored offset.
-            logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)
-            continue
-        try:
-            await apply_page(page, pipeline)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The page stays unapplied; the crawl run waiting for it fails and says so, and the
-            # next run fetches it again. The agent itself must live on.
-            logger.exception("task_id=%s offset=%d page not applied", page.task_id, page.offset)
+def declare(app: AppT, config: Config, store: ProgressStore, worker: WorkerState) -> AgentT:
+    """The page agent: applies job_raw's pages to `store`, sending with `worker`'s producer."""
+
+    @app.agent(raw_topic, name="jobstream.pipeline.apply.apply_pages")
+    async def apply_pages(events: StreamT[bytes]) -> None:
+        await declare_outputs()
+        # This agent's pages awaiting acknowledgements; it lives as long as the agent.
+        pipeline = Pipeline(config, store, worker)
+        async for value in events:
+            try:
+                page = decode_event(value)
+            except (msgspec.DecodeError, BrokenFrame) as exc:
+                # Not a page this version wrote (or not a page at all): nothing of the source
+                # is in it that the crawl will not fetch again from the stored offset.
+                logger.error("an event on %s is not a page and was skipped: %s", raw_topic, exc)
+                continue
+            try:
+                await pipeline.apply(page)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The page stays unapplied; the crawl run waiting for it fails and says so, and
+                # the next run fetches it again. The agent itself must live on.
+                logger.exception("task_id=%s offset=%d page not applied", page.task_id, page.offset)
+
+    return apply_pages
 
 
 class Pipeline:
@@ -71,17 +80,24 @@ class Pipeline:
     which the `crawl_progress` table allows (see `KeyPartitionedTable` in jobstream.topics).
     """
 
-    def __init__(self, depth: int = 2) -> None:
+    def __init__(
+        self, config: Config, store: ProgressStore, worker: WorkerState, depth: int = 2
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.worker = worker
         self.depth = depth
         # Per task: the offset the task will stand at once its pages in flight are applied,
         # and the settle steps of those pages, oldest first.
         self._planned: dict[str, int] = {}
         self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+        # The log's one line a run about rejected rows.
+        self.reject_log = RejectLog(config.kafka.rejects_topic)
 
     def progress(self, task_id: str) -> Progress:
         """The task's progress as the next page must be planned against: what the store holds,
         moved past the pages in flight."""
-        current = app.progress_store.current(task_id)
+        current = self.store.current(task_id)
         planned = self._planned.get(task_id)
         if planned is None:
             return current
@@ -118,7 +134,7 @@ class Pipeline:
             else:
                 _discard(deliveries)
             if ok:
-                ok = _advance(page, before, out)
+                ok = self._advance(page, before, out)
         except Exception:
             logger.exception("task_id=%s offset=%d page not applied", task_id, page.offset)
             ok = False
@@ -134,29 +150,87 @@ class Pipeline:
                 self._planned.pop(task_id, None)
         return ok
 
+    async def apply(self, page: RawPage) -> None:
+        """Judge the page's rows, send what they became, and settle its progress behind."""
+        task_id = page.task_id
+        progress = self.progress(task_id)
+        plan = rules.plan_page(progress, page)
+        if plan.action == "skip":
+            logger.info("task_id=%s offset=%d page skipped: %s", task_id, page.offset, plan.reason)
+            return
+        if plan.action == "gap":
+            # Never applied silently: the crawl run that sent it fails, and the next one
+            # refetches from current_offset.
+            logger.error("task_id=%s offset=%d page refused: %s", task_id, page.offset, plan.reason)
+            return
+        config = self.config
+        ctx = RowContext(
+            task_id=task_id,
+            now=datetime.fromisoformat(page.fetched_at).astimezone(config.tz),
+            filter_days=config.crawler.filter_days,
+            demo=page.demo,
+        )
+        out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes)
+        deliveries = await self._publish(progress, out)
+        await self.add(page, progress.current_offset, out, deliveries)
 
-async def apply_page(page: RawPage, pipeline: Pipeline) -> None:
-    task_id = page.task_id
-    progress = pipeline.progress(task_id)
-    plan = rules.plan_page(progress, page)
-    if plan.action == "skip":
-        logger.info("task_id=%s offset=%d page skipped: %s", task_id, page.offset, plan.reason)
-        return
-    if plan.action == "gap":
-        # Never applied silently: the crawl run that sent it fails, and the next one refetches
-        # from current_offset.
-        logger.error("task_id=%s offset=%d page refused: %s", task_id, page.offset, plan.reason)
-        return
-    settings = app.settings
-    ctx = RowContext(
-        task_id=task_id,
-        now=datetime.fromisoformat(page.fetched_at).astimezone(settings.tz),
-        filter_days=settings.crawler.filter_days,
-        demo=page.demo,
-    )
-    out = page_messages(page, plan.first_row, ctx, settings.kafka.max_message_bytes)
-    deliveries = await _publish(progress, out)
-    await pipeline.add(page, progress.current_offset, out, deliveries)
+    async def _publish(self, progress: Progress, out: PageMessages) -> list[asyncio.Future[Any]]:
+        """Send the page's messages; the futures that resolve once the broker holds them.
+
+        The messages are already bytes: they go to the broker in batches built here, one per
+        partition (see `jobstream.broker.batches`). With dedupe on, the kept jobs go to
+        job_candidates, joined into messages by the partition of their ids, and the dedupe
+        agent forwards the first sightings to job_data; otherwise straight to job_data.
+        """
+        config = self.config
+        kafka = self.worker.producer()
+        outputs: list[tuple[str, list[Message]]] = [(rejects_topic().get_topic_name(), out.rejects)]
+        if not config.dedupe.enabled:
+            outputs.append((data_topic().get_topic_name(), out.jobs))
+        elif out.jobs:
+            name = candidates_topic.get_topic_name()
+            count = len(await kafka.partitions_for(name))
+            jobs = candidate_messages(
+                progress,
+                out.jobs,
+                lambda key: key_partition(key, count),
+                config.kafka.max_message_bytes,
+            )
+            outputs.append((name, jobs))
+        deliveries: list[asyncio.Future[Any]] = []
+        for name, messages in outputs:
+            if messages:
+                deliveries.extend(await batches.send_keyed(kafka, name, messages))
+        return deliveries
+
+    def _advance(self, page: RawPage, before: int, out: PageMessages) -> bool:
+        """Count the acknowledged page in the task's progress, unless the task moved meanwhile."""
+        task_id = page.task_id
+        # Read again: the commands agent may have changed the task (a stop, a report) meanwhile.
+        latest = self.store.current(task_id)
+        if latest.current_offset != before:
+            logger.warning(
+                "task_id=%s offset=%d page not counted: the task moved to offset %d meanwhile "
+                "(a source reset); its messages were sent and carry their stable ids",
+                task_id,
+                page.offset,
+                latest.current_offset,
+            )
+            return False
+        counts = out.counts
+        deduped = self.config.dedupe.enabled
+        if deduped:
+            # Its kept jobs are candidates: the dedupe agent reports which reached job_data.
+            counts = replace(counts, published=0)
+        after = rules.advance(
+            latest, page, counts, datetime.now(self.config.tz).isoformat(timespec="seconds")
+        )
+        self.store.save(after)
+        _observe(task_id, page, out, after, deduped)
+        self.reject_log.count(
+            task_id, page.offset, page.next_offset, page.total, out.reasons, page.demo
+        )
+        return True
 
 
 async def _acknowledged(page: RawPage, deliveries: list[asyncio.Future[Any]]) -> bool:
@@ -181,64 +255,9 @@ def _discard(deliveries: list[asyncio.Future[Any]]) -> None:
         delivery.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _advance(page: RawPage, before: int, out: PageMessages) -> bool:
-    """Count the acknowledged page in the task's progress, unless the task moved meanwhile."""
-    store = app.progress_store
-    task_id = page.task_id
-    # Read again: the commands agent may have changed the task (a stop, a report) meanwhile.
-    latest = store.current(task_id)
-    if latest.current_offset != before:
-        logger.warning(
-            "task_id=%s offset=%d page not counted: the task moved to offset %d meanwhile "
-            "(a source reset); its messages were sent and carry their stable ids",
-            task_id,
-            page.offset,
-            latest.current_offset,
-        )
-        return False
-    counts = out.counts
-    if app.settings.dedupe.enabled:
-        # Its kept jobs are candidates: the dedupe agent reports which reached job_data.
-        counts = replace(counts, published=0)
-    after = rules.advance(
-        latest, page, counts, datetime.now(app.settings.tz).isoformat(timespec="seconds")
-    )
-    store.save(after)
-    app.crawler.progressed()
-    _observe(task_id, page, out, after)
-    return True
-
-
-async def _publish(progress: Progress, out: PageMessages) -> list[asyncio.Future[Any]]:
-    """Send the page's messages; the futures that resolve once the broker holds them.
-
-    The messages are already bytes: they go to the broker in batches built here, one per
-    partition (see `pipeline.batches`). With dedupe on, the kept jobs go to job_candidates,
-    joined into messages by the partition of their ids, and the dedupe agent forwards the
-    first sightings to job_data; otherwise straight to job_data.
-    """
-    settings = app.settings
-    outputs: list[tuple[str, list[Message]]] = [(rejects_topic().get_topic_name(), out.rejects)]
-    if not settings.dedupe.enabled:
-        outputs.append((data_topic().get_topic_name(), out.jobs))
-    elif out.jobs:
-        name = candidates_topic.get_topic_name()
-        count = len(await batches.producer().partitions_for(name))
-        jobs = candidate_messages(
-            progress,
-            out.jobs,
-            lambda key: key_partition(key, count),
-            settings.kafka.max_message_bytes,
-        )
-        outputs.append((name, jobs))
-    deliveries: list[asyncio.Future[Any]] = []
-    for name, messages in outputs:
-        if messages:
-            deliveries.extend(await batches.send_keyed(name, messages))
-    return deliveries
-
-
-def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress) -> None:
+def _observe(
+    task_id: str, page: RawPage, out: PageMessages, progress: Progress, deduped: bool
+) -> None:
     counts = out.counts
     for outcome, n in (
         ("kept", counts.published),
@@ -246,15 +265,16 @@ def _observe(task_id: str, page: RawPage, out: PageMessages, progress: Progress)
         ("rejected", counts.rejected),
     ):
         metrics.ROWS.labels(task_id, outcome).inc(n)
-    if not app.settings.dedupe.enabled:
+    if not deduped:
         metrics.ROWS.labels(task_id, "published").inc(counts.published)
     metrics.APPLIED_ROWS_RECENT.add(counts.published + counts.filtered + counts.rejected)
     metrics.PROGRESS.labels(task_id).set(
         progress.current_offset / progress.total if progress.total else 0.0
     )
     if out.rejects:
-        # One line a page, not one a row: the reasons are in job_rejects.
-        level = logging.ERROR if out.internal_errors else logging.WARNING
+        # At DEBUG, one line a page (the INFO line is one a run: RejectLog); the reasons are in
+        # job_rejects. A row the code failed on is an ERROR each page.
+        level = logging.ERROR if out.internal_errors else logging.DEBUG
         logger.log(
             level,
             "task_id=%s offset=%d %d rows rejected (%s)%s; see %s",

@@ -1,7 +1,8 @@
 """The crawl loop: for every task this worker owns, follow the API cursor from the task's
 `current_offset` and send the pages to job_raw. It never advances progress itself: the
-`apply_pages` agent does, once a page's jobs are in job_data. A run succeeds only when every
-page it sent has been applied; any other end is a failed run, reported with its reason.
+`apply_pages` agent does, once a page's jobs are in job_data, and the crawl waits for the store
+to say so. A run succeeds only when every page it sent has been applied; any other end is a
+failed run, reported with its reason.
 
 Pages go to job_raw through `RawSender`, which keeps them in the local spool while Kafka is
 unreachable, so the crawl goes on fetching through an outage (`raw_sender.py`)."""
@@ -9,30 +10,27 @@ unreachable, so the crawl goes on fetching through an outage (`raw_sender.py`)."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
-
-from faust.types import TP
+from typing import Any
 
 from jobstream import metrics
-from jobstream.app import app
+from jobstream.config import Config
 from jobstream.errors import AuthError, SourceError
-from jobstream.pipeline.commands import send_command
+from jobstream.pipeline.fetching import Fetched, SourceReset, Unreadable, pages_from
 from jobstream.pipeline.outbox import Outbox
-from jobstream.pipeline.pages import slice_page, unreadable_row
 from jobstream.pipeline.raw_sender import RawSender
 from jobstream.pipeline.readahead import ReadAhead
 from jobstream.pipeline.runs import RunFailed, TaskMoved
+from jobstream.progress.commands import Commands
+from jobstream.progress.store import ProgressStore
 from jobstream.records import Progress
-from jobstream.source import BazhuayuClient, Page, UnreadableAnswer
-from jobstream.topics import declare_outputs, partition_for, raw_topic
-
-if TYPE_CHECKING:
-    from jobstream.app import JobstreamApp
+from jobstream.source import BazhuayuClient, Page
+from jobstream.topics import declare_outputs, partition_for
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -42,31 +40,28 @@ MAX_EVENTS_UNAPPLIED = 8
 
 
 class Crawler:
-    """This worker's crawl: the loop, its wake-up event and what it has fetched."""
+    """This worker's crawl: the loop, its wake-up and what it has fetched."""
 
-    def __init__(self, app: JobstreamApp) -> None:
-        self.app = app
-        self.wakeup = asyncio.Event()
+    def __init__(
+        self,
+        config: Config,
+        store: ProgressStore,
+        sender: RawSender,
+        commands: Commands,
+        worker: WorkerState,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.sender = sender
+        self.commands = commands
+        self.worker = worker
+        self._wakeup = asyncio.Event()
         # Rows fetched by this worker since it started, per task (the table counts applied).
         self.fetched: dict[str, int] = {}
-        # Pulsed by the page agent on this worker whenever it advances a task.
-        self._progressed = asyncio.Event()
-        # Sends to job_raw, or to the local spool while Kafka is unreachable.
-        self.sender = RawSender(app, lambda task_id: task_id in self.owned_tasks())
 
-    def owned_tasks(self) -> list[str]:
-        """The tasks whose job_raw partition is assigned to this worker; none during a
-        rebalance, which may hand any of them to another worker."""
-        if self.app.rebalancing:
-            return []
-        settings = self.app.settings
-        assigned = self.app.assignor.assigned_actives()
-        return [
-            task_id
-            for task_id in settings.api.task_ids
-            if TP(raw_topic.get_topic_name(), partition_for(task_id, settings.kafka.partitions))
-            in assigned
-        ]
+    def run_now(self) -> None:
+        """Start a run of every idle task at once (a start command, a new assignment)."""
+        self._wakeup.set()
 
     async def run_forever(self) -> None:
         """Each task's first run at worker start, then one every `interval` seconds (the task's
@@ -74,8 +69,8 @@ class Crawler:
         command. The tasks this worker owns are crawled together, each with its own pages in
         flight, all under the account's one rate limiter (`api.max_requests_per_second`); a
         task with `enabled: false` is not crawled."""
-        settings = self.app.settings
-        endpoint = self.app.embedded.api_endpoint()
+        config = self.config
+        endpoint = self.worker.api_endpoint()
         await declare_outputs()
         running: dict[str, asyncio.Task[None]] = {}
         due: dict[str, float] = {}  # when each task's next run starts (absent: now)
@@ -83,50 +78,67 @@ class Crawler:
             endpoint.base_url,
             endpoint.username,
             endpoint.password,
-            request_timeout=settings.api.request_timeout,
-            max_retries=settings.api.max_retries,
-            min_interval=settings.api.min_interval,
-            max_requests_per_second=settings.api.max_requests_per_second,
+            request_timeout=config.api.request_timeout,
+            max_retries=config.api.max_retries,
+            min_interval=config.api.min_interval,
+            max_requests_per_second=config.api.max_requests_per_second,
             on_request=metrics.observe_request,
         ) as client:
             try:
-                while not self.app.should_stop:
-                    if self.wakeup.is_set():
-                        self.wakeup.clear()
+                while not self.worker.stopping:
+                    if self._wakeup.is_set():
+                        self._wakeup.clear()
                         due.clear()  # a start command: every idle task runs now
-                    now = time.monotonic()
-                    owned = self.owned_tasks()
-                    for task_id in owned:
-                        task = settings.task(task_id)
-                        if task.enabled and task_id not in running and due.get(task_id, 0) <= now:
-                            running[task_id] = asyncio.create_task(
-                                self.run_once(client, task_id, endpoint.demo, task.batch_size)
-                            )
-                    waiting = [*running.values(), asyncio.ensure_future(self.wakeup.wait())]
-                    later = [t - now for t in due.values() if t > now]
-                    # Owning nothing yet (the worker is joining its group): look again soon.
-                    idle = settings.crawler.interval if owned else 1.0
-                    done, _ = await asyncio.wait(
-                        waiting,
-                        timeout=min(later, default=idle),
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    waiting[-1].cancel()
-                    for task_id, run in list(running.items()):
-                        if run in done:
-                            del running[task_id]
-                            due[task_id] = time.monotonic() + settings.task(task_id).interval
-                            if not run.cancelled() and run.exception() is not None:
-                                # run_once reports every failure itself; this is a defect.
-                                logger.error(
-                                    "task_id=%s crawl run crashed",
-                                    task_id,
-                                    exc_info=run.exception(),
-                                )
+                    self._start_due(client, endpoint.demo, running, due)
+                    await self._until_something_ends(running, due)
+                    self._collect(running, due)
             finally:
                 for run in running.values():
                     run.cancel()
                 await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def _start_due(
+        self,
+        client: BazhuayuClient,
+        demo: bool,
+        running: dict[str, asyncio.Task[None]],
+        due: dict[str, float],
+    ) -> None:
+        now = time.monotonic()
+        for task_id in self.worker.owned_tasks():
+            task = self.config.task(task_id)
+            if task.enabled and task_id not in running and due.get(task_id, 0) <= now:
+                running[task_id] = asyncio.create_task(
+                    self.run_once(client, task_id, demo, task.batch_size)
+                )
+
+    async def _until_something_ends(
+        self, running: dict[str, asyncio.Task[None]], due: dict[str, float]
+    ) -> None:
+        """Wait for a run to end, the next run to be due, or a wake-up."""
+        now = time.monotonic()
+        later = [t - now for t in due.values() if t > now]
+        # Owning nothing yet (the worker is joining its group): look again soon.
+        idle = self.config.crawler.interval if self.worker.owned_tasks() else 1.0
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait(
+                [*running.values(), woken],
+                timeout=min(later, default=idle),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            woken.cancel()
+
+    def _collect(self, running: dict[str, asyncio.Task[None]], due: dict[str, float]) -> None:
+        for task_id, run in list(running.items()):
+            if not run.done():
+                continue
+            del running[task_id]
+            due[task_id] = time.monotonic() + self.config.task(task_id).interval
+            if not run.cancelled() and run.exception() is not None:
+                # run_once reports every failure itself; this is a defect.
+                logger.error("task_id=%s crawl run crashed", task_id, exc_info=run.exception())
 
     async def run_once(
         self, client: BazhuayuClient, task_id: str, demo: bool, batch_size: int
@@ -138,10 +150,9 @@ class Crawler:
             return
         if progress.status == "stopped":
             return
-        offset = progress.current_offset
-        logger.info("task_id=%s offset=%d crawl run starts", task_id, offset)
+        logger.info("task_id=%s offset=%d crawl run starts", task_id, progress.current_offset)
         try:
-            await send_command(task_id, "report", run="running")
+            await self.commands.send(task_id, "report", run="running")
             total = await self._crawl(client, progress, demo, batch_size)
         except asyncio.CancelledError:
             raise
@@ -149,12 +160,12 @@ class Crawler:
             logger.info("task_id=%s crawl run ends: the task may go to another worker", task_id)
             return
         except Exception as exc:
-            if self.app.should_stop:
+            if self.worker.stopping:
                 return  # the worker is shutting down under the run (its producer is gone)
             await self._report_failure(task_id, exc)
             return
         if total is not None:
-            await send_command(task_id, "report", run="succeeded", total=total)
+            await self.commands.send(task_id, "report", run="succeeded", total=total)
 
     async def _crawl(
         self, client: BazhuayuClient, progress: Progress, demo: bool, batch_size: int
@@ -163,91 +174,78 @@ class Crawler:
         run was stopped. Raises RunFailed (or what the source raised) when it cannot finish.
 
         Pages are requested ahead (`api.max_pages_in_flight`) and sent to job_raw in offset
-        order, consecutive ones joined into events of up to `kafka.max_message_bytes`."""
-        settings = self.app.settings
-        task_id, source = progress.task_id, progress.source
-        reader = ReadAhead(partial(client.fetch_page, task_id), settings.api.max_pages_in_flight)
-        outbox = Outbox(task_id, partition_for(task_id, settings.kafka.partitions))
-        reader.start(await self.sender.resume_at(outbox, progress.current_offset), batch_size)
-        first = True
+        order, consecutive ones joined into events (`Outbox`)."""
+        config = self.config
+        task_id = progress.task_id
+        reader = ReadAhead(partial(client.fetch_page, task_id), config.api.max_pages_in_flight)
+        outbox = Outbox(
+            task_id,
+            partition_for(task_id, config.kafka.partitions),
+            source=progress.source,
+            demo=demo,
+            max_message_bytes=config.kafka.max_message_bytes,
+        )
+        start = await self.sender.resume_at(outbox, progress.current_offset)
+        pages = pages_from(reader, task_id, start, batch_size, self._now)
         try:
             while True:
-                if self.app.should_stop:
+                if self.worker.stopping:
                     return None
-                offset, size = reader.offset, reader.size
-                if task_id not in self.owned_tasks():
+                if not self.worker.owns(task_id):
                     raise TaskMoved
-                if self.app.progress_store.current(task_id).status == "stopped":
+                if self.store.current(task_id).status == "stopped":
                     await self.sender.send(outbox)
-                    logger.info("task_id=%s offset=%d stopped at a page boundary", task_id, offset)
+                    logger.info(
+                        "task_id=%s offset=%d stopped at a page boundary", task_id, reader.offset
+                    )
                     return None
-                fetched_at = datetime.now(settings.tz).isoformat()
                 try:
-                    page = await reader.take()
-                except UnreadableAnswer as exc:
-                    if size > 1:
-                        # The answer's content cannot be parsed: narrow down to the row that
-                        # holds it, one request at a time.
-                        size = max(1, size // 2)
-                        logger.warning(
-                            "task_id=%s offset=%d %s; asking for %d rows to find the row",
-                            task_id, offset, exc, size,
-                        )  # fmt: skip
-                        reader.start(offset, size, ahead=False)
-                        continue
-                    events = [
-                        unreadable_row(
-                            task_id, offset, self._last_total(progress),
-                            why=f"the API's answer for this row cannot be parsed: {exc}",
-                            excerpt_text=exc.excerpt, source=source, fetched_at=fetched_at,
-                            demo=demo,
-                        )
-                    ]  # fmt: skip
-                    next_offset, is_last = offset + 1, False
-                    reader.start(next_offset, batch_size)
+                    fetched = await anext(pages)
                 except Exception:
                     # What was fetched before the failure is good: it goes to job_raw.
                     await self.sender.send(outbox)
                     raise
+                finally:
+                    self._count_misses(task_id, reader)
+                if isinstance(fetched, SourceReset):
+                    await self._restart_after_reset(task_id, fetched.page)
+                    continue
+                if isinstance(fetched, Fetched):
+                    await self._report_anomalies(task_id, fetched.page)
+                    rows = outbox.add_page(fetched.page, fetched.fetched_at)
                 else:
-                    if first and page.offset > 0 and page.total < page.offset and not page.rows:
-                        await self._restart_after_reset(task_id, source, page)
-                        reader.start(0, batch_size)
-                        first = False
-                        continue
-                    await self._report_anomalies(task_id, page)
-                    events = slice_page(
-                        page,
-                        source=source,
-                        fetched_at=fetched_at,
-                        demo=demo,
-                        max_event_bytes=settings.kafka.max_message_bytes,
-                    )
-                    next_offset, is_last = page.next_offset, page.is_last
-                    if size != batch_size and not is_last:
-                        reader.start(next_offset, batch_size)  # the row was narrowed down
-                self._count_misses(task_id, reader)
-                first = False
-                rows = outbox.add(events)
+                    rows = self._keep_unreadable(outbox, progress, fetched)
                 self.fetched[task_id] = self.fetched.get(task_id, 0) + rows
                 metrics.ROWS.labels(task_id, "fetched").inc(rows)
-                # Pages that have arrived are joined into fewer, larger events; what is taken
-                # is sent as soon as the next page is not there yet.
-                if is_last or not reader.ready() or outbox.full(settings.kafka.max_message_bytes):
+                # Pages that have arrived are joined into fewer, larger events; what is taken is
+                # sent as soon as the next page is not there yet.
+                if fetched.is_last or not reader.ready() or outbox.full():
                     await self.sender.send(outbox)
-                if is_last:
+                if isinstance(fetched, Fetched) and fetched.is_last:
                     await self.sender.flush(outbox)
-                    await self._applied(task_id, next_offset)
-                    return events[-1].total
+                    await self._until_applied(task_id, fetched.page.next_offset)
+                    return fetched.page.total
                 while len(outbox.unapplied) > MAX_EVENTS_UNAPPLIED:
                     # While Kafka is unreachable nothing is applied: fetching goes on into the
                     # spool instead of waiting.
                     until_down = self.sender.spool is not None
-                    if not await self._applied(task_id, outbox.unapplied.popleft(), until_down):
+                    if not await self._until_applied(
+                        task_id, outbox.unapplied.popleft(), until_down
+                    ):
                         break
         finally:
+            await pages.aclose()
             reader.cancel()
             self._count_misses(task_id, reader)
+
+    def _now(self) -> str:
+        return datetime.now(self.config.tz).isoformat()
+
+    def _keep_unreadable(self, outbox: Outbox, progress: Progress, row: Unreadable) -> int:
+        total = max(progress.total, self.sender.sent_until.get(progress.task_id, 0))
+        return outbox.add_unreadable(
+            row.offset, total, why=row.why, excerpt_text=row.excerpt, fetched_at=row.fetched_at
+        )
 
     def _count_misses(self, task_id: str, reader: ReadAhead) -> None:
         if reader.misses:
@@ -257,44 +255,42 @@ class Crawler:
             metrics.FETCH_AHEAD_DROPPED.labels(task_id).inc(reader.dropped)
             reader.dropped = 0
 
-    def _last_total(self, progress: Progress) -> int:
-        return max(progress.total, self.sender.sent_until.get(progress.task_id, 0))
-
-    async def _applied(self, task_id: str, offset: int, until_down: bool = False) -> bool:
-        """Wait until the task's pages are applied up to `offset`; RunFailed if they are not.
-        With `until_down`, False as soon as Kafka is known to be unreachable."""
-        deadline = time.monotonic() + self.app.settings.crawler.apply_timeout
-        store = self.app.progress_store
-        # Polling: the agent that advances the offset may run on this worker or, after a
-        # rebalance, on another one.
-        while (current := store.current(task_id)).current_offset < offset:
-            if task_id not in self.owned_tasks():
+    async def _until_applied(self, task_id: str, offset: int, until_down: bool = False) -> bool:
+        """Wait until the store says the task's pages are applied up to `offset`; RunFailed
+        if they are not within `crawler.apply_timeout`, TaskMoved if the task goes to another
+        worker. With `until_down`, False as soon as Kafka is known to be unreachable."""
+        timeout = self.config.crawler.apply_timeout
+        deadline = time.monotonic() + timeout
+        while (current := self.store.current(task_id)).current_offset < offset:
+            if not self.worker.owns(task_id):
                 raise TaskMoved
             if until_down and self.sender.broker_down():
                 return False
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise RunFailed(
                     f"pages up to offset {offset} were sent but not applied within "
-                    f"{self.app.settings.crawler.apply_timeout:.0f}s (applied up to "
-                    f"{current.current_offset}); see the worker log for why"
+                    f"{timeout:.0f}s (applied up to {current.current_offset}); see the worker "
+                    "log for why"
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progressed.wait(), timeout=0.05)
+            waits: list[Coroutine[Any, Any, Any]] = [
+                self.store.changed(task_id).wait(),
+                self.worker.reassigned.wait(),
+            ]
+            if until_down:
+                waits.append(self.sender.probe.went_down())
+            await _first_of(waits, left)
         return True
-
-    def progressed(self) -> None:
-        """Called by the page agent after it advanced a task: wakes the runs waiting for it."""
-        self._progressed.set()
-        self._progressed.clear()
 
     async def _caught_up(self, task_id: str) -> Progress:
         """The task's progress once the pages this worker sent before have been applied (or
-        after `crawler.apply_timeout`: then the run refetches from where the progress stands)."""
+        after `crawler.apply_timeout`: then the run refetches from where the progress
+        stands)."""
         try:
-            await self._applied(task_id, self.sender.sent_until.get(task_id, 0))
+            await self._until_applied(task_id, self.sender.sent_until.get(task_id, 0))
         except RunFailed as exc:
             logger.warning("task_id=%s %s; refetching from the stored offset", task_id, exc)
-        return self.app.progress_store.current(task_id)
+        return self.store.current(task_id)
 
     async def _report_anomalies(self, task_id: str, page: Page) -> None:
         """One warning, one count and one command for a page whose cursor was odd."""
@@ -303,9 +299,9 @@ class Crawler:
         note = "; ".join(page.anomalies)
         logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
         metrics.CURSOR_ANOMALIES.labels(task_id).inc()
-        await send_command(task_id, "anomaly", offset=page.offset, error=note)
+        await self.commands.send(task_id, "anomaly", offset=page.offset, error=note)
 
-    async def _restart_after_reset(self, task_id: str, source: str, page: Page) -> None:
+    async def _restart_after_reset(self, task_id: str, page: Page) -> None:
         """The source holds fewer rows than were applied: its data was cleared and collected
         again. Start over from 0; ids are deterministic, so rows seen before keep theirs."""
         note = (
@@ -314,16 +310,19 @@ class Crawler:
         )
         logger.warning("task_id=%s offset=%d %s", task_id, page.offset, note)
         metrics.SOURCE_RESETS.labels(task_id).inc()
-        await send_command(task_id, "reset", total=page.total, error=note, source=source)
+        source = self.store.current(task_id).source
+        await self.commands.send(task_id, "reset", total=page.total, error=note, source=source)
         self.sender.sent_until[task_id] = 0
-        deadline = time.monotonic() + self.app.settings.crawler.apply_timeout
-        while self.app.progress_store.current(task_id).current_offset != 0:
-            if time.monotonic() > deadline:
+        timeout = self.config.crawler.apply_timeout
+        deadline = time.monotonic() + timeout
+        while self.store.current(task_id).current_offset != 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise RunFailed("the source reset was not applied in time")
-            await asyncio.sleep(0.05)
+            await _first_of([self.store.changed(task_id).wait()], left)
 
     async def _report_failure(self, task_id: str, exc: Exception) -> None:
-        offset = self.app.progress_store.current(task_id).current_offset
+        offset = self.store.current(task_id).current_offset
         if isinstance(exc, AuthError):
             error = f"authentication: {exc}"
         elif isinstance(exc, RunFailed | SourceError):
@@ -340,11 +339,16 @@ class Crawler:
         )
         metrics.RUN_FAILURES.labels(task_id).inc()
         try:
-            await send_command(task_id, "report", run="failed", offset=offset, error=error)
+            await self.commands.send(task_id, "report", run="failed", offset=offset, error=error)
         except Exception as report_exc:  # Kafka is down: the log line above is what remains
             logger.error("task_id=%s the failure could not be reported: %r", task_id, report_exc)
 
 
-@app.task
-async def crawl_forever() -> None:
-    await app.crawler.run_forever()
+async def _first_of(waits: list[Coroutine[Any, Any, Any]], within: float) -> None:
+    """Wait until the first of `waits` is done, at most `within` seconds."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -10,15 +10,10 @@ from typing import Any
 
 import msgspec
 
-from jobstream.pipeline.pages import EXCERPT_BYTES
+from jobstream.limits import EXCERPT_BYTES, MESSAGE_HEADROOM, REJECT_ROW_BYTES
 from jobstream.progress.rules import Counts
 from jobstream.records import RawPage, Reject
 from jobstream.transform.outcome import Filtered, Kept, Rejected, RowContext, classify_row
-
-# A rejected row larger than this is kept as an excerpt, so a reject is always a small message.
-REJECT_ROW_BYTES = 64 * 1024
-# Room left in each message for its key and the record overhead.
-MESSAGE_HEADROOM = 1024
 
 _ENCODER = msgspec.json.Encoder()
 _ROW_DECODER = msgspec.json.Decoder()

@@ -15,20 +15,22 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from faust.types import TopicT
+
+from jobstream.broker.probe import BrokerProbe
+from jobstream.config import Config
 from jobstream.errors import JobstreamError
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.runs import RunFailed, TaskMoved
 from jobstream.pipeline.spool import Spool
-from jobstream.topics import raw_topic
-
-if TYPE_CHECKING:
-    from jobstream.app import JobstreamApp
+from jobstream.progress.store import ProgressStore
+from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
+SPOOL_FULL = "the spool is full"
 # Spooled events sent together before their acknowledgements are awaited.
 DRAIN_CHUNK = 16
 # Events sent to job_raw kept in memory, to be spooled too if Kafka turns out unreachable before
@@ -41,18 +43,29 @@ class SendStalled(JobstreamError):
 
 
 class RawSender:
-    """One worker's sending to job_raw: straight to Kafka, or to the spool and back."""
+    """One worker's sending to job_raw (`topic`): straight to Kafka, or to the spool and back."""
 
-    def __init__(self, app: JobstreamApp, owns: Callable[[str], bool]) -> None:
-        self.app = app
-        self._owns = owns
+    def __init__(
+        self,
+        config: Config,
+        topic: TopicT,
+        store: ProgressStore,
+        probe: BrokerProbe,
+        worker: WorkerState,
+    ) -> None:
+        self.config = config
+        self.topic = topic
+        self.store = store
+        self.probe = probe
+        self.worker = worker
         # The offset each task's last run sent pages up to.
         self.sent_until: dict[str, int] = {}
-        settings = app.settings
         # Events kept while Kafka is unreachable; None with `spool.enabled: false`.
         self.spool = (
-            Spool(settings.spool_path, settings.spool.max_bytes) if settings.spool.enabled else None
+            Spool(config.spool_path, config.spool.max_bytes) if config.spool.enabled else None
         )
+        # The log's outage summaries say what the spool holds.
+        probe.story.spool = self.spool
         self._stalled_until = 0.0
         # Per task: when its spooling began and what the drain has sent so far (for the logs).
         self._spooling_since: dict[str, float] = {}
@@ -61,10 +74,7 @@ class RawSender:
 
     def broker_down(self) -> bool:
         """Whether Kafka is known to be unreachable: the probe says so, or a send stalled."""
-        probe = self.app.broker_probe
-        return (probe is not None and probe.broker_up is False) or (
-            time.monotonic() < self._stalled_until
-        )
+        return self.probe.broker_up is False or (time.monotonic() < self._stalled_until)
 
     def spooled(self, task_id: str) -> int:
         """How many of the task's events wait in the spool."""
@@ -73,11 +83,11 @@ class RawSender:
     async def send(self, outbox: Outbox) -> None:
         """Send what the outbox holds to job_raw, in offset order (to the spool while Kafka is
         unreachable)."""
-        for event, value in outbox.take(self.app.settings.kafka.max_message_bytes):
+        for event, value in outbox.take():
             rows = len(event.rows)
             while True:
                 if self.spool is None:
-                    await raw_topic.send(
+                    await self.topic.send(
                         key=outbox.task_id, value=value, partition=outbox.partition
                     )
                     break
@@ -88,7 +98,7 @@ class RawSender:
                         self._spool(outbox.task_id, event.offset, event.next_offset, rows, value)
                         break
                     # Full: fetching pauses, nothing is dropped, until Kafka is back.
-                    await self._until_broker_up(outbox.task_id, "the spool is full")
+                    await self._until_broker_up(outbox.task_id, SPOOL_FULL)
                     continue
                 try:
                     await self._send_bounded(outbox.task_id, value, outbox.partition)
@@ -107,38 +117,32 @@ class RawSender:
         """Send one event to job_raw; its acknowledgement, a future. SendStalled when the
         producer has no room for it within `kafka.send_timeout`, or the probe finds Kafka gone."""
         sending = asyncio.ensure_future(
-            raw_topic.send(key=task_id, value=value, partition=partition)
+            self.topic.send(key=task_id, value=value, partition=partition)
         )
-        if not await self._done_unless_down(sending, self.app.settings.kafka.send_timeout):
+        if not await self._done_unless_down(sending, self.config.kafka.send_timeout):
             # Cancelled while waiting for room in the producer's buffer: nothing was added.
             sending.cancel()
             await asyncio.wait({sending})
         if sending.cancelled():
-            self._stalled_until = time.monotonic() + self.app.settings.kafka.send_timeout
+            self._stalled_until = time.monotonic() + self.config.kafka.send_timeout
             raise SendStalled
         return cast(asyncio.Future[Any], sending.result())  # what the send raised, raised
 
     async def _done_unless_down(self, step: asyncio.Future[Any], within: float) -> bool:
         """Wait for `step` at most `within` seconds, and no longer once the probe finds Kafka
         down; whether it is done."""
-        probe = self.app.broker_probe
-        down = asyncio.ensure_future(probe.went_down()) if probe is not None else None
+        down = asyncio.ensure_future(self.probe.went_down())
         try:
-            await asyncio.wait(
-                {step} if down is None else {step, down},
-                timeout=within,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait({step, down}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if down is not None:
-                down.cancel()
+            down.cancel()
         return step.done()
 
     def _keep_sent(self, task_id: str, sent: tuple[int, int, int, bytes]) -> None:
         """Remember an event sent to job_raw (offset, next_offset, rows, value) until it is
         applied: it may still sit in the producer's buffer."""
         kept = self._recently_sent.setdefault(task_id, deque(maxlen=RECENTLY_SENT))
-        applied = self.app.progress_store.current(task_id).current_offset
+        applied = self.store.current(task_id).current_offset
         while kept and kept[0][1] <= applied:
             kept.popleft()
         kept.append(sent)
@@ -147,7 +151,8 @@ class RawSender:
         assert self.spool is not None
         if not self.spooled(task_id):
             self._spooling_since[task_id] = time.monotonic()
-            logger.warning(
+            # The outage's one ERROR (jobstream.logs) says it for every task.
+            logger.debug(
                 "task_id=%s offset=%d Kafka is unreachable: fetched pages go to the local spool "
                 "%s until it is back (spool holds %d bytes of at most %d)",
                 task_id, offset, self.spool.path, self.spool.size().bytes, self.spool.max_bytes,
@@ -155,7 +160,7 @@ class RawSender:
             # The events sent but not applied may be lost with the producer's buffer (a restart
             # during the outage): the spool keeps them too, so that it continues the stored
             # offset. A copy that reaches job_raw twice is applied once (by its offsets).
-            applied = self.app.progress_store.current(task_id).current_offset
+            applied = self.store.current(task_id).current_offset
             for sent in self._recently_sent.pop(task_id, ()):
                 if applied < sent[1] <= offset and self.spool.fits(len(sent[3]) + len(value)):
                     self.spool.put(task_id, *sent)
@@ -167,9 +172,9 @@ class RawSender:
         unreachable again: what was not acknowledged stays, and is sent again later."""
         assert self.spool is not None
         task_id = outbox.task_id
-        self.spool.drop_applied(task_id, self.app.progress_store.current(task_id).current_offset)
+        self.spool.drop_applied(task_id, self.store.current(task_id).current_offset)
         while events := self.spool.first(task_id, DRAIN_CHUNK):
-            if self.broker_down() or self.app.should_stop:
+            if self.broker_down() or self.worker.stopping:
                 return False
             acks: list[asyncio.Future[Any]] = []
             for event in events:
@@ -189,7 +194,7 @@ class RawSender:
                 outbox.unapplied.append(event.next_offset)
                 self.sent_until[task_id] = event.next_offset
             if len(acked) < len(events):
-                self._stalled_until = time.monotonic() + self.app.settings.kafka.send_timeout
+                self._stalled_until = time.monotonic() + self.config.kafka.send_timeout
                 return False
         pages, rows = self._drained.pop(task_id, (0, 0))
         since = self._spooling_since.pop(task_id, None)
@@ -205,11 +210,11 @@ class RawSender:
     async def _acknowledged(self, ack: asyncio.Future[Any]) -> bool:
         """Whether the broker acknowledged a message (within `kafka.ack_timeout`, and before the
         probe finds Kafka down)."""
-        if not await self._done_unless_down(ack, self.app.settings.kafka.ack_timeout):
+        if not await self._done_unless_down(ack, self.config.kafka.ack_timeout):
             return False
         if ack.cancelled() or ack.exception() is not None:
             error = "cancelled" if ack.cancelled() else repr(ack.exception())
-            logger.warning("a spooled event was not acknowledged (%s): it stays spooled", error)
+            logger.info("a spooled event was not acknowledged (%s): it stays spooled", error)
             return False
         return True
 
@@ -217,21 +222,24 @@ class RawSender:
         """Wait until Kafka is reachable again (this run's task staying here)."""
         if self.broker_down():
             span = self.spool.span(task_id) if self.spool is not None else None
-            logger.warning(
+            # A full spool is the operator's to know (the limit may be too small); the end of
+            # the source reached during an outage is not news.
+            logger.log(
+                logging.WARNING if why == SPOOL_FULL else logging.INFO,
                 "task_id=%s offset=%d %s: fetching pauses until Kafka is back",
                 task_id, span[1] if span else 0, why,
             )  # fmt: skip
         while self.broker_down():
-            if self.app.should_stop:
+            if self.worker.stopping:
                 raise RunFailed("the worker is stopping")
-            if not self._owns(task_id):
+            if not self.worker.owns(task_id):
                 raise TaskMoved
             await asyncio.sleep(0.2)
 
     async def flush(self, outbox: Outbox) -> None:
         """At the end of the source: wait for Kafka and send what the spool holds of the task."""
         while self.spooled(outbox.task_id):
-            if self.app.should_stop:
+            if self.worker.stopping:
                 raise RunFailed("the worker is stopping")
             await self._until_broker_up(outbox.task_id, "the source's end is reached")
             if not await self._drain(outbox):
@@ -251,7 +259,7 @@ class RawSender:
             return current_offset
         if span[0] > current_offset and not self.broker_down():
             dropped = spool.discard(task_id)
-            logger.warning(
+            logger.info(
                 "task_id=%s offset=%d the spooled events start at %d, after the stored offset: "
                 "%d events (%d rows) forgotten and fetched again",
                 task_id, current_offset, span[0], dropped.pages, dropped.rows,

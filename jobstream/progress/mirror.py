@@ -10,43 +10,68 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+import msgspec.inspect as mi
 
+from jobstream.progress.fields import FIELDS, ProgressField
 from jobstream.progress.sqlite import open_local
 from jobstream.records import Progress
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS crawl_progress (
-    task_id TEXT PRIMARY KEY,
-    current_offset INTEGER,
-    total INTEGER,
-    last_update TIMESTAMP
-)
-"""
-# Columns beyond the seed's, added to a table of any earlier version.
-_EXTRA_COLUMNS = {
-    "status": "TEXT NOT NULL DEFAULT 'idle'",
-    "last_error": "TEXT NOT NULL DEFAULT ''",
-    "published": "INTEGER NOT NULL DEFAULT 0",
-    "filtered": "INTEGER NOT NULL DEFAULT 0",
-    "rejected": "INTEGER NOT NULL DEFAULT 0",
-    "future_dated": "INTEGER NOT NULL DEFAULT 0",
-    # The API the offset refers to; '' in databases written before it was recorded.
-    "source": "TEXT NOT NULL DEFAULT ''",
-    "skipped": "INTEGER NOT NULL DEFAULT 0",
-    "consecutive_failures": "INTEGER NOT NULL DEFAULT 0",
-    "stuck_since": "TEXT NOT NULL DEFAULT ''",
-    "failing_offset": "INTEGER",
-    "cursor_anomalies": "INTEGER NOT NULL DEFAULT 0",
-    "last_anomaly": "TEXT NOT NULL DEFAULT ''",
-    "source_resets": "INTEGER NOT NULL DEFAULT 0",
-    "duplicates": "INTEGER NOT NULL DEFAULT 0",
+# Seed §5.1's table, its four columns exactly as the seed declares them.
+_SEED_COLUMNS: Final = {
+    "task_id": "TEXT PRIMARY KEY",
+    "current_offset": "INTEGER",
+    "total": "INTEGER",
+    "last_update": "TIMESTAMP",
 }
-_COLUMNS = Progress.__struct_fields__
+_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS crawl_progress ({})".format(
+    ", ".join(f"{column} {declaration}" for column, declaration in _SEED_COLUMNS.items())
+)
+
+
+def _column(field: ProgressField) -> str:
+    """The SQL declaration of a column beyond the seed's, from the field's type and default.
+
+    NOT NULL with the field's default, so that the rows of a database written before the
+    column existed read as Progress's default; nullable when None is a value of the field.
+    """
+    kind, nullable = field.type, False
+    if isinstance(kind, mi.UnionType):
+        others = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+        if len(others) == 1:
+            kind, nullable = others[0], True
+    sql = _sql_type(kind)
+    default = field.default
+    if sql is None or not (isinstance(default, int | str) or (nullable and default is None)):
+        raise TypeError(
+            f"Progress.{field.name}: say how the SQLite mirror keeps {field.annotation} "
+            f"with the default {default!r}"
+        )
+    if default is None:
+        return sql
+    literal = "'" + default.replace("'", "''") + "'" if isinstance(default, str) else str(default)
+    return f"{sql}{'' if nullable else ' NOT NULL'} DEFAULT {literal}"
+
+
+def _sql_type(kind: mi.Type) -> str | None:
+    if isinstance(kind, mi.IntType):
+        return "INTEGER"
+    if isinstance(kind, mi.StrType):
+        return "TEXT"
+    if isinstance(kind, mi.LiteralType) and all(isinstance(v, str) for v in kind.values):
+        return "TEXT"
+    return None
+
+
+# Columns beyond the seed's, one per Progress field, added to a table of any earlier version.
+_EXTRA_COLUMNS: Final = {
+    field.name: _column(field) for field in FIELDS if field.name not in _SEED_COLUMNS
+}
+_COLUMNS: Final = Progress.__struct_fields__
 
 
 class ProgressMirror:

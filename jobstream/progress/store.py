@@ -1,11 +1,14 @@
 """Reading and writing a task's progress: the `crawl_progress` table backed by the SQLite mirror.
 
 Progress belongs to one API (`source`): what the table or the mirror holds for another one is
-set aside, once, with a log line saying so.
+set aside, once, with a log line saying so. Whoever waits for a task to advance (the crawl, for
+the pages it sent) awaits `changed`, woken by every save: the agents write, the crawl waits,
+and nothing calls back up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -33,6 +36,9 @@ class ProgressStore:
         self.mirror = ProgressMirror(mirror_path)
         self._mirrored: dict[str, Progress | None] = {}
         self._noted: set[str] = set()
+        # Per task, set by a save and replaced by a fresh one: a waiter that took the current
+        # one is woken by the next save.
+        self._saved: dict[str, asyncio.Event] = {}
 
     def current(self, task_id: str) -> Progress:
         """The task's progress as this worker knows it."""
@@ -50,6 +56,19 @@ class ProgressStore:
         self.table[progress.task_id] = _ENCODER.encode(progress)
         self.mirror.save(progress)
         self._mirrored[progress.task_id] = progress
+        saved = self._saved.pop(progress.task_id, None)
+        if saved is not None:
+            saved.set()
+
+    def changed(self, task_id: str) -> asyncio.Event:
+        """An event set by the task's next save on this worker."""
+        saved = self._saved.get(task_id)
+        if saved is None:
+            saved = self._saved[task_id] = asyncio.Event()
+        return saved
+
+    def close(self) -> None:
+        self.mirror.close()
 
     def _from_table(self, task_id: str) -> Progress | None:
         value = self.table.get(task_id)

@@ -8,6 +8,12 @@ import json
 from collections.abc import Mapping
 from typing import Final, Literal
 
+# The field list (which source key becomes which output name, seed §6.1) is declared once, on
+# `Job`. How each value becomes text (`text` below) is the simulator's own on purpose: it is
+# the ground truth the pipeline's `text_value` is tested against, so it must not be derived
+# from the code it checks.
+from jobstream.transform.mapping import TEXT_FIELDS
+
 Expect = Literal["published", "filtered", "rejected"]
 PUBLISHED: Final = "published"
 FILTERED: Final = "filtered"
@@ -15,19 +21,6 @@ REJECTED: Final = "rejected"
 
 # The reject's field when the row as a whole is at fault (not an object, too large, unparseable).
 ROW: Final = "row"
-
-# (source key, output name) of every field copied as text (seed §6.1).
-TEXT_FIELDS: Final = (
-    ("Std_class", "job_category"),
-    ("aca112", "job_title"),
-    ("AAB004", "company"),
-    ("acb241", "salary"),
-    ("aab302", "location"),
-    ("ACE760", "url"),
-    ("acb22a", "description"),
-    ("Experience", "experience"),
-    ("aac011", "education"),
-)
 
 
 def published_text(row: Mapping[str, object]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from jobstream.errors import DateParseError
 from jobstream.records import Job, Reject
 from jobstream.transform.dates import parse_collect_date, parse_publish_date
 from jobstream.transform.ids import job_id_for_text
-from jobstream.transform.mapping import build_job, map_text_fields
+from jobstream.transform.mapping import COLLECT_SOURCE, PUBLISH_SOURCE, build_job, map_text_fields
 from jobstream.transform.window import (
     cutoff,
     is_suspicious_future,
@@ -98,16 +98,16 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     """Judge one source row at absolute offset `source_offset` of task `ctx.task_id`."""
     if type(row) is not dict and not isinstance(row, Mapping):  # the ABC check costs 5x
         return Rejected(f"row is {type(row).__name__}, not a JSON object", "row")
-    if "aae397" not in row:
-        return Rejected("aae397 is missing", "aae397")
-    if "Collect_time" not in row:
-        return Rejected("Collect_time is missing", "Collect_time")
-    publish = _memoised(ctx.publish_memo, row["aae397"], _parse_publish, ctx)
+    if PUBLISH_SOURCE not in row:
+        return Rejected(f"{PUBLISH_SOURCE} is missing", PUBLISH_SOURCE)
+    if COLLECT_SOURCE not in row:
+        return Rejected(f"{COLLECT_SOURCE} is missing", COLLECT_SOURCE)
+    publish = _memoised(ctx.publish_memo, row[PUBLISH_SOURCE], _parse_publish, ctx)
     if type(publish) is DateParseError:
-        return Rejected(f"aae397: {publish}", "aae397")
-    collect = _collect_date(row["Collect_time"], ctx)
+        return Rejected(f"{PUBLISH_SOURCE}: {publish}", PUBLISH_SOURCE)
+    collect = _collect_date(row[COLLECT_SOURCE], ctx)
     if type(collect) is DateParseError:
-        return Rejected(f"Collect_time: {collect}", "Collect_time")
+        return Rejected(f"{COLLECT_SOURCE}: {collect}", COLLECT_SOURCE)
     assert isinstance(publish, date) and isinstance(collect, date)
     # within_window(publish, collect, ctx.today, ctx.filter_days), its cutoff computed once
     # for the context instead of once a row.

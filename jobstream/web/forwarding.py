@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
 
 import aiohttp
 from aiohttp import web
-from faust.tables.manager import TableManager
-from faust.types import AppT
 from yarl import URL
 
 from jobstream.app import JobstreamApp
@@ -34,9 +31,9 @@ CALLER_CHECK = 0.1
 PASSED_BACK = frozenset({"retry-after", "www-authenticate", "allow"})
 
 
-def worker_started(app: AppT) -> bool:
+def worker_started(app: JobstreamApp) -> bool:
     """The worker has had its first partition assignment and recovered its tables."""
-    return cast(TableManager, app.tables).recovery.completed.is_set()
+    return app.tables_recovered()
 
 
 def _ident(url: URL) -> tuple[str, int]:

@@ -1,6 +1,9 @@
 """Every URL the worker serves, on one screen, and what the web application runs beside them:
-the error middleware, the four services the views use and the alert service that watches
-what they see, started and stopped with it.
+the error middleware and the services of its own the views use (the /consume readers, the SSE
+streams, the throughput history, the Kafka watch, the recent-messages reader), started and
+stopped with it. The worker's runtime
+(probe, store, crawler, alerts) is the app's, started with the worker; the views reach it
+under `RUNTIME`.
 
 Faust's own pages (`/router/`, `/table/`, and `/graph` and statistics with debug; its `/` is
 shadowed by ours, registered first) tell anyone the cluster's layout and the tables' contents:
@@ -15,11 +18,9 @@ from typing import cast
 from aiohttp import web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from jobstream.alerts import AlertService
 from jobstream.app import JobstreamApp
 from jobstream.broker.clients import group_options
-from jobstream.broker.probe import PROBE, BrokerProbe
-from jobstream.web.alerting import worker_snapshot
+from jobstream.runtime import Runtime
 from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
 from jobstream.web.dashboard import (
@@ -34,9 +35,12 @@ from jobstream.web.endpoint import Endpoint, warn_if_data_open
 from jobstream.web.forwarding import is_gateway
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
+from jobstream.web.kafka_status import KAFKA_WATCH, KafkaStatusView, KafkaWatch
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
-from jobstream.web.responses import answer_errors
+from jobstream.web.recent import RECENT, RecentMessagesView, RecentReader
+from jobstream.web.responses import answer_errors, quiet_unparsed_requests
+from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
@@ -46,6 +50,8 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/consume/stream": StreamView,
     "/status": StatusView,
     "/status/history": HistoryView,
+    "/kafka": KafkaStatusView,
+    "/messages/recent": RecentMessagesView,
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
     "/metrics": MetricsView,
@@ -60,12 +66,12 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/": RootView,
 }
 STATIC_PREFIX = "/docs/static"
-ALERTS = web.AppKey("jobstream.alerts", AlertService)
 
 
-def register(app: JobstreamApp) -> web.Application:
+def register(app: JobstreamApp, runtime: Runtime) -> web.Application:
     """Serve every route on `app`'s web server, with the services behind the views; returns
-    the aiohttp application (a test serves it with aiohttp's test client)."""
+    the aiohttp application (a test serves it with aiohttp's test client, and starts the
+    runtime itself)."""
     if not app.settings.app.debug:
         _without_faust_pages(app)
     for path, view in ROUTES.items():
@@ -73,24 +79,25 @@ def register(app: JobstreamApp) -> web.Application:
     app.web.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False, show_index=False)
     web_app = cast(AiohttpWeb, app.web).web_app
     web_app.middlewares.append(answer_errors)
+    quiet_unparsed_requests()
     config = app.settings
-    probe = BrokerProbe(config)
-    web_app[PROBE] = probe
-    app.broker_probe = probe  # the crawl spools its pages while the probe finds Kafka down
+    probe = runtime.probe
+    web_app[RUNTIME] = runtime
     web_app[READERS] = ReaderPool(
         config, probe, group_options(app.conf), lambda group: is_gateway(app, group)
     )
     web_app[STREAMS] = StreamRegistry(config, probe)
-    web_app[HISTORY] = History(app, probe)
-    web_app[ALERTS] = AlertService(config.alerts, worker_snapshot(app, probe), tz=config.tz)
+    web_app[HISTORY] = History(runtime)
+    web_app[KAFKA_WATCH] = KafkaWatch(runtime)
+    web_app[RECENT] = RecentReader(config, probe)
 
     async def run_services(web_app: web.Application) -> AsyncIterator[None]:
         services = (
-            web_app[PROBE],
             web_app[READERS],
             web_app[STREAMS],
             web_app[HISTORY],
-            web_app[ALERTS],
+            web_app[KAFKA_WATCH],
+            web_app[RECENT],
         )
         for service in services:
             await service.start()

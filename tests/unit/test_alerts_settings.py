@@ -81,16 +81,14 @@ def test_load_alerts_unknown_webhook_type_names_the_key_and_the_choices() -> Non
     [
         ({"webhooks": [{"url": WECOM}]}, "alerts.webhooks[0].type: required"),
         ({"webhooks": [{"type": "wecom"}]}, "alerts.webhooks[0].url: required"),
-        ({"webhok": []}, "alerts.webhok: unknown key"),
+        ({"webhok": []}, "alerts.webhok: unknown key, did you mean `webhooks`?"),
         (
             {"webhooks": [{"type": "json", "url": WECOM, "token": "x"}]},
             "alerts.webhooks[0].token: unknown key",
         ),
-        (
-            {"webhooks": {"type": "wecom"}},
-            "alerts.webhooks: expected a list, got {'type': 'wecom'}",
-        ),
-        ({"webhooks": ["x"]}, "alerts.webhooks[0]: expected a mapping, got 'x'"),
+        # Where a webhook (its URL, its secret) belongs, a value is named by its kind only.
+        ({"webhooks": {"type": "wecom"}}, "alerts.webhooks: expected a list, got a mapping"),
+        ({"webhooks": ["x"]}, "alerts.webhooks[0]: expected a mapping, got text"),
         ({"lag_threshold": -1}, "alerts.lag_threshold: must be at least 0, got -1"),
         ({"lag_threshold": "many"}, "alerts.lag_threshold: expected an integer, got 'many'"),
         (
@@ -141,8 +139,26 @@ def test_load_alerts_secret_of_the_wrong_type_is_not_repeated() -> None:
     assert problem(raw) == "alerts.webhooks[0].secret: expected text, got ***"
 
 
+@pytest.mark.parametrize(
+    ("webhooks", "expected"),
+    [
+        # The URL pasted where the list belongs: its token was shown, cut at 60 characters.
+        (DINGTALK, "alerts.webhooks: expected a list, got text"),
+        # One webhook without the list around it: its signing secret was shown whole.
+        (
+            {"secret": "SECabc", "type": "dingtalk"},
+            "alerts.webhooks: expected a list, got a mapping",
+        ),
+    ],
+)
+def test_load_alerts_misplaced_webhook_is_named_by_kind_not_shown(
+    webhooks: object, expected: str
+) -> None:
+    assert problem({"webhooks": webhooks}) == expected
+
+
 def test_load_alerts_not_a_mapping_is_refused() -> None:
-    assert problem(["x"]) == "alerts: expected a mapping, got ['x']"  # type: ignore[arg-type]
+    assert problem(["x"]) == "alerts: expected a mapping, got a list"  # type: ignore[arg-type]
 
 
 def test_webhook_repr_hides_the_token_and_the_secret() -> None:

@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from jobstream.limits import REJECT_ROW_BYTES
 from jobstream.pipeline import messages
-from jobstream.pipeline.messages import REJECT_ROW_BYTES, page_messages
-from jobstream.pipeline.pages import slice_page
+from jobstream.pipeline.messages import page_messages
+from jobstream.pipeline.outbox import Outbox
+from jobstream.records import RawPage
 from jobstream.source import Page
 from jobstream.transform.outcome import RowContext
 
@@ -30,11 +32,16 @@ def row(i: int, **fields: object) -> dict:
     return {**base, **fields}
 
 
+def event_of(page: Page, limit: int) -> RawPage:
+    """The page as the crawl sends it to job_raw, in one event."""
+    box = Outbox("t", 0, source="demo", demo=False, max_message_bytes=limit)
+    box.add_page(page, NOW.isoformat())
+    ((event, _),) = box.take()
+    return event
+
+
 def judge(rows: list, limit: int = 1_000_000):
-    (event,) = slice_page(
-        Page("t", 100, 100 + len(rows), 1000, 0, rows),
-        source="demo", fetched_at=NOW.isoformat(), demo=False, max_event_bytes=limit,
-    )  # fmt: skip
+    event = event_of(Page("t", 100, 100 + len(rows), 1000, 0, rows), limit)
     return page_messages(event, 0, CTX, limit)
 
 
@@ -86,10 +93,7 @@ def test_page_messages_row_too_large_for_a_message_is_rejected_with_an_excerpt()
 
 def test_page_messages_job_over_the_limit_is_rejected_but_fits_the_raw_event() -> None:
     big = row(0, acb22a="描" * 40_000)  # 120 KB: fits a raw event of 200 KB, not a job of 100 KB
-    (event,) = slice_page(
-        Page("t", 0, 1, 1, 0, [big]), source="demo", fetched_at=NOW.isoformat(), demo=False,
-        max_event_bytes=200_000,
-    )  # fmt: skip
+    event = event_of(Page("t", 0, 1, 1, 0, [big]), 200_000)
     out = page_messages(event, 0, CTX, 100_000)
     (reject,) = values(out.rejects)
     assert "the job is" in reject["reason"] and out.counts.published == 0
@@ -116,9 +120,6 @@ def test_page_messages_defect_on_one_row_rejects_only_that_row(monkeypatch) -> N
 
 @pytest.mark.parametrize("first_row", [0, 2])
 def test_page_messages_starts_at_first_row(first_row: int) -> None:
-    (event,) = slice_page(
-        Page("t", 10, 14, 14, 0, [row(i) for i in range(4)]),
-        source="demo", fetched_at=NOW.isoformat(), demo=False, max_event_bytes=1_000_000,
-    )  # fmt: skip
+    event = event_of(Page("t", 10, 14, 14, 0, [row(i) for i in range(4)]), 1_000_000)
     out = page_messages(event, first_row, CTX, 1_000_000)
     assert [job["source_offset"] for job in values(out.jobs)] == list(range(10 + first_row, 14))

@@ -32,9 +32,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from jobstream.app import JobstreamApp
-from jobstream.broker.probe import PROBE, BrokerProbe
+from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config, from_mapping
 from jobstream.redaction import secrets_in
+from jobstream.runtime import Runtime
 from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.routes import register
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
@@ -183,8 +184,13 @@ class Served:
     """An app's web application on a loopback port, and the services behind its views."""
 
     app: JobstreamApp
+    runtime: Runtime
     client: TestClient
     spare_groups: list[str] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.runtime.stop()
 
     @property
     def url(self) -> str:
@@ -200,7 +206,7 @@ class Served:
 
     @property
     def probe(self) -> BrokerProbe:
-        return self.client.app[PROBE]
+        return self.runtime.probe
 
     @property
     def readers(self) -> ReaderPool:
@@ -241,9 +247,13 @@ class WorkerLikeServer(TestServer):
 async def serve(config: Config) -> Served:
     SECRETS.watch(*secrets_in(config))
     app = JobstreamApp("jobstream", config=config, autodiscover=False, **FAST_GROUPS)
-    client = TestClient(WorkerLikeServer(register(app)))
+    # No worker here: the progress table is a plain dict, and the test starts the runtime (the
+    # probe and the alerts) that the worker's app would start.
+    runtime = Runtime(app, {})
+    await runtime.start()
+    client = TestClient(WorkerLikeServer(register(app, runtime)))
     await client.start_server()
-    return Served(app, client)
+    return Served(app, runtime, client)
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
@@ -255,7 +265,7 @@ async def _apps_of_tests() -> AsyncIterator[list[Served]]:
     for a group join in flight (a second), which each test would otherwise pay alone."""
     apps: list[Served] = []
     yield apps
-    await asyncio.gather(*(served.client.close() for served in apps))
+    await asyncio.gather(*(served.close() for served in apps))
 
 
 @pytest.fixture
@@ -302,7 +312,7 @@ async def _session_apps(
         _served_over(session_broker.bootstrap, empty_topic, 2),
     )
     yield over_data, over_empty
-    await asyncio.gather(over_data.client.close(), over_empty.client.close())
+    await asyncio.gather(over_data.close(), over_empty.close())
 
 
 @pytest.fixture

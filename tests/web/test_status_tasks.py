@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -29,7 +29,7 @@ from jobstream import metrics
 from jobstream.app import JobstreamApp
 from jobstream.metrics import TaskThroughput
 from jobstream.records import Progress
-from jobstream.web import control, fanout, forwarding
+from jobstream.web import fanout, forwarding
 from jobstream.web.history import HISTORY
 from jobstream.web.status import Status, StatusList, TaskUnavailable
 from tests.harness import Broker
@@ -62,6 +62,12 @@ class Store:
     def current(self, task_id: str) -> Progress:
         return self.progress.get(task_id) or Progress(task_id=task_id, source="demo")
 
+    def changed(self, task_id: str) -> asyncio.Event:
+        return asyncio.Event()  # this stand-in applies a command at once, or never
+
+    def close(self) -> None:
+        pass
+
 
 @dataclass
 class Workers:
@@ -81,11 +87,11 @@ class Workers:
                 self.owners[(id(app.app), task_id)] = None if app is owner else URL(owner.url)
 
 
-def stand_in_worker(served: Served, store: Store) -> None:
-    served.app.__dict__["progress_store"] = store
-    served.app.__dict__["crawler"] = SimpleNamespace(
-        fetched={}, owned_tasks=lambda: [], sender=SimpleNamespace(spool=None)
-    )
+def stand_in_worker(served: Served, store: Store, send: Any) -> None:
+    runtime = cast(Any, served.runtime)
+    runtime.store = store
+    runtime.crawler = SimpleNamespace(fetched={})
+    runtime.commands = SimpleNamespace(send=send)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -102,15 +108,13 @@ async def _pair(session_broker: Broker) -> AsyncIterator[tuple[Served, Served]]:
     yield here, there
     for served in (here, there):
         await served.app.http_client.close()
-    await asyncio.gather(here.client.close(), there.client.close())
+    await asyncio.gather(here.close(), there.close())
 
 
 @pytest.fixture
 def workers(_pair: tuple[Served, Served], monkeypatch: pytest.MonkeyPatch) -> Iterator[Workers]:
     here, there = _pair
     store_here, store_there = Store(), Store()
-    stand_in_worker(here, store_here)
-    stand_in_worker(there, store_there)
     stores = {TASK_A: store_here, TASK_OFF: store_here, TASK_B: store_there}
     store_here.progress[TASK_A] = Progress(
         task_id=TASK_A, source="demo", current_offset=120, total=480, status="running",
@@ -121,6 +125,16 @@ def workers(_pair: tuple[Served, Served], monkeypatch: pytest.MonkeyPatch) -> It
         published=200, filtered=90, rejected=10, last_error=f"HTTP 400 Task.NotFound: {HOSTILE}",
     )  # fmt: skip
     found = Workers(here, there, stores, {})
+
+    async def send_command(task_id: str, action: str, **fields: Any) -> None:
+        found.sent.append((task_id, action))
+        store = found.stores[task_id]
+        before = store.current(task_id)
+        after = "stopped" if action == "stop" else "idle"
+        store.progress[task_id] = msgspec.structs.replace(before, status=after)
+
+    stand_in_worker(here, store_here, send_command)
+    stand_in_worker(there, store_there, send_command)
     found.own(TASK_A, here)
     found.own(TASK_OFF, here)
     found.own(TASK_B, there)
@@ -131,17 +145,9 @@ def workers(_pair: tuple[Served, Served], monkeypatch: pytest.MonkeyPatch) -> It
             raise owner
         return owner
 
-    async def send_command(task_id: str, action: str, **fields: Any) -> None:
-        found.sent.append((task_id, action))
-        store = found.stores[task_id]
-        before = store.current(task_id)
-        after = "stopped" if action == "stop" else "idle"
-        store.progress[task_id] = msgspec.structs.replace(before, status=after)
-
     monkeypatch.setattr(fanout, "worker_started", lambda app: True)
     monkeypatch.setattr(fanout, "owner_of", owner_of)
     monkeypatch.setattr(forwarding, "owner_of", owner_of)
-    monkeypatch.setattr(control, "send_command", send_command)
     yield found
 
 
@@ -265,7 +271,8 @@ async def test_control_all_answers_202_when_a_task_did_not_apply(
     async def lost(task_id: str, action: str, **fields: Any) -> None:
         workers.sent.append((task_id, action))
 
-    monkeypatch.setattr(control, "send_command", lost)
+    for served in (workers.here, workers.there):
+        monkeypatch.setattr(served.runtime.commands, "send", lost)
     response = await workers.here.client.post("/crawl/stop", headers=bearer())
     body = await response.json()
     assert response.status == 202, body

@@ -30,37 +30,59 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from jobstream import metrics
-from jobstream.broker.probe import PROBE, BrokerProbe
-from jobstream.web import params
+from jobstream.broker.probe import BrokerProbe
 from jobstream.web.consume import client_gone
-from jobstream.web.endpoint import Endpoint
+from jobstream.web.endpoint import Body, Doc, Endpoint, Refusal
+from jobstream.web.params import Choice, Pattern
 from jobstream.web.responses import HttpError, unavailable
+from jobstream.web.services import RUNTIME
 from jobstream.web.sse import events, positions
 from jobstream.web.sse.registry import STREAMS, OpenStream, StreamRegistry
-from jobstream.web.sse.tail import Subscription
+from jobstream.web.sse.tail import MAX_EVENTS_PER_POLL, POLL_MS, Subscription
 
 logger = logging.getLogger(__name__)
 
-# How long a stream waits for messages before it looks again whether the client is still there.
-POLL_MS = 250
-MAX_EVENTS_PER_POLL = 500
 # A client that takes longer than this to accept a write is cut off (aiohttp-sse's guard).
-SEND_TIMEOUT = 60.0
+CLIENT_WRITE_TIMEOUT = 60.0
 # A stream reading on its own joins the tail once it is at most this many messages behind it.
 JOIN_LAG = 2000
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
+FROM = Choice(
+    "from", "没有 Last-Event-ID 时从哪里开始", choices=("latest", "earliest"), default="latest"
+)
+LAST_EVENT_ID = Pattern(
+    "Last-Event-ID",
+    "上次收到的事件 id，用于断点续传",
+    where="header",
+    pattern=r"[0-9]{1,5}:[0-9]{1,19}(,[0-9]{1,5}:[0-9]{1,19})*",
+)
+
+
 class StreamView(Endpoint):
     methods_allowed = frozenset({"GET"})
     access = "read"
-    params = frozenset({"from"})
+    params = (FROM, LAST_EVENT_ID)
+    doc = Doc(
+        "SSE 流式消费 job_data",
+        "消费",
+        {
+            200: Body("事件流（连接保持，直到客户端断开或服务停止）", "text/event-stream"),
+            503: Refusal("Kafka 不可用，或同时打开的流已达上限"),
+        },
+        "text/event-stream：每条消息一个 `event: job`，`data:` 为岗位 JSON，"
+        "`id:` 为各分区的位置（如 `0:15,1:9,2:12`）。断线后带 `Last-Event-ID` "
+        "重连即从下一条继续，不丢不重。空闲时每隔不超过 15 秒发送心跳注释。"
+        "不影响 /consume 消费组的位置。读得太慢（落后超过 8 MiB）的客户端会被断开，"
+        "带 Last-Event-ID 重连即可继续。",
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
-        start = params.choice(request, "from", ("latest", "earliest"), "latest")
+        start = FROM.read(request)
         last_event_id = request.headers.get("Last-Event-ID", "").strip()
-        probe = request.app[PROBE]
+        probe = request.app[RUNTIME].probe
         tps = probe.require_topic()
         resume = None
         if last_event_id:
@@ -126,7 +148,7 @@ class StreamView(Endpoint):
         # are encoded once for every stream (`jobstream.web.sse.events`) and written as raw bytes,
         # all that is queued in one write.
         response = EventSourceResponse(
-            ping_interval=self.config.app.sse_heartbeat, send_timeout=SEND_TIMEOUT
+            ping_interval=self.config.app.sse_heartbeat, send_timeout=CLIENT_WRITE_TIMEOUT
         )
         await response.prepare(request)
         stream.attach(request, response)
@@ -238,7 +260,7 @@ class Pump:
 
     async def _write(self, chunk: bytes, count: int, last_id: str) -> None:
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(CLIENT_WRITE_TIMEOUT):
                 await self.response.write(chunk)
         except TimeoutError:
             # A stalled peer never drains the buffer; closing gracefully would wait forever.

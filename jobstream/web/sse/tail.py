@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 # How far behind the tail a stream may fall before it is cut off: about 6 s of 2,000 jobs/s of
 # 700 bytes. The chunks are shared by all subscribers, so many slow ones cost little memory.
 QUEUE_BYTES = 8 * 1024 * 1024
+# How long a read waits for messages (a stream then looks again whether its client is still
+# there), and how many it takes at most.
 POLL_MS = 250
 MAX_EVENTS_PER_POLL = 500
 # What the tail buffers ahead; aiokafka's defaults (1 MiB per partition) suit it too, but a

@@ -4,27 +4,20 @@ and the dedupe agent send on the hot path, bypassing Faust's per-message `Topic.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import aiokafka
-from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 
-from jobstream.app import app
 from jobstream.topics import key_partition
 
 Message = tuple[bytes, bytes]  # (key, value); a value None is a tombstone
 
 
-def producer() -> aiokafka.AIOKafkaProducer:
-    """The Faust producer's own aiokafka producer: the same connection, acks setting and
-    per-partition order as anything Faust sends (NotReady until it has started)."""
-    return cast(FaustKafkaProducer, app.producer)._ensure_producer()
-
-
-async def send_keyed(topic: str, messages: list[Message]) -> list[asyncio.Future[Any]]:
+async def send_keyed(
+    kafka: aiokafka.AIOKafkaProducer, topic: str, messages: list[Message]
+) -> list[asyncio.Future[Any]]:
     """Send messages to the partitions Kafka's default partitioner gives their keys; the
     futures that resolve once the broker holds them."""
-    kafka = producer()
     partitions = sorted(await kafka.partitions_for(topic))
     deliveries: list[asyncio.Future[Any]] = []
     for partition, batch in by_partition(messages, partitions).items():
