@@ -32,8 +32,10 @@ FAST_TIERS = ("deploy", "functional", "unit")
 LONG_UNITS = (
     "tests/integration/test_spool.py",
     "tests/integration/test_dedupe.py",
-    "tests/integration/test_hostile.py",
     "tests/integration/test_workers.py",
+    "tests/integration/test_dashboard_truth.py",
+    "tests/integration/test_hostile.py",
+    "tests/integration/test_log_lines.py",
     "fast",
     "tests/integration/test_embedded.py",
     "tests/integration/test_web_worker.py",

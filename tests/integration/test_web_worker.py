@@ -54,7 +54,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit", "0", "--total", "300", "--task-id", TASK_ID, "--task-id", OTHER_TASK
     )
     worker = Worker.configure(
