@@ -40,9 +40,9 @@ GROUP_TIMEOUTS = {"broker_session_timeout": 10.0, "broker_heartbeat_interval": 2
 EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.5}
 # Docker kills a container 10 s after asking it to stop. Faust's shutdown waits on the broker
 # (a final commit, leaving the group) without a bound: facing a dead broker it never ends. The
-# worker exits by itself this long after its stop began; nothing is lost by it (a page whose
-# messages were not acknowledged was not applied, and is fetched again at the next start).
-STOP_DEADLINE = 8.0
+# worker exits by itself `app.stop_deadline` seconds (8 by default) after its stop began;
+# nothing is lost by it (a page whose messages were not acknowledged was not applied, and is
+# fetched again at the next start).
 # After the embedded broker died there is nothing left to wait for: the worker exits this long
 # after its stop began, having said why in one line.
 FAILED_STOP_DEADLINE = 3.0
@@ -176,9 +176,12 @@ class JobstreamApp(faust.App):
 
     async def on_stop(self) -> None:
         if self.runs_worker:
+            failed = self.failure() is not None
             _exit_if_not_stopped_within(
-                STOP_DEADLINE if self.failure() is None else FAILED_STOP_DEADLINE,
-                told=self.failure() is not None,
+                min(FAILED_STOP_DEADLINE, self.settings.app.stop_deadline)
+                if failed
+                else self.settings.app.stop_deadline,
+                told=failed,
             )
         await super().on_stop()
 

@@ -101,6 +101,9 @@ class AppSection(Section, frozen=True):
     sse_heartbeat: Annotated[float, _between(1, 15)] = 15.0
     # Distinct `group` values GET /consume keeps a consumer for; idle ones are closed.
     max_consumer_groups: Annotated[int, _between(1, 1000)] = 16
+    # Seconds after its stop began that the worker exits by itself (code 1) when Faust's
+    # shutdown still waits on an unreachable broker; below Docker's 10 s stop timeout.
+    stop_deadline: Annotated[float, _between(1, 300)] = 8.0
 
 
 class TaskSettings(Section, frozen=True):

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from jobstream import redaction
 from jobstream.config import load as load_config
@@ -68,9 +69,18 @@ async def wait_until_async(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free on loopback now. Under pytest-xdist, one of this test process's own
+    (`port // 2 % processes == its index`; Linux hands out odd ports to `bind(0)`): two
+    processes of the run do not pick the same one."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for _ in range(1000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port // 2 % processes == index:
+            break
+    return port
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
@@ -147,10 +157,13 @@ class Simulator:
     """`python -m jobstream.simulator` on a free port; ground truth over its admin endpoints."""
 
     url: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | None
+    served: _ServedSimulator | None = None
 
     @classmethod
     def start(cls, *args: str) -> Simulator:
+        """`python -m jobstream.simulator *args` in a process of its own (the benchmarks'
+        way: its work does not compete with the measuring process)."""
         process = subprocess.Popen(
             guarded(
                 [
@@ -188,7 +201,12 @@ class Simulator:
         self, task_id: str = TASK_ID, offset: int = 0, size: int | None = None
     ) -> list[dict[str, Any]]:
         size = self.total(task_id) - offset if size is None else size
-        _, body = http("GET", f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}")
+        # Long descriptions make a big answer: a generous timeout on a busy machine.
+        _, body = http(
+            "GET",
+            f"{self.url}/_sim/truth?taskId={task_id}&offset={offset}&size={size}",
+            timeout=60,
+        )
         return list(body["rows"])
 
     def rows(self, task_id: str = TASK_ID) -> list[dict[str, Any]]:
@@ -267,11 +285,58 @@ class Simulator:
         _, body = http("GET", f"{self.url}/_sim/tokens")
         return [t[key] for t in body["tokens"] for key in ("access_token", "refresh")]
 
+    @classmethod
+    def serve(cls, *args: str) -> Simulator:
+        """The same simulator, from the same command-line arguments, served over real HTTP by
+        an event loop on a thread of this process: ready in milliseconds instead of a Python
+        start-up (what the tests use; a worker reaches it exactly as it reaches the other)."""
+        served = _ServedSimulator(args)
+        return cls(served.url, None, served)
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        running = self.process.poll() is None if self.process else self.served is not None
+        if running:
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 SECRETS.watch(*self.issued_tokens())
-        _terminate(self.process)
+        if self.process is not None:
+            _terminate(self.process)
+        if self.served is not None:
+            self.served.stop()
+            self.served = None
+
+
+class _ServedSimulator:
+    """A SimulatorServer on its own event loop thread, started and stopped from plain code."""
+
+    def __init__(self, args: tuple[str, ...]) -> None:
+        from jobstream.simulator.__main__ import config_from_args, parse_args
+        from jobstream.simulator.server import SimulatorServer
+
+        options = parse_args(["--port", "0", *args])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="simulator", daemon=True
+        )
+        self._thread.start()
+        self.server = SimulatorServer(
+            config_from_args(options), host=options.host, port=options.port
+        )
+        self.url = self._run(self.server.start())
+
+    def _run(self, step: Awaitable[T]) -> T:
+        async def call() -> T:
+            return await step
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)
+
+    def stop(self) -> None:
+        try:
+            self._run(self.server.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()
 
 
 @dataclass
@@ -292,13 +357,42 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(yaml.safe_load(self.config_path.read_text()))
+
+    def topic(self, name: str) -> str:
+        """This worker's name for a topic of the default config (`job_data`, `job_raw`, ...,
+        `jobstream-crawl_progress-changelog`)."""
+        config = self.config
+        kafka, app_id = config["kafka"], config["app"]["name"]
+        names = {default: kafka.get(key, default) for default, key in TOPIC_KEYS.items()}
+        if name in names:
+            return str(names[name])
+        table = name.removeprefix("jobstream-").removesuffix("-changelog")
+        assert name == f"jobstream-{table}-changelog", f"not a topic of the config: {name}"
+        return f"{app_id}-{table}-changelog"
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker this worker uses (its embedded one on the embedded defaults)."""
+        kafka = self.config["kafka"]
+        if kafka["bootstrap_servers"] == "embedded":
+            return f"127.0.0.1:{kafka['embedded_port']}"
+        return str(kafka["bootstrap_servers"])
+
     @classmethod
-    def configure(cls, tmp: Path, overrides: dict[str, dict[str, Any]]) -> Worker:
+    def configure(
+        cls, tmp: Path, overrides: dict[str, dict[str, Any]], name: str | None = None
+    ) -> Worker:
+        """A worker's config file in `tmp`: the repo's config on free ports, `overrides` on
+        top. With `name`, the Faust app id, the /consume group and every topic are its own
+        (`namespace`): workers of different names share a broker without meeting."""
         config = yaml.safe_load((ROOT / "config" / "config.yml").read_text())
         config["app"]["web_port"] = free_port()
         config["kafka"]["embedded_port"] = free_port()
         config["database"]["path"] = str(tmp / "data" / "crawl_progress.db")
-        for section, values in overrides.items():
+        for section, values in [*namespace(name or "").items(), *overrides.items()]:
             config.setdefault(section, {}).update(values)
         path = tmp / "config.yml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True))
@@ -363,10 +457,19 @@ class Worker:
             time.sleep(0.25)
         raise TimeoutError(f"status never matched; last: {status}\n{self.log()[-2000:]}")
 
-    def stop(self) -> int:
+    def stop(self, wait: bool = True) -> int:
+        """SIGTERM, and its exit code once it ended (killed after 20 s). With `wait=False`
+        (a fixture's teardown: no test looks at the code), the worker stops while the next
+        test runs; `reap()` waits for every such worker at the end of the session."""
         if self.process is None:
             return 0
-        code = _terminate(self.process)
+        if wait:
+            code = _terminate(self.process)
+        else:
+            code = 0
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                STOPPING.append(self.process)
         self.process = None
         if self._log_file is not None:
             self._log_file.close()
@@ -390,6 +493,46 @@ class Worker:
     def broker_pids(self) -> list[int]:
         """The embedded brokers this worker's log says it started, in order."""
         return [int(pid) for pid in re.findall(r"listening on \S+ \(pid (\d+)\)", self.log())]
+
+
+# The default topic names (config/config.yml) and their keys in the `kafka` section.
+TOPIC_KEYS = {
+    "job_data": "topic",
+    "job_raw": "raw_topic",
+    "job_rejects": "rejects_topic",
+    "job_commands": "commands_topic",
+    "job_candidates": "candidates_topic",
+}
+
+
+def namespace(name: str) -> dict[str, dict[str, Any]]:
+    """Config overrides that give a worker an app id, a /consume group and topics of its own
+    (`name-job_data`, ...): workers of different names share a broker without meeting (the
+    tables' changelogs and Faust's own topics are prefixed with the app id). No name: none."""
+    if not name:
+        return {}
+    kafka = {key: f"{name}-{default}" for default, key in TOPIC_KEYS.items()}
+    return {"app": {"name": name}, "kafka": {**kafka, "consumer_group": f"{name}-consumers"}}
+
+
+# Workers asked to stop without waiting (`Worker.stop(wait=False)`), for `reap`.
+STOPPING: list[subprocess.Popen[bytes]] = []
+
+
+def reap(timeout: float = 20.0) -> list[int]:
+    """Wait for every worker stopped without waiting; kill those still running after
+    `timeout` s. Returns their exit codes."""
+    deadline = time.monotonic() + timeout
+    codes = []
+    while STOPPING:
+        process = STOPPING.pop()
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        codes.append(int(process.returncode))
+    return codes
 
 
 class SecretWatch:
@@ -424,11 +567,15 @@ class SecretWatch:
     def leaks(self) -> list[str]:
         texts = []
         for path, seen in self.files.items():
-            if path.exists():
-                with path.open("rb") as log:
-                    log.seek(seen)
-                    texts.append((str(path), log.read().decode(errors="replace")))
-                    self.files[path] = log.tell()
+            # Logs only grow (appended to): one that has not is not opened again. (Every test
+            # looks at every log of the session: reading them all took a tenth of a second a
+            # test once a few dozen workers had run.)
+            if not path.exists() or path.stat().st_size == seen:
+                continue
+            with path.open("rb") as log:
+                log.seek(seen)
+                texts.append((str(path), log.read().decode(errors="replace")))
+                self.files[path] = log.tell()
         texts.append(("this process's log records", "\n".join(self.lines[self._lines_seen :])))
         self._lines_seen = len(self.lines)
         found = []
@@ -486,41 +633,81 @@ async def read_topic(
     topic: str,
     *,
     expect: int | None = None,
-    idle: float = 3.0,
+    idle: float | None = None,
     deadline_s: float = 60.0,
     raw: bool = False,
 ) -> list[Any]:
     """Every message of `topic` from the beginning, as (key, value) pairs, or as aiokafka's
     ConsumerRecords (partition, offset, raw bytes) with `raw=True`.
 
-    Reads until `expect` messages arrived (and one more idle poll finds nothing), or until
-    nothing new arrives for `idle` seconds: the embedded broker reports end offsets short,
-    so "reached the end offsets" cannot be trusted.
+    Reads to the true end of every partition: the high watermark that a fetch answer, asked
+    after the call began, carries (the embedded broker reports end offsets short, so
+    `end_offsets()` cannot be trusted; design.md). With `expect`, it goes on until that many
+    messages arrived and the end is reached again; with `idle` too, it gives up waiting for
+    them once nothing new arrived for `idle` seconds. `deadline_s` bounds the whole read;
+    what arrived by then is returned, for the caller's assertion to name what is missing.
+    A topic that does not exist holds nothing.
     """
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        # An empty fetch at the end comes back at once (the embedded broker answers a fetch
+        # only when its wait elapses).
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     messages: list[Any] = []
     try:
         deadline = time.monotonic() + deadline_s
-        quiet_since = time.monotonic()
+        partitions = await _partitions_of(consumer, topic, wait=expect is not None, until=deadline)
+        if not partitions:
+            return []
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        asked_ms = int(time.time() * 1000)
+        last_new = time.monotonic()
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
+            batch = await consumer.getmany(*tps, timeout_ms=200)
             got = [m for records in batch.values() for m in records]
             if got:
                 messages.extend(got)
-                quiet_since = time.monotonic()
+                last_new = time.monotonic()
                 continue
-            enough = expect is not None and len(messages) >= expect
-            if enough or time.monotonic() - quiet_since >= idle:
+            enough = expect is None or len(messages) >= expect
+            if enough and await _at_true_end(consumer, tps, asked_ms):
+                break
+            if idle is not None and time.monotonic() - last_new >= idle:
                 break
     finally:
         await consumer.stop()
     if raw:
         return messages
     return [(m.key.decode() if m.key else None, json.loads(m.value)) for m in messages]
+
+
+async def _partitions_of(
+    consumer: AIOKafkaConsumer, topic: str, wait: bool, until: float
+) -> set[int]:
+    """The topic's partitions, from fresh metadata; with `wait`, until the topic exists."""
+    while True:
+        await consumer.topics()  # a metadata round trip
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions or not wait or time.monotonic() >= until:
+            return set(partitions or ())
+        await asyncio.sleep(0.1)
+
+
+async def _at_true_end(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], asked_ms: int
+) -> bool:
+    """Whether every partition has been read up to the high watermark of a fetch answered
+    after `asked_ms`."""
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        if (consumer.last_poll_timestamp(tp) or 0) < asked_ms or highwater is None:
+            return False
+        if await consumer.position(tp) < highwater:
+            return False
+    return True

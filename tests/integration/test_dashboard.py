@@ -51,7 +51,9 @@ OTHER_NAME = f"上海招聘 {MARKUP}"
 # A task the simulator does not know: the API's error, which echoes the id, is its last_error.
 BAD_TASK = f"bad-{MARKUP}"
 TOTAL = 400
-TOKEN = "dashboard-admin-token"
+# Not word-like: the secret watch looks for its first 8 characters in every log, and
+# "dashboar" is in the paths of every dashboard test's files.
+TOKEN = "Qd7x-admin-token"
 
 
 @dataclass
@@ -140,7 +142,7 @@ class Stack:
 
 
 def start_stack(tmp: Path, playwright: Any, *, api: dict[str, Any], app: dict[str, Any]) -> Stack:
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit", "0", "--total", str(TOTAL), "--task-id", TASK_ID, "--task-id", OTHER_TASK
     )
     worker = Worker.configure(

@@ -50,7 +50,7 @@ def many(tmp_path_factory: pytest.TempPathFactory, playwright: Any) -> Iterator[
     # The unknown ones among the others in the configured order, not first.
     unknown = [f"missing-{n}" for n in range(UNKNOWN)]
     order = known[:10] + unknown[:2] + known[10:30] + unknown[2:] + known[30:]
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit", "0", "--total", str(ROWS), *[arg for t in known for arg in ("--task-id", t)]
     )
     tasks = [{"id": t, "name": name(i)} for i, t in enumerate(order)]

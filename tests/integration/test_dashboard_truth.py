@@ -90,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, playwright: Any) -> Iterator
     """Two tasks (one unnamed) on the embedded broker, started with a wrong password: every
     run fails until the password is fixed (`healthy`)."""
     tmp = tmp_path_factory.mktemp("truth")
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit", "0", "--total", str(TOTAL), "--task-id", TASK_ID, "--task-id", NAMED
     )
     worker = Worker.configure(
@@ -321,7 +321,7 @@ def test_dashboard_kafka_cut_shows_a_banner_within_5s_and_clears_after(
     proxy_port = free_port()
     broker = Broker.start(advertised_port=proxy_port)
     proxy = Proxy(broker.port, proxy_port).start()
-    sim = Simulator.start("--rate-limit", "0", "--total", str(rows))
+    sim = Simulator.serve("--rate-limit", "0", "--total", str(rows))
     worker = Worker.configure(
         tmp_path,
         {

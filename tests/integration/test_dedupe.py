@@ -1,6 +1,8 @@
 """Dedupe by URL on the real worker, broker and simulator: a posting collected again (on later
 days, by another task, after a restart) reaches job_data once within the window; the table
-stays bounded; /status, /metrics and the mirror count what happened."""
+stays bounded; /status, /metrics and the mirror count what happened.
+
+Every worker runs on the broker the session shares, in topics of its own."""
 
 from __future__ import annotations
 
@@ -51,13 +53,19 @@ def done(worker: Any, total: int, task_id: str = TASK_ID) -> dict[str, Any]:
 
 
 async def test_dedupe_posting_on_several_days_and_two_tasks_reaches_job_data_once(
-    broker, simulator_factory, worker_factory
+    session_broker, simulator_factory, worker_factory
 ):
+    """Repeats within a task, across tasks and days, rows sharing a URL and rows without one:
+    job_data holds each posting once, and the counters add up on /status, /metrics and the
+    mirror."""
     sim = simulator_factory(
         "--total", "1500", "--repeat-ratio", "0.3", "--shared-postings", "--hostile-ratio", "0.02",
+        "--duplicate-url-ratio", "0.05", "--missing-url-ratio", "0.05",
         "--task-id", TASK_ID, "--task-id", OTHER,
     )  # fmt: skip
+    broker = session_broker
     worker = worker_factory(
+        name="dedupe-days",
         api=sim.api(task_id=[TASK_ID, OTHER], batch_size=100),
         kafka={"bootstrap_servers": broker.bootstrap},
         crawler={"interval": 1},
@@ -75,7 +83,7 @@ async def test_dedupe_posting_on_several_days_and_two_tasks_reaches_job_data_onc
         {t: sim.truth(t, 1500, 700) for t in (TASK_ID, OTHER)},
     ]
     want = sightings(rounds)
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(want.first))
+    jobs = await read_topic(broker.bootstrap, worker.topic("job_data"), expect=len(want.first))
     check_first_sightings(jobs, want)
 
     # What the data held: repeats across tasks and days, and of postings published earlier.
@@ -103,11 +111,29 @@ async def test_dedupe_posting_on_several_days_and_two_tasks_reaches_job_data_onc
     # job_data carries the page agent's bytes, key and JSON, as without dedupe: the first
     # candidate of each id (a partition's candidates are read in order).
     sent: dict[bytes, bytes] = {}
-    for message in await read_topic(broker.bootstrap, "job_candidates", raw=True):
+    for message in await read_topic(broker.bootstrap, worker.topic("job_candidates"), raw=True):
         for job in decode_candidates(message.value).jobs:
             sent.setdefault(job.id.encode(), bytes(job.job))
-    for message in await read_topic(broker.bootstrap, "job_data", raw=True):
+    for message in await read_topic(broker.bootstrap, worker.topic("job_data"), raw=True):
         assert message.value == sent[message.key]
+    # The counters add up, per task, on /status, /metrics and in the mirror.
+    db = sqlite3.connect(worker.config_path.parent / "data" / "crawl_progress.db")
+    for task_id, status in statuses.items():
+        rows = status["rows"]
+        kept = rows["published"] + rows["duplicates"]
+        assert kept + rows["filtered"] + rows["rejected"] == 2200, task_id
+        assert rows["applied"] == 2200 and status["kept_ratio"] == round(kept / 2200, 4)
+        assert metric(worker, "jobstream_rows_total", task_id=task_id, outcome="kept") == kept
+        for outcome, name in (("published", "published"), ("duplicate", "duplicates")):
+            assert (
+                metric(worker, "jobstream_rows_total", task_id=task_id, outcome=outcome)
+                == rows[name]
+            ), (task_id, outcome)
+        mirrored = db.execute(
+            "SELECT published, duplicates FROM crawl_progress WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        assert mirrored == (rows["published"], rows["duplicates"]), task_id
+    db.close()
     print(
         f"2 tasks x 2200 rows: {len(want.first)} postings published, "
         f"{sum(want.duplicates.values())} duplicates ({len(across)} repeats across tasks)"
@@ -115,10 +141,12 @@ async def test_dedupe_posting_on_several_days_and_two_tasks_reaches_job_data_onc
 
 
 async def test_dedupe_restart_recognises_what_was_published_before(
-    broker, simulator_factory, worker_factory
+    session_broker, simulator_factory, worker_factory
 ):
+    broker = session_broker
     sim = simulator_factory("--total", "1500", "--repeat-ratio", "0.3")
     worker = worker_factory(
+        name="dedupe-restart",
         api=sim.api(batch_size=100),
         kafka={"bootstrap_servers": broker.bootstrap},
         crawler={"interval": 1},
@@ -134,7 +162,7 @@ async def test_dedupe_restart_recognises_what_was_published_before(
     after = done(worker, 2300)
 
     want = sightings([{TASK_ID: sim.truth(TASK_ID, 0, 1500)}, {TASK_ID: sim.truth(TASK_ID, 1500)}])
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(want.first))
+    jobs = await read_topic(broker.bootstrap, worker.topic("job_data"), expect=len(want.first))
     check_first_sightings(jobs, want)
     # Rows after the restart that repeat a posting published before it: none in job_data.
     published_before = {want.truths[k]["posting"] for k in want.first.values() if k[1] < 1500}
@@ -153,15 +181,19 @@ async def test_dedupe_restart_recognises_what_was_published_before(
 
 
 async def test_dedupe_workers_new_owner_recovers_the_table_before_deduping(
-    broker, simulator_factory, tmp_path_factory
+    session_broker, simulator_factory, tmp_path_factory
 ):
+    broker = session_broker
     sim = simulator_factory("--total", "1500", "--repeat-ratio", "0.3")
     settings = {
         "api": sim.api(batch_size=100),
         "kafka": {"bootstrap_servers": broker.bootstrap},
         "crawler": {"interval": 1},
     }
-    a, b = (Worker.configure(tmp_path_factory.mktemp(f"w{n}"), settings) for n in "ab")
+    a, b = (
+        Worker.configure(tmp_path_factory.mktemp(f"w{n}"), settings, name="dedupe-owner")
+        for n in "ab"
+    )
     rounds = [{TASK_ID: (0, 1500)}]
     try:
         a.start()
@@ -186,11 +218,11 @@ async def test_dedupe_workers_new_owner_recovers_the_table_before_deduping(
         rounds.append({TASK_ID: (2300, 500)})
         third = done(b, 2800)
     finally:
-        a.stop()
-        b.stop()
+        a.stop(wait=False)
+        b.stop(wait=False)
 
     want = sightings([{t: sim.truth(t, *span) for t, span in r.items()} for r in rounds])
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(want.first))
+    jobs = await read_topic(broker.bootstrap, a.topic("job_data"), expect=len(want.first))
     check_first_sightings(jobs, want)
     assert (third["rows"]["published"], third["rows"]["duplicates"]) == (
         want.published[TASK_ID],
@@ -199,18 +231,20 @@ async def test_dedupe_workers_new_owner_recovers_the_table_before_deduping(
 
 
 async def test_dedupe_long_run_short_window_keeps_the_table_bounded(
-    broker, simulator_factory, worker_factory
+    session_broker, simulator_factory, worker_factory
 ):
     sim = simulator_factory("--total", "0", "--repeat-ratio", "0.2")
     worker = worker_factory(
+        name="dedupe-window",
         api=sim.api(batch_size=100),
-        kafka={"bootstrap_servers": broker.bootstrap},
+        kafka={"bootstrap_servers": session_broker.bootstrap},
         crawler={"interval": 1},
         dedupe={"window": 1},
     )
     worker.start()
     worker.wait_ready()
-    step, steps = 300, 24
+    # Twelve rounds, each a crawl tick (1 s) apart: twelve windows.
+    step, steps = 300, 12
     largest = 0
     for n in range(1, steps + 1):
         sim.grow(step)
@@ -231,9 +265,13 @@ async def test_dedupe_long_run_short_window_keeps_the_table_bounded(
     print(f"{steps} rounds, {rows['published']} published; at most {largest} entries held")
 
 
-async def test_dedupe_off_publishes_every_kept_row(broker, simulator_factory, worker_factory):
+async def test_dedupe_off_publishes_every_kept_row(
+    session_broker, simulator_factory, worker_factory
+):
+    broker = session_broker
     sim = simulator_factory("--total", "1500", "--repeat-ratio", "0.3")
     worker = worker_factory(
+        name="dedupe-off",
         api=sim.api(batch_size=100),
         kafka={"bootstrap_servers": broker.bootstrap},
         dedupe={"enabled": False},
@@ -243,47 +281,10 @@ async def test_dedupe_off_publishes_every_kept_row(broker, simulator_factory, wo
     status = done(worker, 1500)
 
     want = expected(sim.truth())
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(want.published))
+    jobs = await read_topic(broker.bootstrap, worker.topic("job_data"), expect=len(want.published))
     assert sorted(job["source_offset"] for _, job in jobs) == sorted(want.published)
     ids = Counter(key for key, _ in jobs)
     assert any(n > 1 for n in ids.values())  # the repeats, published again
     rows = status["rows"]
     assert (rows["published"], rows["duplicates"]) == (len(want.published), 0)
-    assert await read_topic(broker.bootstrap, "job_candidates", idle=1.0) == []
-
-
-async def test_dedupe_counters_add_up_on_status_metrics_and_mirror(
-    broker, simulator_factory, worker_factory
-):
-    sim = simulator_factory(
-        "--total", "1200", "--repeat-ratio", "0.3", "--duplicate-url-ratio", "0.05",
-        "--missing-url-ratio", "0.05",
-    )  # fmt: skip
-    worker = worker_factory(
-        api=sim.api(batch_size=100), kafka={"bootstrap_servers": broker.bootstrap}
-    )
-    worker.start()
-    worker.wait_ready()
-    status = done(worker, 1200)
-
-    want = sightings([{TASK_ID: sim.truth()}])
-    rows = status["rows"]
-    assert (rows["published"], rows["duplicates"]) == (
-        want.published[TASK_ID],
-        want.duplicates[TASK_ID],
-    )
-    assert rows["published"] + rows["duplicates"] + rows["filtered"] + rows["rejected"] == 1200
-    assert rows["applied"] == 1200 and status["kept_ratio"] == round(
-        (rows["published"] + rows["duplicates"]) / 1200, 4
-    )
-    kept = metric(worker, "jobstream_rows_total", outcome="kept")
-    assert kept == rows["published"] + rows["duplicates"]
-    assert metric(worker, "jobstream_rows_total", outcome="published") == rows["published"]
-    assert metric(worker, "jobstream_rows_total", outcome="duplicate") == rows["duplicates"]
-    db = sqlite3.connect(worker.config_path.parent / "data" / "crawl_progress.db")
-    mirrored = db.execute(
-        "SELECT published, duplicates FROM crawl_progress WHERE task_id = ?", (TASK_ID,)
-    ).fetchone()
-    assert mirrored == (rows["published"], rows["duplicates"])
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=rows["published"])
-    assert len(jobs) == rows["published"]
+    assert await read_topic(broker.bootstrap, worker.topic("job_candidates")) == []

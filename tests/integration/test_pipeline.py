@@ -8,10 +8,9 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 
 from tests.conftest import read_topic
-from tests.harness import TASK_ID, Simulator
+from tests.harness import TASK_ID, Broker, Simulator
 from tests.integration.truth import settled
 
 pytestmark = pytest.mark.slow
@@ -30,11 +29,13 @@ TEXT_FIELDS = {
 }
 
 
-def expected_offsets(sim: Simulator, filter_days: int = 7) -> tuple[set[int], set[int], set[int]]:
+def expected_offsets(
+    sim: Simulator, task_id: str = TASK_ID, filter_days: int = 7
+) -> tuple[set[int], set[int], set[int]]:
     """(eligible, too old, unparseable) source offsets by the simulator's own truth."""
     oldest = datetime.now(SHANGHAI).date() - timedelta(days=filter_days)
     eligible, old, junk = set(), set(), set()
-    for truth in sim.truth():
+    for truth in sim.truth(task_id):
         if truth["publish_date"] is None or truth["collect_date"] is None:
             junk.add(truth["index"])
         elif (
@@ -53,10 +54,14 @@ def text(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
-def assert_jobs_match_truth(jobs: list[tuple[str, dict]], sim: Simulator) -> None:
-    eligible, _, _ = expected_offsets(sim)
-    rows = sim.rows()
-    truths = {t["index"]: t for t in sim.truth()}
+def assert_jobs_match_truth(
+    jobs: list[tuple[str, dict]], sim: Simulator, task_id: str = TASK_ID
+) -> None:
+    """The task's jobs: every eligible row once, each field as the API served it."""
+    jobs = [(key, job) for key, job in jobs if job["task_id"] == task_id]
+    eligible, _, _ = expected_offsets(sim, task_id)
+    rows = sim.rows(task_id)
+    truths = {t["index"]: t for t in sim.truth(task_id)}
     offsets = Counter(job["source_offset"] for _, job in jobs)
     ids = Counter(job["id"] for _, job in jobs)
     assert not [o for o, n in offsets.items() if n > 1], "a source row published twice"
@@ -67,7 +72,6 @@ def assert_jobs_match_truth(jobs: list[tuple[str, dict]], sim: Simulator) -> Non
         offset = job["source_offset"]
         row, truth = rows[offset], truths[offset]
         assert key == job["id"]
-        assert job["task_id"] == TASK_ID
         assert job["demo"] is False
         assert job["publish_date"] == truth["publish_date"]
         assert job["collect_time"] == truth["collect_date"]
@@ -77,27 +81,65 @@ def assert_jobs_match_truth(jobs: list[tuple[str, dict]], sim: Simulator) -> Non
         assert crawl_time.utcoffset() == timedelta(hours=8)
 
 
-async def test_pipeline_crawl_to_end_publishes_exactly_the_eligible_rows(
-    broker, simulator_factory, worker_factory
+# Three tasks on one worker, one scenario each (the simulator's postings differ by task, so
+# dedupe keeps every task's rows apart).
+TO_END = TASK_ID  # 2,345 rows in 100-row pages, crawled to the end
+GROWING = "5b1c0f0e-0000-4000-8000-000000000002"  # 300 rows, 250 more before the next tick
+RESTARTED = "5b1c0f0e-0000-4000-8000-000000000003"  # 1,500 rows, 700 more while stopped
+SIZES = {TO_END: 2345, GROWING: 300, RESTARTED: 1500}
+
+
+async def test_pipeline_crawl_grow_and_restart_publish_exactly_the_eligible_rows(
+    session_broker: Broker, simulator_factory, worker_factory
 ):
-    sim = simulator_factory("--total", "2345")
+    """On one worker: a task crawled to the end publishes exactly its eligible rows (the rest
+    filtered or rejected, counted, and mirrored in SQLite in the seed's schema); a task that
+    grows is picked up on the next tick; a task whose worker is stopped and started again
+    continues from the stored offset, asking the API only for the new rows, with no second
+    copy of anything."""
+    sim = simulator_factory("--total", "300", *(a for t in SIZES for a in ("--task-id", t)))
+    for task_id, total in SIZES.items():
+        sim.reset(total, task_id=task_id)
     worker = worker_factory(
-        api={"base_url": sim.url, "username": "demo", "password": "demo", "batch_size": 100},
-        kafka={"bootstrap_servers": broker.bootstrap},
+        name="pipeline",
+        api=sim.api(
+            task_id=list(SIZES), tasks=[{"id": RESTARTED, "batch_size": 50}], batch_size=100
+        ),
+        kafka={"bootstrap_servers": session_broker.bootstrap},
+        crawler={"interval": 1},
     )
     worker.start()
     ready = worker.wait_ready()
-    status = worker.wait_status(
-        lambda s: s["current_offset"] == 2345 and s["status"] == "idle" and settled(s)
+    statuses = {
+        task_id: worker.wait_status(
+            lambda s, n=total: s["current_offset"] == n and s["status"] == "idle" and settled(s),
+            task_id=task_id,
+        )
+        for task_id, total in SIZES.items()
+    }
+
+    # Growing: picked up on the next tick.
+    sim.grow(250, task_id=GROWING)
+    grown = worker.wait_status(
+        lambda s: s["current_offset"] == 550 and settled(s), timeout=30, task_id=GROWING
     )
-    eligible, old, junk = expected_offsets(sim)
+    assert grown["total"] == 550
 
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(eligible))
-    rejects = await read_topic(broker.bootstrap, "job_rejects", expect=len(junk))
-
-    assert_jobs_match_truth(jobs, sim)
+    # Crawled to the end: exactly the eligible rows, the others counted or rejected.
+    eligible, old, junk = expected_offsets(sim, TO_END)
+    data, rejects_topic = worker.topic("job_data"), worker.topic("job_rejects")
+    everything = sum(len(expected_offsets(sim, t)[0]) for t in SIZES)
+    jobs = await read_topic(session_broker.bootstrap, data, expect=everything)
+    rejects = [
+        r
+        for r in await read_topic(session_broker.bootstrap, rejects_topic)
+        if r[1]["task_id"] == TO_END
+    ]
+    assert_jobs_match_truth(jobs, sim, TO_END)
+    assert_jobs_match_truth(jobs, sim, GROWING)
     assert {r["source_offset"] for _, r in rejects} == junk
     assert all(r["reason"] and r["row"] is not None for _, r in rejects)
+    status = statuses[TO_END]
     rows = status["rows"]
     assert (rows["published"], rows["filtered"], rows["rejected"]) == (
         len(eligible),
@@ -109,88 +151,27 @@ async def test_pipeline_crawl_to_end_publishes_exactly_the_eligible_rows(
     db = sqlite3.connect(worker.config_path.parent / "data" / "crawl_progress.db")
     mirrored = db.execute(
         "SELECT current_offset, total, last_update FROM crawl_progress WHERE task_id = ?",
-        (TASK_ID,),
+        (TO_END,),
     ).fetchone()
+    db.close()
     assert mirrored[:2] == (2345, 2345) and mirrored[2]
-    print(
-        f"ready in {ready:.1f}s; {len(jobs)} published, {len(old)} filtered, {len(junk)} rejected"
-    )
 
-
-async def test_pipeline_restart_continues_from_stored_offset_without_second_copy(
-    broker, simulator_factory, worker_factory
-):
-    sim = simulator_factory("--total", "1500")
-    worker = worker_factory(
-        api={"base_url": sim.url, "username": "demo", "password": "demo", "batch_size": 50},
-        kafka={"bootstrap_servers": broker.bootstrap},
-        crawler={"interval": 2},
-    )
-    worker.start()
-    worker.wait_ready()
-    worker.wait_status(lambda s: s["current_offset"] == 1500)
+    # Restarted: continues from the stored offset.
     assert worker.stop() == 0
-
-    sim.grow(700)
-    worker.start()
-    worker.wait_ready()
-    status = worker.wait_status(lambda s: s["current_offset"] == 2200 and s["status"] == "idle")
-    eligible, _, _ = expected_offsets(sim)
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(eligible))
-
-    assert_jobs_match_truth(jobs, sim)
-    assert status["total"] == 2200
-    # The second run asked the API only for the new rows.
-    assert f"task_id={TASK_ID} offset=1500 crawl run starts" in worker.log()
-
-
-async def test_pipeline_growing_total_is_picked_up_on_next_tick(
-    broker, simulator_factory, worker_factory
-):
-    sim = simulator_factory("--total", "300")
-    worker = worker_factory(
-        api={"base_url": sim.url, "username": "demo", "password": "demo"},
-        kafka={"bootstrap_servers": broker.bootstrap},
-        crawler={"interval": 1},
-    )
-    worker.start()
-    worker.wait_ready()
-    worker.wait_status(lambda s: s["current_offset"] == 300)
-    sim.grow(250)
-    status = worker.wait_status(lambda s: s["current_offset"] == 550, timeout=30)
-    eligible, _, _ = expected_offsets(sim)
-    jobs = await read_topic(broker.bootstrap, "job_data", expect=len(eligible))
-
-    assert status["total"] == 550
-    assert_jobs_match_truth(jobs, sim)
-
-
-async def test_pipeline_wiped_broker_resumes_from_sqlite_mirror(simulator_factory, worker_factory):
-    sim = simulator_factory("--total", "1000")
-    worker = worker_factory(api={"base_url": sim.url, "username": "demo", "password": "demo"})
-    worker.start()  # embedded broker: stopping the worker wipes every topic and the table
-    worker.wait_ready()
-    # Settled: the dedupe agent reports its counts a moment after the run ends; a worker
-    # stopped before they are in the mirror loses them with the embedded broker.
-    first = worker.wait_status(
-        lambda s: s["current_offset"] == 1000 and s["status"] == "idle" and settled(s)
-    )
-    assert worker.stop() == 0
-
-    sim.grow(400)
+    sim.grow(700, task_id=RESTARTED)
     worker.start()
     worker.wait_ready()
     status = worker.wait_status(
-        lambda s: s["current_offset"] == 1400 and s["status"] == "idle" and settled(s)
+        lambda s: s["current_offset"] == 2200 and s["status"] == "idle", task_id=RESTARTED
     )
-    port = yaml.safe_load(worker.config_path.read_text())["kafka"]["embedded_port"]
-    eligible, _, _ = expected_offsets(sim)
-    new_rows = {o for o in eligible if o >= 1000}
-    jobs = await read_topic(f"127.0.0.1:{port}", "job_data", expect=len(new_rows))
-
-    # Only the rows after the mirrored offset were crawled into the new broker.
-    assert {job["source_offset"] for _, job in jobs} == new_rows
-    assert f"task_id={TASK_ID} offset=1000 crawl run starts" in worker.log()
-    # The counters came back with the progress.
-    assert status["rows"]["published"] == len(eligible)
-    assert status["rows"]["published"] > first["rows"]["published"]
+    everything = sum(len(expected_offsets(sim, t)[0]) for t in SIZES)
+    jobs = await read_topic(session_broker.bootstrap, data, expect=everything)
+    for task_id in SIZES:
+        assert_jobs_match_truth(jobs, sim, task_id)
+    assert status["total"] == 2200
+    # The second run asked the API only for the new rows.
+    assert f"task_id={RESTARTED} offset=1500 crawl run starts" in worker.log()
+    print(
+        f"ready in {ready:.1f}s; {len(eligible)} published, {len(old)} filtered, "
+        f"{len(junk)} rejected"
+    )

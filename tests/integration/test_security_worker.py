@@ -82,16 +82,17 @@ def status_of(worker: Worker) -> dict[str, Any]:
 
 
 async def test_wrong_password_echoed_by_the_api_leaves_no_piece_of_any_secret(
-    broker: Broker,
+    session_broker: Broker,
     hostile_api: str,
     robots: ThreadedReceiver,
     worker_factory: Callable[..., Worker],
 ) -> None:
     signing = robots.robots.secrets
     worker = worker_factory(
+        name="secrets",  # its own topics on the shared broker
         app={"admin_token": ADMIN, "read_token": READ},
         api={"base_url": hostile_api, "username": USER, "password": PASSWORD, "max_retries": 0},
-        kafka={"bootstrap_servers": broker.bootstrap},
+        kafka={"bootstrap_servers": session_broker.bootstrap},
         crawler={"interval": 1},
         alerts={
             "webhooks": [
@@ -120,7 +121,7 @@ async def test_wrong_password_echoed_by_the_api_leaves_no_piece_of_any_secret(
     wait_until(lambda: worker.log().count("crawl run failed") >= 2, 30, "a second failed run")
     worker.stop()  # a failed run a second: job_commands would never fall quiet
 
-    commands = await read_topic(broker.bootstrap, "job_commands", raw=True)
+    commands = await read_topic(session_broker.bootstrap, worker.topic("job_commands"), raw=True)
     with sqlite3.connect(worker.config_path.parent / "data" / "crawl_progress.db") as db:
         (stored,) = db.execute(
             "SELECT last_error FROM crawl_progress WHERE task_id = ?", (TASK_ID,)

@@ -36,7 +36,7 @@ def listening(host: str, port: int) -> socket.socket:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    started = Simulator.start("--rate-limit", "0", "--total", "300")
+    started = Simulator.serve("--rate-limit", "0", "--total", "300")
     yield started
     started.stop()
 

@@ -54,7 +54,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit", "0", "--total", "300", "--task-id", TASK_ID, "--task-id", OTHER_TASK
     )
     worker = Worker.configure(
@@ -146,6 +146,8 @@ def test_worker_shutdown_ends_open_streams(guarded: Stack) -> None:
 def test_worker_outage_stays_up_and_status_answers(
     tmp_path: Path, simulator_factory: Callable[..., Simulator]
 ) -> None:
+    """The broker crashes. On the default `app.stop_deadline` (8 s): the stop that Kafka holds
+    up ends within Docker's stop timeout."""
     broker = Broker.start()
     sim = simulator_factory("--total", "300")
     worker = Worker.configure(
@@ -183,12 +185,17 @@ def test_worker_broker_cut_off_no_call_waits_and_stop_within_docker_timeout(
     tmp_path: Path, simulator_factory: Callable[..., Simulator]
 ) -> None:
     """A broker that stops answering without closing its connections (a network cut, a hung
-    broker): the worst case, every request to it waits for its timeout."""
+    broker): the worst case, every request to it waits for its timeout. The stop it holds up
+    ends after `app.stop_deadline`: 2 s here (the default's bound is the outage test's)."""
     broker = Broker.start()
     sim = simulator_factory("--total", "300")
     worker = Worker.configure(
         tmp_path,
-        {"api": sim.api(), "kafka": {"bootstrap_servers": broker.bootstrap}},
+        {
+            "api": sim.api(),
+            "kafka": {"bootstrap_servers": broker.bootstrap},
+            "app": {"stop_deadline": 2.0},
+        },
     )
     # Each call must answer well within kafka.http_timeout (10 s), which it would otherwise
     # wait out.

@@ -1,7 +1,8 @@
 """Several workers sharing one broker, with several tasks: one crawler per task at a time (the
-simulator tells which worker made each request), a worker killed with -9 mid-backfill whose
-tasks go on from their stored offsets on the survivors, and /consume on one address returning
-every message of job_data exactly once, whichever worker holds the group."""
+simulator tells which worker made each request), workers killed with -9 mid-backfill whose
+tasks go on from their stored offsets on the survivors (two of three survive the first kill, one
+the second), and /consume on one address returning every message of job_data exactly once,
+whichever worker holds the group."""
 
 from __future__ import annotations
 
@@ -107,24 +108,35 @@ def overlapping_runs(runs: list[list[Any]]) -> list[str]:
     return [c for c, n in Counter(clients).items() if n > 1]
 
 
-@pytest.mark.parametrize("count", [2, 3])
+def takeovers(runs: dict[str, list[list[Any]]], killed_at: float) -> dict[str, float]:
+    """Per task crawled before and after `killed_at`: seconds until its first request after."""
+    return {
+        t: round(next(r for r in rs if r[2] > killed_at)[2] - killed_at, 1)
+        for t, rs in runs.items()
+        if any(r[2] < killed_at for r in rs) and any(r[2] > killed_at for r in rs)
+    }
+
+
 async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
-    count: int, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
+    """Three workers, then two, then one: the first crawls every task alone, two more join
+    mid-backfill, the first is killed (its tasks go to the two survivors), then one survivor
+    (the last one takes every task). Then all three again, and /consume on one address."""
     broker = Broker.start()
     sim_args = ["--rate-limit", "0", "--total", str(ROWS)]
-    sim = Simulator.start(*sim_args, *[a for t in TASKS for a in ("--task-id", t)])
+    sim = Simulator.serve(*sim_args, *[a for t in TASKS for a in ("--task-id", t)])
     workers = [
         Worker.configure(
             _directory(tmp_path / f"worker-{i}"),
             {
-                # 10 requests a second each: the backfill lasts long enough to be cut.
+                # 10 requests a second each: the backfill lasts long enough to be cut twice.
                 "api": sim.api(task_id=TASKS, batch_size=50, min_interval=0.1),
                 "kafka": {"bootstrap_servers": broker.bootstrap},
                 "crawler": {"interval": 3600},
             },
         )
-        for i in range(count)
+        for i in range(3)
     ]
     try:
         # The first worker starts crawling every task alone; the others join mid-run, and the
@@ -132,31 +144,47 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         first = workers[0].start()
         first.wait_ready(90)
 
-        def done() -> int:
-            return sum(status_of(first, t).get("current_offset", 0) for t in TASKS)
+        def done(asked: Worker) -> int:
+            return sum(status_of(asked, t).get("current_offset", 0) for t in TASKS)
 
-        wait_until(lambda: done() >= ROWS * len(TASKS) // 10, 60, "a tenth of the backfill")
+        wait_until(lambda: done(first) >= ROWS * len(TASKS) // 10, 60, "a tenth of the backfill")
         for worker in workers[1:]:
             worker.start()
         for worker in workers[1:]:
             worker.wait_ready(90)
 
-        # Kill a worker that is crawling, mid-backfill.
-        wait_until(lambda: done() >= ROWS * len(TASKS) // 2, 60, "half of the backfill")
-        applied_at_kill = done()
-        victim = workers[0]
-        victim.kill()
-        killed_at = time.monotonic()
-        survivors = workers[1:]
+        # Kill the worker that is crawling, mid-backfill: its tasks go to the two survivors.
+        wait_until(lambda: done(first) >= ROWS * len(TASKS) // 3, 60, "a third of the backfill")
+        applied_at_kills = [done(first)]
+        victims = [workers[0]]
+        # The simulator names each worker's API client; every task's first requests are the
+        # first worker's.
+        first_client = sim.stats()["task_clients"][TASKS[0]][0][0]
+        workers[0].kill()
+        kills = [time.monotonic()]
+
+        def crawled_by_survivors() -> bool:
+            """Every task's latest requests are a survivor's (the tasks the first worker
+            crawled when it was killed: begun after the kill)."""
+            runs = sim.stats()["task_clients"]
+            return all(runs[t][-1][0] != first_client for t in TASKS)
+
+        wait_until(crawled_by_survivors, 60, "the first worker's tasks taken over")
+        # Then kill one of the two while they crawl: the last one takes every task.
+        applied_at_kills.append(done(workers[2]))
+        victims.append(workers[1])
+        workers[1].kill()
+        kills.append(time.monotonic())
+        last = workers[2]
 
         def finished() -> bool:
             return all(
-                status_of(survivors[0], t).get("current_offset") == ROWS
-                and status_of(survivors[0], t).get("status") == "idle"
+                status_of(last, t).get("current_offset") == ROWS
+                and status_of(last, t).get("status") == "idle"
                 for t in TASKS
             )
 
-        wait_until(finished, 120, "every task crawled to the end by the survivors")
+        wait_until(finished, 120, "every task crawled to the end by the last worker")
         finished_at = time.monotonic()
 
         # One crawler per task at a time: each client's requests for a task are one block.
@@ -164,18 +192,14 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         runs = stats["task_clients"]
         for task in TASKS:
             assert not overlapping_runs(runs[task]), (task, runs[task])
-        # The killed worker's tasks went on elsewhere, from their stored offsets.
-        moved = {
-            t: next(r for r in runs[t] if r[2] > killed_at)
-            for t in TASKS
-            if runs[t] and runs[t][-1][2] > killed_at and len(runs[t]) > 1
-        }
-        takeover = {t: round(r[2] - killed_at, 1) for t, r in moved.items()}
+        # The killed workers' tasks went on elsewhere, from their stored offsets.
+        taken_over = [takeovers(runs, at) for at in kills]
+        assert all(taken_over), taken_over
 
         # job_data: every eligible row of every task; a row fetched again carries its id.
         truths = {t: expected(sim.truth(t)) for t in TASKS}
         want = sum(len(e.published) for e in truths.values())
-        records = await read_topic(broker.bootstrap, "job_data", expect=want, idle=3.0)
+        records = await read_topic(broker.bootstrap, "job_data", expect=want)
         by_task: dict[str, Counter[int]] = {t: Counter() for t in TASKS}
         ids: dict[tuple[str, int], set[str]] = {}
         for _, job in records:
@@ -186,11 +210,13 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         assert all(len(v) == 1 for v in ids.values()), "a replayed row with another id"
         replays = sum(n - 1 for seen in by_task.values() for n in seen.values())
 
-        # Back to `count` workers, then /consume on one address, for groups whose gateways
-        # are each partition's owner: every message of job_data once, whoever serves it.
-        victim.start()
-        victim.wait_ready(90)
-        caller = survivors[0]
+        # Back to three workers, then /consume on one address, for groups whose gateways are
+        # each partition's owner: every message of job_data once, whoever serves it.
+        for victim in victims:
+            victim.start()
+        for victim in victims:
+            victim.wait_ready(90)
+        caller = last
         ours = Counter(job["id"] for _, job in records)
         consumed_by_others = sum(served(w, "/consume") for w in workers if w is not caller)
         for group in [*groups_on_every_partition(), "job_consumer_group"]:
@@ -203,7 +229,7 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
         for worker in workers:
             wait_until(lambda w=worker: status_of(w, TASKS[0]).get("kafka_lag") == 0, 10, "lag 0")
         # The stream reads every partition on any worker.
-        for worker in (caller, victim):
+        for worker in (caller, victims[0]):
             streamed = stream_ids(worker, len(records))
             assert streamed == ours
 
@@ -214,18 +240,19 @@ async def test_workers_one_crawler_per_task_failover_and_consume_exactly_once(
                 (s["current_offset"], s["rows"]) for s in answers[0]
             ]
         print(
-            f"{count} workers: killed one at {applied_at_kill} rows applied; its tasks taken "
-            f"over after {takeover} s; all {ROWS * len(TASKS)} rows done "
-            f"{finished_at - killed_at:.1f}s after the kill; job_data {len(records)} messages "
-            f"for {want} eligible rows ({replays} replays, same ids); requests per task and "
-            f"client: { {t[-2:]: [(r[0], r[1]) for r in runs[t]] for t in TASKS} }"
+            f"killed a worker of 3 at {applied_at_kills[0]} rows applied, one of the 2 left at "
+            f"{applied_at_kills[1]}; tasks taken over after {taken_over} s; all "
+            f"{ROWS * len(TASKS)} rows done {finished_at - kills[-1]:.1f}s after the last kill; "
+            f"job_data {len(records)} messages for {want} eligible rows ({replays} replays, "
+            f"same ids); requests per task and client: "
+            f"{ {t[-2:]: [(r[0], r[1]) for r in runs[t]] for t in TASKS} }"
         )
     finally:
         with contextlib.ExitStack() as cleanup:  # every one, whichever fails
             cleanup.callback(broker.stop)
             cleanup.callback(sim.stop)
             for worker in workers:
-                cleanup.callback(worker.stop)
+                cleanup.callback(worker.stop, wait=False)
 
 
 def test_workers_task_ids_cover_every_partition() -> None:

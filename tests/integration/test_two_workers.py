@@ -1,6 +1,11 @@
-"""Several tasks on two workers: the tasks spread over the workers by partition, and either
-worker lists them all (each task's status from its owner), stops and starts them all, and
-serves their history."""
+"""Two workers sharing a broker, with several tasks spread over them by partition: either
+worker answers /status for a task and takes /crawl/stop for it, whichever of them owns its
+partition (the other forwards the request; the token is checked where it arrives); either
+lists every task (each task's status from its owner), stops and starts them all, and serves
+their history.
+
+One pair of workers serves every test of the module (the owner's tests first: they count the
+requests the owner answered)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 import pytest
 
 from jobstream.topics import partition_for
-from tests.harness import Broker, Simulator, Worker, http, wait_until
+from tests.harness import TASK_ID, Broker, Simulator, Worker, http, wait_until
 from tests.integration.truth import settled
 
 pytestmark = pytest.mark.slow
@@ -33,7 +38,10 @@ def tasks_on_every_partition() -> list[str]:
     raise AssertionError("unreachable")
 
 
-TASKS = tasks_on_every_partition()
+# TASK_ID (no name: its id is its name), then one named task on each partition.
+NAMED = tasks_on_every_partition()
+TASKS = [TASK_ID, *NAMED]
+NAMES = [TASK_ID, "任务 0", "任务 1", "任务 2"]
 
 
 def listing(worker: Worker, path: str = "/status") -> dict[str, Any]:
@@ -49,7 +57,7 @@ def post(worker: Worker, path: str) -> tuple[int, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Worker]]:
     broker = Broker.start()
-    sim = Simulator.start(
+    sim = Simulator.serve(
         "--rate-limit",
         "0",
         "--total",
@@ -60,11 +68,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Wor
     try:
         for name in ("a", "b"):
             worker = Worker.configure(
-                Path(tmp_path_factory.mktemp(f"dash-worker-{name}")),
+                Path(tmp_path_factory.mktemp(f"worker-{name}")),
                 {
                     "api": sim.api(
-                        task_id=TASKS[0],
-                        tasks=[{"id": t, "name": f"任务 {i}"} for i, t in enumerate(TASKS)],
+                        task_id=TASK_ID,
+                        tasks=[{"id": t, "name": f"任务 {i}"} for i, t in enumerate(NAMED)],
                     ),
                     "kafka": {"bootstrap_servers": broker.bootstrap},
                     "crawler": {"interval": 2},
@@ -83,9 +91,60 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, Wor
         yield workers[0], workers[1]
     finally:
         for worker in workers:
-            worker.stop()
+            worker.stop(wait=False)
         sim.stop()
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def owned(pair: tuple[Worker, Worker]) -> tuple[Worker, Worker]:
+    """(the owner of TASK_ID's partition, the other worker)."""
+    owner = owner_of_task(list(pair))
+    return owner, next(w for w in pair if w is not owner)
+
+
+def owner_of_task(workers: list[Worker]) -> Worker:
+    """The worker whose crawl loop picks TASK_ID up on the next tick."""
+    line = f"task_id={TASK_ID} offset={TOTAL} crawl run starts"
+    runs = [w.log().count(line) for w in workers]
+
+    def crawling() -> Worker | None:
+        return next(
+            (w for w, before in zip(workers, runs, strict=True) if w.log().count(line) > before),
+            None,
+        )
+
+    return wait_until(crawling, 10, "a worker crawling the task")
+
+
+def served(worker: Worker, method: str, route: str) -> int:
+    """How many requests for `route` the worker answered with 200 (from its /metrics)."""
+    _, text = http("GET", f"{worker.url}/metrics")
+    label = f'jobstream_http_requests_total{{method="{method}",route="{route}",status="200"}} '
+    return next((int(float(x.split()[-1])) for x in text.splitlines() if x.startswith(label)), 0)
+
+
+def test_owner_status_same_answer_from_either_worker(owned: tuple[Worker, Worker]) -> None:
+    owner, other = owned
+    answered_by_owner = served(owner, "GET", "/status")
+    from_owner, from_other = owner.status(), other.status()
+    assert from_owner["current_offset"] == from_other["current_offset"] == TOTAL
+    assert from_other["rows"] == from_owner["rows"]
+    # Both answers came from the owner: the other worker forwarded its request.
+    assert served(owner, "GET", "/status") == answered_by_owner + 2
+
+
+def test_owner_crawl_stop_on_other_worker_stops_task(owned: tuple[Worker, Worker]) -> None:
+    owner, other = owned
+    stops_before = served(owner, "POST", "/crawl/stop")
+    status, body = http("POST", f"{other.url}/crawl/stop?task_id={TASK_ID}", headers={})
+    assert status == 401, body  # the token is checked where the request arrives
+    status, body = post(other, f"/crawl/stop?task_id={TASK_ID}")
+    assert status == 200 and body["data"]["status"] == "stopped", body
+    assert owner.status()["status"] == "stopped"
+    assert served(owner, "POST", "/crawl/stop") == stops_before + 1
+    status, body = post(other, f"/crawl/start?task_id={TASK_ID}")
+    assert status == 200 and body["data"]["status"] in ("idle", "running"), body
 
 
 def crawlers_of(worker: Worker) -> set[str]:
@@ -118,7 +177,7 @@ def test_workers_share_the_tasks_and_either_lists_them_all(pair: tuple[Worker, W
     from_b = listing(b)
     for found in (from_a, from_b):
         assert [t["task_id"] for t in found["tasks"]] == TASKS
-        assert [t["name"] for t in found["tasks"]] == ["任务 0", "任务 1", "任务 2"]
+        assert [t["name"] for t in found["tasks"]] == NAMES
         assert {t["status"] for t in found["tasks"]} <= {"idle", "running"}
     assert [t["rows"] for t in from_a["tasks"]] == [t["rows"] for t in from_b["tasks"]]
 
@@ -129,8 +188,8 @@ def test_workers_stop_all_and_start_all_from_either_worker(pair: tuple[Worker, W
     assert code == 401, body
     code, body = post(b, "/crawl/stop")
     assert code == 200, body
-    assert [t["status"] for t in body["data"]["tasks"]] == ["stopped"] * 3
-    assert [t["status"] for t in listing(a)["tasks"]] == ["stopped"] * 3
+    assert [t["status"] for t in body["data"]["tasks"]] == ["stopped"] * len(TASKS)
+    assert [t["status"] for t in listing(a)["tasks"]] == ["stopped"] * len(TASKS)
     code, body = post(a, "/crawl/start")
     assert code == 200, body
     assert {t["status"] for t in listing(b)["tasks"]} <= {"idle", "running"}
