@@ -451,9 +451,14 @@ class Worker:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            status = self.status(task_id)
-            if predicate(status):
-                return status
+            code, body = http("GET", f"{self.url}/status?task_id={task_id}")
+            # 503 while the partitions move or the new owner recovers its tables (README:
+            # a documented answer, with Retry-After): ask again, as a client would.
+            assert code in (200, 503), body
+            if code == 200:
+                status = dict(body["data"])
+                if predicate(status):
+                    return status
             time.sleep(0.25)
         raise TimeoutError(f"status never matched; last: {status}\n{self.log()[-2000:]}")
 
