@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from jobstream.limits import EXCERPT_BYTES, MESSAGE_HEADROOM, REJECT_ROW_BYTES
+from jobstream.pipeline.pages import read_row
 from jobstream.progress.rules import Counts
 from jobstream.records import RawPage, Reject
 from jobstream.transform.outcome import Filtered, Kept, Rejected, RowContext, classify_row
@@ -50,7 +51,10 @@ def page_messages(
             if why is not None:
                 _reject(out, ctx, offset, Rejected(why, "row"), None, raw)
                 continue
-            row = _ROW_DECODER.decode(raw)
+            row, unusable = read_row(raw)
+            if unusable is not None:
+                _reject(out, ctx, offset, Rejected(unusable, "row"), None, raw)
+                continue
             outcome = classify_row(row, offset, ctx)
             if isinstance(outcome, Filtered):
                 filtered += 1
