@@ -281,12 +281,13 @@ def _observe(
         if logger.isEnabledFor(logging.DEBUG):
             for offset, reason in out.details:
                 logger.debug("task_id=%s offset=%d row rejected: %s", task_id, offset, reason)
-    logger.debug(
-        "task_id=%s offset=%d applied %d rows: %d published, %d filtered, %d rejected",
-        task_id,
-        page.offset,
-        counts.published + counts.filtered + counts.rejected,
-        counts.published,
-        counts.filtered,
-        counts.rejected,
-    )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "task_id=%s offset=%d applied %d rows: %d published, %d filtered, %d rejected",
+            task_id,
+            page.offset,
+            counts.published + counts.filtered + counts.rejected,
+            counts.published,
+            counts.filtered,
+            counts.rejected,
+        )
