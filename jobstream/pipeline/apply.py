@@ -90,6 +90,8 @@ class Pipeline:
         # and the settle steps of those pages, oldest first.
         self._planned: dict[str, int] = {}
         self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+        # Collect days by the strings that name them, for every page (see RowContext).
+        self._collect_memo: dict[str, Any] = {}
 
     def progress(self, task_id: str) -> Progress:
         """The task's progress as the next page must be planned against: what the store holds,
@@ -166,6 +168,7 @@ class Pipeline:
             now=datetime.fromisoformat(page.fetched_at).astimezone(config.tz),
             filter_days=config.crawler.filter_days,
             demo=page.demo,
+            collect_memo=self._collect_memo,
         )
         out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes)
         deliveries = await self._publish(progress, out)

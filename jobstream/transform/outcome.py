@@ -53,8 +53,10 @@ class RowContext:
     publish_memo: dict[str, date | DateParseError] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # The collect day depends on the string and the zone alone, never on `now`: contexts of one
+    # zone may share this memo (the page agent does, across pages).
     collect_memo: dict[str, date | DateParseError] = field(
-        init=False, repr=False, compare=False, default_factory=dict
+        repr=False, compare=False, default_factory=dict
     )
 
     def __post_init__(self) -> None:
