@@ -3,6 +3,7 @@ without a broker, beside what `hand` (benchmarks/crawl_baselines.py) does with t
 Prints microseconds per row; for finding where the worker's time goes, not for claims.
 
     python -m benchmarks.bench_rows [--page-size 100] [--pages 20] [--description-chars 600]
+                                    [--utf8]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def bodies(args: argparse.Namespace) -> list[bytes]:
                 },
                 "requestId": "bench",
             },
-            ensure_ascii=False,
+            ensure_ascii=not args.utf8,
         ).encode()
         for offset in range(0, total, size)
     ]
@@ -72,6 +73,11 @@ def main() -> None:
     parser.add_argument("--description-chars", type=int, default=600)
     parser.add_argument("--junk-ratio", type=float, default=0.02)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--utf8",
+        action="store_true",
+        help="pages in UTF-8 (default: non-ASCII escaped, as the simulator serves them)",
+    )
     args = parser.parse_args()
     raw = bodies(args)
     n = args.page_size * args.pages

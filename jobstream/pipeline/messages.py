@@ -52,7 +52,8 @@ def page_messages(
             if why is not None:
                 _reject(out, ctx, offset, Rejected(why, "row"), None, raw)
                 continue
-            # Most rows: read without their description, whose bytes the job takes as they are.
+            # Most rows: read without the keys no job holds, the description left as it came
+            # when the job can take it so (jobstream.pipeline.rows).
             fast = read_for_judging(raw)
             row: Any
             description: bytes | None = None
@@ -70,6 +71,7 @@ def page_messages(
                 value = _ENCODER.encode(outcome.job)
                 if description is not None:
                     value = with_description(value, description)
+                if fast is not None:
                     row = None  # job_rejects keeps the whole row: read again below if needed
                 if len(value) > limit:
                     too_large = Rejected(

@@ -6,8 +6,10 @@ into the job's JSON was most of the cost of a row. When the description's JSON t
 what encoding its stripped value gives (a plain string: no whitespace at either end, no escapes
 but \\" \\\\ \\n \\r \\t, which are the encoder's own), the row is read without it and the
 job's JSON takes those bytes as they came: the same bytes as decoding and encoding would give.
-The job's id must then come from its URL (a URL-less job's id hashes the description). Any
-other row is read whole (`jobstream.pipeline.pages.read_row`).
+The job's id must then come from its URL (a URL-less job's id hashes the description). Other
+descriptions (escaped text, as an API that writes \\uXXXX sends it; whitespace to strip) are
+decoded alone; a row that is not an object, or holds what msgspec cannot read (a number too
+large), is read whole (`jobstream.pipeline.pages.read_row`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _SourceRow = msgspec.defstruct(
 )
 _READER = msgspec.json.Decoder(_SourceRow)
 _ENCODER = msgspec.json.Encoder()
+_VALUE = msgspec.json.Decoder()
 
 # What stands for the description while the row is judged: unchanged by strip(), and encoded
 # as `"description":"\u0000"`, which no other part of a job's JSON can hold (a quote inside a
@@ -41,27 +44,33 @@ _KEY = _PLACED[: _PLACED.index(b":") + 1]
 _OTHER_ESCAPE = re.compile(rb'\\[^"\\nrt]')
 
 
-def read_for_judging(raw: msgspec.Raw | bytes) -> tuple[dict[str, Any], bytes] | None:
-    """The row's source fields, its description replaced by PLACEHOLDER, and the description's
-    JSON text; None when the row must be read whole."""
+def read_for_judging(raw: msgspec.Raw | bytes) -> tuple[dict[str, Any], bytes | None] | None:
+    """The row's source fields and, when the job can take it as it came, the description's JSON
+    text (the description in the fields is then PLACEHOLDER); None when the row must be read
+    whole (`read_row`)."""
     try:
         row = _READER.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         return None  # not an object, a number too large, nesting too deep: read it whole
-    description = getattr(row, DESCRIPTION_SOURCE)
-    if description is msgspec.UNSET:
-        return None
-    text = bytes(description)
-    url = getattr(row, _URL_SOURCE)
-    if not (type(url) is str and url.strip() and plain_string(text)):
-        return None
     fields = {
         name: value
         for name, value in zip(_NAMES, msgspec.structs.astuple(row), strict=True)
         if value is not msgspec.UNSET
     }
-    fields[DESCRIPTION_SOURCE] = PLACEHOLDER
-    return fields, text
+    description = fields.get(DESCRIPTION_SOURCE)
+    if description is None:
+        return fields, None
+    text = bytes(description)
+    url = fields.get(_URL_SOURCE)
+    if type(url) is str and url.strip() and plain_string(text):
+        fields[DESCRIPTION_SOURCE] = PLACEHOLDER
+        return fields, text
+    # Escaped text (an API that writes \uXXXX), whitespace to strip, or no URL: the value.
+    try:
+        fields[DESCRIPTION_SOURCE] = _VALUE.decode(text)
+    except msgspec.DecodeError:
+        return None
+    return fields, None
 
 
 def plain_string(text: bytes) -> bool:

@@ -112,8 +112,12 @@ def test_read_for_judging_leaves_the_description_as_sent() -> None:
     fields, text = read_for_judging(raw)  # type: ignore[misc]
     assert text == '"原样\\n保留"'.encode()
     assert fields["acb22a"] == PLACEHOLDER and "extra" not in fields
-    assert read_for_judging(row_json(" 要去掉空格")) is None
+    # Whitespace to strip, escaped text: the description decoded alone, the rest kept.
+    for description, how in ((" 要去掉空格", "utf-8"), ("转义", "ascii")):
+        fields, text = read_for_judging(row_json(description, how))  # type: ignore[misc]
+        assert text is None and fields["acb22a"] == description and "extra" not in fields
     assert read_for_judging(b"[1]") is None
+    assert read_for_judging(b'{"acb241": ' + b"9" * 5000 + b"}") is None
 
 
 def test_plain_string_only_what_the_encoder_writes_unchanged() -> None:
