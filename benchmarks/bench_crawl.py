@@ -48,7 +48,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class Result:
     throttled: int = 0
     digest: str = ""
     note: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def steady(self) -> float:
@@ -243,6 +244,7 @@ class Bench:
             result.worker_cpu, result.broker_cpu = cpu, broker_cpu
             result.peak_rss_mb = peak_rss_mb(pid)
             result.digest = seen["digest"]
+            result.counts = seen.get("counts", {})
             if seen["messages"] != result.jobs or seen["keys"] != result.jobs:
                 result.note += f" job_data holds {seen['messages']} ({seen['keys']} ids)"
             calls, throttled = sim_counts(self.sim, task)
@@ -314,6 +316,8 @@ class Bench:
             else:
                 results[system] = self.run_jobstream(run, task, system == "jobstream")
             print(f"  run {run + 1}: {line(results[system])}", flush=True)
+            if results[system].counts:
+                print(f"         messages: {results[system].counts}", flush=True)
         verify(results)
         return [results[s] for s in args.systems]
 

@@ -104,6 +104,7 @@ async def read(args: argparse.Namespace) -> dict[str, Any]:
         if args.verify:
             # After the clock: the digest costs CPU the systems under test should not share.
             digest = await digest_of(consumer, messages)
+        counts = await message_counts(consumer, args.count_topics)
     finally:
         await consumer.stop()
     return {
@@ -112,6 +113,7 @@ async def read(args: argparse.Namespace) -> dict[str, Any]:
         "messages": messages,
         "keys": len(keys),
         "digest": f"{digest:032x}",
+        "counts": counts,
     }
 
 
@@ -130,6 +132,18 @@ async def digest_of(consumer: AIOKafkaConsumer, count: int) -> int:
     return digest
 
 
+async def message_counts(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[str, int]:
+    """Messages each topic holds (its partitions' end offsets; the embedded broker reports them
+    short by up to a batch)."""
+    counts = {}
+    metadata = await consumer._client.fetch_all_metadata()
+    for topic in topics:
+        ids = metadata.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in ids]) if ids else {}
+        counts[topic] = sum(ends.values())
+    return counts
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
@@ -137,6 +151,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=1.0, help="quiet seconds after the count")
     parser.add_argument("--deadline", type=float, default=60.0, help="quiet seconds to give up")
     parser.add_argument("--no-verify", dest="verify", action="store_false")
+    parser.add_argument(
+        "--count-topics",
+        default="job_raw,job_candidates,job_data",
+        type=lambda text: [t for t in text.split(",") if t],
+        help="topics whose messages are counted at the end",
+    )
     return parser.parse_args()
 
 
