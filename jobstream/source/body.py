@@ -10,15 +10,22 @@ invalid escapes: asking again returns the same bytes), and the two are told apar
 
 A data page is decoded differently when it can be (`decode_page_body`): its rows stay the
 API's own bytes (`msgspec.Raw`), checked but not parsed, so that each row is parsed once, by the
-page agent, and never encoded again on the way to job_raw.
+page agent, and never encoded again on the way to job_raw. An API that escapes every non-ASCII
+character (`\\u4e2d`, as the simulator and many JSON libraries write) sends rows almost twice
+as long, and msgspec reads such text three to five times slower than UTF-8 (measured: 17.5 µs
+a row against orjson's 6.2, and 4.9 µs only to find the rows' ends): such a page is read with
+orjson and its rows written as compact UTF-8 once, so that job_raw, the broker and the page
+agent all handle the shorter UTF-8 text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
+import orjson
 
 NOT_JSON: Any = object()
 
@@ -44,6 +51,10 @@ class _PageBody(msgspec.Struct):
 
 
 _PAGE = msgspec.json.Decoder(_PageBody)
+_ESCAPE = b"\\u"
+# An integer literal of 19 digits or more (or something looking like one inside a string): it may
+# not fit orjson's 64 bits, which would read it as a float. Such a page is not read with orjson.
+_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19}")
 
 
 def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
@@ -54,6 +65,10 @@ def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
     to decode stay as they came, and the page agent reads such a row as `decode_body` would
     (`jobstream.pipeline.pages.reread_row`). Any other answer is decoded as before, its rows
     as values."""
+    if _ESCAPE in raw and not _LONG_NUMBER.search(raw):
+        page = _unescaped_page(raw)
+        if page is not None:
+            return page, None
     try:
         body = _PAGE.decode(raw)
     except (msgspec.DecodeError, RecursionError):
@@ -73,6 +88,31 @@ def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
     page = {"total": data.total, "offset": data.offset, "restTotal": data.restTotal}
     page[rows_key] = rows
     return {"data": page}, None
+
+
+def _unescaped_page(raw: bytes) -> dict[str, Any] | None:
+    """A page of escaped text read with orjson, its rows written as compact UTF-8 JSON; None
+    when orjson refuses it (NaN, control characters, lone surrogates, nesting deeper than 1024)
+    or it is not a page with rows and no error, which the other paths judge."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    data = body.get("data") if type(body) is dict else None
+    if type(data) is not dict or "error" in body or "error_description" in body:
+        return None
+    rows_key = "data" if data.get("data") is not None else "dataList"
+    rows = data.get(rows_key)
+    if type(rows) is not list:
+        return None
+    try:
+        encoded = [msgspec.Raw(orjson.dumps(row)) for row in rows]
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return None
+    page = {"total": data.get("total"), "offset": data.get("offset")}
+    page["restTotal"] = data.get("restTotal")
+    page[rows_key] = encoded
+    return {"data": page}
 
 
 def _lenient_int(digits: str) -> int | str:

@@ -20,7 +20,7 @@ NOW = datetime(2026, 1, 15, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 ROW = (
     '{"Std_class": "技术", "aca112": "工程师", "AAB004": "某公司", "acb241": "1万",'
     ' "aab302": "北京", "aae397": "昨天", "Collect_time": "2026-01-15 10:30:00",'
-    ' "ACE760": "https://example.com/j/1", "acb22a": "负责\\n开发\\u4e2d", "Experience": "",'
+    ' "ACE760": "https://example.com/j/1", "acb22a": "负责\\n开发\\"中\\"", "Experience": "",'
     ' "aac011": null}'
 )
 
@@ -50,6 +50,7 @@ def test_decode_page_body_datalist_variant_keeps_bytes() -> None:
 def test_decode_page_body_answers_that_are_not_strict_are_read_leniently_as_values() -> None:
     for row in (
         '{"a": "\\ud800"}',  # a lone surrogate escape
+        '{"a": "\\u4e2d\\ud800"}',  # escaped text, orjson refuses it too
         '{"a": NaN}',
         '{"a": "tab\tinside"}',  # a control character
     ):
@@ -63,9 +64,29 @@ def test_decode_page_body_answers_that_are_not_strict_are_read_leniently_as_valu
     assert body["data"]["data"][0]["aca112"] == "\ufffd\ufffd"
 
 
+def test_decode_page_body_escaped_text_rows_become_compact_utf8_with_the_same_values() -> None:
+    escaped = json.dumps(json.loads(ROW), ensure_ascii=True)
+    emoji = '{"acb22a": "\\ud83d\\ude00 \\u4e2d\\u6587", "n": 12, "f": 1.5, "z": null}'
+    body, why = decode_page_body(page_body(escaped, emoji))
+    assert why is None
+    rows = body["data"]["data"]
+    assert [type(row) for row in rows] == [msgspec.Raw, msgspec.Raw]
+    assert bytes(rows[1]) == '{"acb22a":"😀 中文","n":12,"f":1.5,"z":null}'.encode()
+    assert parse_page(body, "t", 0, 100).values() == [json.loads(ROW), json.loads(emoji)]
+
+
+def test_decode_page_body_escaped_text_with_long_numbers_keeps_the_apis_bytes() -> None:
+    # orjson reads an integer beyond 64 bits as a float: such a page keeps its rows as sent.
+    row = '{"acb22a": "\\u4e2d", "acb241": 123456789012345678901234567890}'
+    body, _ = decode_page_body(page_body(row))
+    assert bytes(body["data"]["data"][0]).decode() == row
+
+
 def test_decode_page_body_errors_and_other_shapes_decode_as_before() -> None:
     for raw in (
         b'{"error": {"code": "Invalid.Token", "message": "no"}, "requestId": "r"}',
+        b'{"error": {"code": "x", "message": "\\u9519"}, "data": {"data": []}}',
+        b'{"data": {"data": "\\u4e0d a list"}}',
         b'{"data": {"total": 1, "offset": 1, "restTotal": 0, "data": [{}]}, "error": "x"}',
         b'{"data": {"data": "not a list"}}',
         b'{"data": []}',
