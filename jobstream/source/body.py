@@ -21,7 +21,6 @@ agent all handle the shorter UTF-8 text.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import msgspec
@@ -52,9 +51,9 @@ class _PageBody(msgspec.Struct):
 
 _PAGE = msgspec.json.Decoder(_PageBody)
 _ESCAPE = b"\\u"
-# An integer literal of 19 digits or more (or something looking like one inside a string): it may
-# not fit orjson's 64 bits, which would read it as a float. Such a page is not read with orjson.
-_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19}")
+# orjson reads an integer beyond 64 bits as a float: a page with a float this large may have
+# held one, and is read the other way, which keeps it an integer.
+_INT64_AS_FLOAT = 2.0**63
 
 
 def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
@@ -65,7 +64,7 @@ def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
     to decode stay as they came, and the page agent reads such a row as `decode_body` would
     (`jobstream.pipeline.pages.reread_row`). Any other answer is decoded as before, its rows
     as values."""
-    if _ESCAPE in raw and not _LONG_NUMBER.search(raw):
+    if _ESCAPE in raw:
         page = _unescaped_page(raw)
         if page is not None:
             return page, None
@@ -105,6 +104,8 @@ def _unescaped_page(raw: bytes) -> dict[str, Any] | None:
     rows = data.get(rows_key)
     if type(rows) is not list:
         return None
+    if _holds_large_float(rows):
+        return None
     try:
         encoded = [msgspec.Raw(orjson.dumps(row)) for row in rows]
     except orjson.JSONEncodeError:  # nested deeper than orjson writes
@@ -113,6 +114,22 @@ def _unescaped_page(raw: bytes) -> dict[str, Any] | None:
     page["restTotal"] = data.get("restTotal")
     page[rows_key] = encoded
     return {"data": page}
+
+
+def _holds_large_float(rows: list[Any]) -> bool:
+    """Whether a float of 2**63 or more is anywhere in the rows (see _INT64_AS_FLOAT)."""
+    pending: list[Any] = [rows]
+    while pending:
+        value = pending.pop()
+        values = value.values() if type(value) is dict else value
+        for item in values:
+            kind = type(item)
+            if kind is float:
+                if not -_INT64_AS_FLOAT < item < _INT64_AS_FLOAT:
+                    return True
+            elif kind is dict or kind is list:
+                pending.append(item)
+    return False
 
 
 def _lenient_int(digits: str) -> int | str:
