@@ -46,16 +46,17 @@ def candidate_messages(
     sizes: dict[int, int] = {}
     for key, value in jobs:
         partition = partition_of(key)
-        # A Candidate as JSON; job ids are UUIDs (jobstream.transform.ids), nothing to escape.
-        item = b'["' + key + b'",' + value + b"]"
+        # A Candidate as JSON, in pieces joined once; job ids are UUIDs
+        # (jobstream.transform.ids), nothing to escape.
+        size = len(key) + len(value) + 6  # ["key",value] and a comma
         chunks = groups.get(partition)
-        if chunks is None or sizes[partition] + len(item) + 1 > limit:
+        if chunks is None or sizes[partition] + size > limit:
             chunks = groups.setdefault(partition, [])
             chunks.append([])
             firsts.setdefault(partition, []).append(key)
             sizes[partition] = 0
-        chunks[-1].append(item)
-        sizes[partition] += len(item) + 1
+        chunks[-1].extend((b'["', key, b'",', value, b"],"))
+        sizes[partition] += size
     head = (
         _ENCODER.encode(
             Candidates(
@@ -67,11 +68,12 @@ def candidate_messages(
         ).removesuffix(b"[]}")
         + b"["
     )
-    return [
-        (key, frame(head + b",".join(chunk) + b"]}"))
-        for partition, chunks in groups.items()
-        for key, chunk in zip(firsts[partition], chunks, strict=True)
-    ]
+    out = []
+    for partition, chunks in groups.items():
+        for key, chunk in zip(firsts[partition], chunks, strict=True):
+            chunk[-1] = b"]"  # the last job's comma
+            out.append((key, frame(b"".join((head, *chunk, b"]}")))))
+    return out
 
 
 def decode_candidates(value: bytes) -> Candidates:

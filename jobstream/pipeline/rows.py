@@ -75,21 +75,22 @@ def read_for_judging(raw: msgspec.Raw | bytes) -> tuple[dict[str, Any], bytes | 
 
 def plain_string(text: bytes) -> bool:
     """Whether JSON `text` is a string that encoding its stripped value writes unchanged."""
-    if len(text) < 2 or text[0] != 0x22:  # '"'
+    end = len(text) - 1  # the closing quote
+    if end < 1 or text[0] != 0x22:  # '"'
         return False
-    body = text[1:-1]
-    if not body:
-        return True
-    if b"\\" in body:
-        # No escape at either end (it may stand for whitespace), none but the encoder's own.
-        if body[0] == 0x5C or b"\\" in body[-2:] or _OTHER_ESCAPE.search(body):
-            return False
-    first, last = body[0], body[-1]
+    if end == 1:
+        return True  # ""
+    # No escape at either end (it may stand for whitespace), none but the encoder's own.
+    if b"\\" in text and (
+        text[1] == 0x5C or text.find(b"\\", end - 2) != -1 or _OTHER_ESCAPE.search(text, 1, end)
+    ):
+        return False
+    first, last = text[1], text[end - 1]
     if first == 0x20 or last == 0x20:
         return False
-    if first >= 0x80 and body[:4].decode("utf-8", "ignore")[:1].isspace():
+    if first >= 0x80 and text[1:5].decode("utf-8", "ignore")[:1].isspace():
         return False
-    return not (last >= 0x80 and body[-4:].decode("utf-8", "ignore")[-1:].isspace())
+    return not (last >= 0x80 and text[end - 4 : end].decode("utf-8", "ignore")[-1:].isspace())
 
 
 def with_description(job: bytes, description: bytes) -> bytes:
