@@ -189,6 +189,7 @@ class Bench:
         home = self.tmp / f"run{run}-{name}"
         home.mkdir()
         port = free_port()
+        in_flight = {"max_pages_in_flight": args.pages_in_flight} if args.pages_in_flight else {}
         worker = Worker.configure(
             home,
             {
@@ -200,6 +201,7 @@ class Bench:
                     "batch_size": args.page_size,
                     "min_interval": 0,
                     "max_requests_per_second": args.api_rate,
+                    **in_flight,
                 },
                 "kafka": {"bootstrap_servers": "embedded", "embedded_port": port},
                 "crawler": {"interval": 3600},
@@ -485,6 +487,9 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=None,
         help="calls/s jobstream and hand allow themselves (default: --rate-limit)",
+    )
+    parser.add_argument(
+        "--pages-in-flight", type=int, default=0, help="jobstream's (0: its default)"
     )
     parser.add_argument("--description-chars", type=int, default=600)
     parser.add_argument("--junk-ratio", type=float, default=0.02)

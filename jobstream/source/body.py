@@ -50,7 +50,13 @@ class _PageBody(msgspec.Struct):
 
 
 _PAGE = msgspec.json.Decoder(_PageBody)
+_ROWS = msgspec.json.Decoder(list[msgspec.Raw])
 _ESCAPE = b"\\u"
+# orjson reads a document with a scratch pool about twelve times its size (measured: 48.8 MB
+# at its peak for a 1000-row page of 3.8 MB): a larger page is read the msgspec way first and
+# its rows rewritten ROWS_AT_ONCE at a time, which costs the crawl about 5 µs a row more.
+WHOLE_PAGE_BYTES = 1 << 20
+ROWS_AT_ONCE = 100
 # orjson reads an integer beyond 64 bits as a float: a page with a float this large may have
 # held one, and is read the other way, which keeps it an integer.
 _INT64_AS_FLOAT = 2.0**63
@@ -62,9 +68,10 @@ def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
     characters, no lone surrogate escapes, not nested too deeply) in valid UTF-8, and it holds
     a row list and no error. A row's bytes are then valid JSON text in UTF-8; numbers too large
     to decode stay as they came, and the page agent reads such a row as `decode_body` would
-    (`jobstream.pipeline.pages.reread_row`). Any other answer is decoded as before, its rows
+    (`jobstream.pipeline.pages.read_row`). Any other answer is decoded as before, its rows
     as values."""
-    if _ESCAPE in raw:
+    escaped = _ESCAPE in raw
+    if escaped and len(raw) <= WHOLE_PAGE_BYTES:
         page = _unescaped_page(raw)
         if page is not None:
             return page, None
@@ -84,6 +91,8 @@ def decode_page_body(raw: bytes) -> tuple[Any, str | None]:
         raw.decode()
     except UnicodeDecodeError:
         return decode_body(raw)
+    if escaped:  # a large page: its rows rewritten a few at a time
+        rows = _unescaped_rows(rows) or rows
     page = {"total": data.total, "offset": data.offset, "restTotal": data.restTotal}
     page[rows_key] = rows
     return {"data": page}, None
@@ -107,13 +116,30 @@ def _unescaped_page(raw: bytes) -> dict[str, Any] | None:
     if _holds_large_float(rows):
         return None
     try:
-        encoded = [msgspec.Raw(orjson.dumps(row)) for row in rows]
+        # One buffer for the page: orjson gives each call's output a buffer of its own, over
+        # 16 KB (measured 17.9 MB held for a 1000-row page's 2.1 MB of rows, written one by one).
+        encoded = _ROWS.decode(orjson.dumps(rows))
     except orjson.JSONEncodeError:  # nested deeper than orjson writes
         return None
     page = {"total": data.get("total"), "offset": data.get("offset")}
     page["restTotal"] = data.get("restTotal")
     page[rows_key] = encoded
     return {"data": page}
+
+
+def _unescaped_rows(rows: list[msgspec.Raw]) -> list[msgspec.Raw] | None:
+    """Rows of escaped text written as compact UTF-8 JSON, ROWS_AT_ONCE rows a time; None when
+    orjson refuses some (they stay as the API sent them)."""
+    out: list[msgspec.Raw] = []
+    for start in range(0, len(rows), ROWS_AT_ONCE):
+        try:
+            values = orjson.loads(b"[" + b",".join(rows[start : start + ROWS_AT_ONCE]) + b"]")
+            if _holds_large_float(values):
+                return None
+            out += _ROWS.decode(orjson.dumps(values))
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            return None
+    return out
 
 
 def _holds_large_float(rows: list[Any]) -> bool:

@@ -12,7 +12,7 @@ import msgspec
 from jobstream.pipeline.messages import page_messages
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.pages import decode_event, read_row
-from jobstream.source.body import NOT_JSON, decode_body, decode_page_body
+from jobstream.source.body import NOT_JSON, WHOLE_PAGE_BYTES, decode_body, decode_page_body
 from jobstream.source.paging import parse_page
 from jobstream.transform.outcome import RowContext
 
@@ -127,3 +127,19 @@ def test_outbox_event_carries_the_apis_row_bytes_unchanged() -> None:
     assert out.counts.published == 2 and not out.rejects
     salaries = [json.loads(job)["salary"] for _, job in out.jobs]
     assert salaries == ["1万", digits]
+
+
+def test_decode_page_body_large_escaped_page_rewritten_a_few_rows_at_a_time() -> None:
+    description = "岗位职责：负责后端开发。" * 60
+    row = json.dumps({**json.loads(ROW), "acb22a": description}, ensure_ascii=True)
+    raw = page_body(*[row] * 400)
+    assert len(raw) > WHOLE_PAGE_BYTES
+    body, why = decode_page_body(raw)
+    assert why is None
+    rows = body["data"]["data"]
+    assert len(rows) == 400 and all(b"\\u" not in bytes(r) for r in rows)
+    assert parse_page(body, "t", 0, 1000).values() == decode_body(raw)[0]["data"]["data"]
+    # A row orjson refuses keeps every row as sent (the page agent reads them).
+    refused = page_body(*[row] * 399, '{"n": 123456789012345678901234567890}')
+    kept = decode_page_body(refused)[0]["data"]["data"]
+    assert bytes(kept[0]).decode() == row
