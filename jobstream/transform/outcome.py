@@ -181,7 +181,9 @@ def _memoised(
     try:
         result: date | DateParseError = parse(value, ctx)
     except DateParseError as exc:
-        result = exc
+        # Remembered without its traceback: the traceback's frames hold the page being judged
+        # (its rows, its messages), and a memo shared across pages kept dozens of them alive.
+        result = DateParseError(str(exc))
     if type(value) is str:
         if len(memo) >= MEMO_SIZE:
             memo.clear()

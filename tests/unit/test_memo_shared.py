@@ -25,3 +25,16 @@ def test_memo_shared_across_days_decides_as_a_fresh_context() -> None:
         for value in values:
             assert classify_row(row(value), 0, ctx) == classify_row(row(value), 0, fresh)
     assert shared
+
+
+def test_memo_shared_keeps_no_traceback_of_the_page_that_failed() -> None:
+    shared: dict = {}
+    ctx = RowContext(
+        task_id="t", now=datetime(2026, 1, 12, 12, tzinfo=ZONE), filter_days=7, demo=False,
+        collect_memo=shared,
+    )  # fmt: skip
+    classify_row(row("not a date"), 0, ctx)
+    [failure] = shared.values()
+    assert isinstance(failure, Exception)
+    assert failure.__traceback__ is None and failure.__cause__ is None
+    assert "not a date" in str(failure)
