@@ -109,6 +109,15 @@ STREAMS_OPEN = Gauge("jobstream_sse_streams_open", "GET /consume/stream connecti
 STREAM_EVENTS = Counter("jobstream_sse_events_total", "job events sent on GET /consume/stream")
 
 
+# Methods counted by name; any other (a client may send any token as a method) is "other",
+# so that the label's values stay few.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 def observe_request(endpoint: str, status: int | None, seconds: float) -> None:
     """The API client's `on_request` hook."""
     API_REQUESTS.labels(endpoint, str(status) if status is not None else "error").inc()

@@ -23,9 +23,9 @@ from yarl import URL
 
 from jobstream.alerts import payloads
 from jobstream.alerts.conditions import Notice
-from jobstream.alerts.redact import clip, hide_queries, scrub
 from jobstream.alerts.settings import Webhook
 from jobstream.alerts.texts import SHANGHAI, Message
+from jobstream.redaction import clip, hide_queries, without_url
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class WebhookSender:
         except TimeoutError:
             return Outcome(False, retry=True, reason=f"no answer within {self.timeout.total}s")
         except (aiohttp.ClientError, OSError) as exc:
-            detail = scrub(str(exc), request.url) or type(exc).__name__
+            detail = without_url(str(exc), request.url) or type(exc).__name__
             return Outcome(False, retry=True, reason=clip(detail, 200))
         return judge(webhook, status, answer)
 

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from jobstream.alerts.redact import mask_url
 from jobstream.config_problems import InvalidSetting
+from jobstream.redaction import mask_url
 
 WebhookType = Literal["wecom", "dingtalk", "feishu", "json"]
 """wecom: 企业微信群机器人; dingtalk: 钉钉自定义机器人; feishu: 飞书自定义机器人;

@@ -6,13 +6,12 @@ query in it masked: a message never carries a token.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from jobstream.alerts.conditions import Facts, Notice
-from jobstream.alerts.redact import clip, hide_queries
+from jobstream.redaction import hide_queries, scrub
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 ALERT_TAG = "【jobstream 告警】"
@@ -20,7 +19,6 @@ RECOVERY_TAG = "【jobstream 恢复】"
 ERROR_CHARS = 300
 
 _STATUS = {"idle": "等待下次采集", "running": "采集中", "stopped": "已停止", "error": "出错"}
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +103,7 @@ def _progress(facts: Facts) -> str:
 
 def error_text(text: str) -> str:
     """A task's last error as one masked, clipped line."""
-    return clip(_SPACE.sub(" ", hide_queries(text)), ERROR_CHARS)
+    return hide_queries(scrub(text, ERROR_CHARS))
 
 
 def when(epoch: float, tz: tzinfo) -> str:

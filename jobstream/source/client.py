@@ -29,6 +29,9 @@ INVALID_TOKEN = "Invalid.Token"
 INVALID_GRANT = "Invalid.Grant"
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT_4XX = frozenset({408})
+# An error code is a short word ("Invalid.Grant"); the body a message quotes, an excerpt.
+CODE_CHARS = 100
+SNIPPET_CHARS = 200
 
 
 class ApiRequestError(SourceError):
@@ -222,9 +225,9 @@ class BazhuayuClient:
                 logger.warning("%s: token rejected; getting a new one and retrying once", context)
                 continue
             except (TimeoutError, aiohttp.ClientError) as exc:
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                problem = scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             except MalformedResponse as exc:
-                problem = self._scrub(str(exc))
+                problem = scrub(str(exc))
             failures += 1
             if failures > self.max_retries:
                 raise SourceError(f"{context}: {problem}; gave up after {failures} attempts")
@@ -266,17 +269,17 @@ class BazhuayuClient:
             raise UnreadableAnswer(
                 reply.unreadable, reply.raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
             )
-        error = error_of(reply.body)
+        error = _error_text(reply.body)
         if token is not None and (status == 401 or (error and error[0] == INVALID_TOKEN)):
             raise _TokenRejected
         if status >= 500 or status in _TRANSIENT_4XX or (status < 400 and not reply.is_json):
             if not reply.is_json:
-                raise MalformedResponse(f"HTTP {status} with a non-JSON body {reply.snippet!r}")
+                snippet = scrub(repr(reply.snippet), SNIPPET_CHARS)
+                raise MalformedResponse(f"HTTP {status} with a non-JSON body {snippet}")
             detail = f" {error[0]}: {error[1]}" if error else ""
             raise MalformedResponse(f"HTTP {status}{detail}")
         if status >= 400 or error is not None:
-            code, message = error or ("", reply.snippet)
-            message = self._scrub(message)
+            code, message = error or ("", scrub(reply.snippet, SNIPPET_CHARS))
             raise ApiRequestError(
                 f"HTTP {status} {code or 'error'}: {message or 'no message'}",
                 status=status,
@@ -285,7 +288,12 @@ class BazhuayuClient:
             )
         return reply.body
 
-    def _scrub(self, text: str) -> str:
-        """Text from the API may echo what we sent (the password, a token), whole, cut or
-        escaped: none of it leaves this object (see `jobstream.redaction`)."""
-        return scrub(text)
+
+def _error_text(body: Any) -> tuple[str, str] | None:
+    """The API's error code and message as they may be kept and shown: the message may echo
+    what was sent (the password, a token), whole, cut or escaped, and be of any size; the one
+    scrub masks and clips both where they enter, before anything stores them."""
+    error = error_of(body)
+    if error is None:
+        return None
+    return scrub(error[0], CODE_CHARS), scrub(error[1])

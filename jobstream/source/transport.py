@@ -1,5 +1,6 @@
 """One aiohttp session to the API: sends a request when the rate limiter allows, times it, and
-reads the body."""
+reads the body, up to MAX_ANSWER_BYTES: whatever the API sends, the worker holds a bounded
+amount of it."""
 
 import logging
 import time
@@ -15,6 +16,13 @@ from jobstream.source.limiter import RateLimiter
 logger = logging.getLogger(__name__)
 
 OnRequest = Callable[[str, int | None, float], None]
+
+# Far above any real page: 1000 rows with 3,000-character Chinese descriptions, escaped as the
+# API escapes them, are about 17 MB. A larger answer is not parsed; a successful one is
+# reported unreadable, so the crawl asks for fewer rows until it finds the row that is too big.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# What is kept of an answer that is too large: enough for an excerpt.
+TOO_LARGE_KEPT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,14 @@ class Transport:
                 headers=headers,
                 timeout=timeout,
             ) as response:
-                raw = await response.read()
+                raw, whole = await read_bounded(response, MAX_ANSWER_BYTES)
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         finally:
             self._report(endpoint, status, time.perf_counter() - started)
+        if not whole:
+            why = f"the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            return Reply(status, NOT_JSON, raw[:TOO_LARGE_KEPT], retry_after, why)
         # A data page's rows stay the API's bytes (see `jobstream.source.body`).
         decode = decode_page_body if endpoint == "data" else decode_body
         body, unreadable = decode(raw)
@@ -101,3 +112,18 @@ class Transport:
         except Exception:
             # Metrics must never break a crawl.
             logger.exception("on_request callback failed for %s", endpoint)
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """The body, and True; or, past `limit` bytes (announced or sent), its first bytes and
+    False: the rest is not read."""
+    if response.content_length is not None and response.content_length > limit:
+        return await response.content.read(TOO_LARGE_KEPT), False
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:TOO_LARGE_KEPT], False
+    return b"".join(chunks), True

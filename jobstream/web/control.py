@@ -23,12 +23,13 @@ from aiohttp import web
 from jobstream.config import Config
 from jobstream.records import Progress
 from jobstream.web import fanout, forwarding, params
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
 from jobstream.web.history import HISTORY
 from jobstream.web.responses import require_running, unavailable
 from jobstream.web.services import RUNTIME
 from jobstream.web.status import (
     Status,
+    StatusList,
     current_lag,
     entry_of,
     lists_all,
@@ -113,8 +114,24 @@ class CrawlControlView(JsonView):
         return 200, await task_status(runtime, task_id, history)
 
 
+def _doc(summary: str, description: str) -> Doc:
+    status = (Status, StatusList)
+    return Doc(
+        summary,
+        "采集控制",
+        {
+            200: Ok("命令已生效，返回新的状态", status),
+            202: Ok("命令已发送、尚未（全部）生效，返回当前状态", status),
+            503: Refusal("Kafka 不可用，或任务分区正在分配"),
+        },
+        description + "配置了多个任务且未指定 task_id 时发给所有启用的任务（各自由负责的 worker "
+        "执行），应答为这些任务的新状态列表：全部生效时 200，否则 202，未生效的任务在列表中标明。",
+    )
+
+
 class CrawlStartView(CrawlControlView):
     action = "start"
+    doc = _doc("立即开始采集", "解除停止状态并立即开始一轮采集（此后按周期继续）。")
 
     def applied(self, progress: Progress) -> bool:
         return progress.status in ("idle", "running")
@@ -122,6 +139,10 @@ class CrawlStartView(CrawlControlView):
 
 class CrawlStopView(CrawlControlView):
     action = "stop"
+    doc = _doc(
+        "停止采集",
+        "在下一个分页边界停止采集并暂停周期调度；停止状态在重启后保持，直到 /crawl/start。",
+    )
 
     def applied(self, progress: Progress) -> bool:
         return progress.status == "stopped"

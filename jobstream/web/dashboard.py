@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from aiohttp import web
 
-from jobstream.web.endpoint import Endpoint, JsonView
+from jobstream.web.endpoint import Body, Doc, Endpoint, JsonView, Ok, Redirect
 from jobstream.web.history import KEEP_SECONDS
 
 DASHBOARD_DIR = Path(__file__).parent / "static" / "dashboard"
@@ -43,6 +43,10 @@ class DashboardSettings(msgspec.Struct, frozen=True):
 
 
 class DashboardSettingsView(JsonView):
+    doc = Doc(
+        "仪表盘页面的设置（需要哪些令牌、刷新间隔）", "仪表盘", {200: Ok("设置", DashboardSettings)}
+    )
+
     async def get(self, request: web.Request) -> web.Response:
         return self.ok(
             DashboardSettings(
@@ -73,20 +77,29 @@ class PackagedFile(Endpoint):
 class DashboardView(PackagedFile):
     file = "index.html"
     content_type = "text/html"
+    doc = Doc(
+        "运维仪表盘：每个任务的进度、状态、吞吐量、积压与启停按钮",
+        "仪表盘",
+        {200: Body("HTML 页面（脚本与样式随程序包发布，不访问任何外部地址）", "text/html")},
+    )
 
 
 class DashboardScriptView(PackagedFile):
     file = "app.js"
     content_type = "text/javascript"
+    doc = Doc("仪表盘的脚本", "仪表盘", {200: Body("脚本", "text/javascript")})
 
 
 class DashboardStyleView(PackagedFile):
     file = "app.css"
     content_type = "text/css"
+    doc = Doc("仪表盘的样式", "仪表盘", {200: Body("样式表", "text/css")})
 
 
 class RootView(Endpoint):
     """`/`: a browser pointed at the worker lands on the dashboard."""
+
+    doc = Doc("转到 /dashboard", "仪表盘", {302: Redirect("重定向到仪表盘", "/dashboard")})
 
     async def get(self, request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": "/dashboard"})

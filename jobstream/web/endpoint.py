@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NoReturn
 
 from aiohttp import web
@@ -21,7 +24,8 @@ from faust.web.exceptions import WebError
 
 from jobstream.app import JobstreamApp
 from jobstream.config import Config
-from jobstream.web.responses import JSON_TYPE, HttpError, json_response
+from jobstream.web.params import SHARED, Param
+from jobstream.web.responses import JSON_TYPE, HttpError, json_response, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +35,79 @@ ROUTED_HEADER = "X-Jobstream-Routed"
 # Sec-Fetch-Site values of a request a browser did not send on another site's behalf; "none"
 # is the user's own navigation (the address bar, a bookmark).
 OWN_SITE = frozenset({"same-origin", "none"})
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+@dataclass(frozen=True)
+class Ok:
+    """A success in the JSON envelope: `{"code": 0, "data": <data>, **extra}`. `data` is a
+    type (msgspec describes it), or a tuple of types when it is one of them."""
+
+    description: str
+    data: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A success that is not the envelope: a page, a script, a stream, this document."""
+
+    description: str
+    media_type: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answer (`{"code": <status>, "message": ...}`) and when it is given."""
+
+    description: str
+
+
+@dataclass(frozen=True)
+class Redirect:
+    description: str
+    location: str
+
+
+Answer = Ok | Body | Refusal | Redirect
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What /openapi.json says of an endpoint beyond what its declarations give (parameters,
+    tokens, refusals of other sites and of bare POSTs): for the API's users, in Chinese. The
+    answers are those of the endpoint's own logic, by status."""
+
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    description: str = ""
 
 
 class Endpoint(faust_web.View):
     """A view that declares the methods it serves (aiohttp answers the others with 405), the
-    query parameters it takes (others are a 400), which token it needs (`access`) and whether
-    it changes state (`changes_state`: refused to other sites' pages)."""
+    parameters it takes (unknown query parameters are a 400), which token it needs (`access`),
+    whether it changes state (`changes_state`: refused to other sites' pages) and what it
+    answers (`doc`); /openapi.json is made of these declarations."""
 
     methods_allowed: ClassVar[frozenset[str]] = frozenset({"GET", "HEAD"})
-    params: ClassVar[frozenset[str]] = frozenset()
+    # Each a `Param`, or the name of a shared one (`jobstream.web.params.SHARED`).
+    params: ClassVar[Collection[Param | str]] = ()
     # "read": the read token or the admin token; "admin": the admin token. Each is open while
     # its token is not set.
     access: ClassVar[Access] = "open"
     changes_state: ClassVar[bool] = False
+    doc: ClassVar[Doc]
     app: JobstreamApp
+
+    @classmethod
+    def declared_params(cls) -> list[Param]:
+        return [SHARED[p] if isinstance(p, str) else p for p in cls.params]
+
+    @classmethod
+    def query_names(cls) -> frozenset[str]:
+        return frozenset(p.name for p in cls.declared_params() if p.where == "query")
 
     @property
     def config(self) -> Config:
@@ -55,6 +118,7 @@ class Endpoint(faust_web.View):
         return set(self.methods_allowed)
 
     async def dispatch(self, request: Any) -> Any:
+        check_authorization_header(request)
         if self.changes_state:
             refuse_other_sites(request)
         # The token before anything else: a caller without it learns nothing from a 400.
@@ -65,11 +129,12 @@ class Endpoint(faust_web.View):
             check_bearer(request, settings.read_token, "app.read_token", settings.admin_token)
         if self.changes_state and request.method == "POST":
             require_deliberate(request)
-        unknown = sorted(set(request.query) - self.params)
+        names = self.query_names()
+        unknown = sorted(set(request.query) - names)
         if unknown:
-            allowed = ", ".join(sorted(self.params)) or "none"
+            allowed = ", ".join(sorted(names)) or "none"
             raise HttpError(
-                400, f"unknown query parameter {unknown[0]!r:.60}; this endpoint takes: {allowed}"
+                400, f"unknown query parameter {quoted(unknown[0])}; this endpoint takes: {allowed}"
             )
         return await super().dispatch(request)
 
@@ -89,7 +154,7 @@ def warn_if_data_open(config: Config) -> None:
     if not config.app.read_token:
         logger.warning(
             "app.read_token (READ_TOKEN) is not set: anyone who reaches port %d can read "
-            "job_data (GET /consume, which also moves the consumer group, and "
+            "job_data (GET /consume, which also moves /consume's consumer groups, and "
             "/consume/stream) and /status",
             config.app.web_port,
         )
@@ -110,9 +175,9 @@ def check_bearer(
             f"missing bearer token (Authorization: Bearer <{name}>)",
             {"WWW-Authenticate": 'Bearer realm="jobstream"'},
         )
-    presented = given.strip().encode()
+    presented = as_bytes(given.strip())
     # Both compared, always: the time taken does not tell which one came close.
-    matches = [hmac.compare_digest(presented, t.encode()) for t in (token, also) if t]
+    matches = [hmac.compare_digest(presented, as_bytes(t)) for t in (token, also) if t]
     if not any(matches):
         raise HttpError(
             401,
@@ -127,10 +192,30 @@ def refuse_other_sites(request: web.Request) -> None:
     not browsers send neither header."""
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site.strip().lower() not in OWN_SITE:
-        raise HttpError(403, f"refused: a request from another site (Sec-Fetch-Site: {site:.20})")
+        raise HttpError(
+            403, f"refused: a request from another site (Sec-Fetch-Site: {quoted(site, 20)})"
+        )
     origin = request.headers.get("Origin")
     if origin is not None and _host_of(origin) not in _own_hosts(request):
-        raise HttpError(403, f"refused: a request from another origin ({origin:.100})")
+        raise HttpError(403, f"refused: a request from another origin ({quoted(origin, 100)})")
+
+
+def check_authorization_header(request: web.Request) -> None:
+    """400 for an Authorization header that is not printable ASCII, whether or not a token is
+    asked for: no token can look like that, and the header is passed on to the worker that
+    owns a task, whose HTTP client could not send it."""
+    value = request.headers.get("Authorization")
+    if value is not None and not _PRINTABLE.fullmatch(value):
+        raise HttpError(
+            400,
+            f"Authorization: expected printable ASCII (Bearer <token>), got {quoted(value, 40)}",
+        )
+
+
+def as_bytes(value: str) -> bytes:
+    """A header value as the bytes that came (aiohttp decodes them as UTF-8, keeping what is
+    not UTF-8 as lone surrogates, which `str.encode` refuses)."""
+    return value.encode("utf-8", "surrogateescape")
 
 
 def require_deliberate(request: web.Request) -> None:

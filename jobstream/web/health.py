@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
 from jobstream.web.forwarding import worker_started
 from jobstream.web.readers import READERS
 from jobstream.web.responses import RETRY_SOON, HttpError
@@ -16,6 +16,16 @@ from jobstream.web.status import spool_status
 
 
 class HealthView(JsonView):
+    doc = Doc(
+        "存活检查",
+        "运维",
+        {
+            200: Ok("进程存活", dict[str, bool]),
+            503: Refusal("worker 已无法继续，message 说明原因；它随即退出以便重启"),
+        },
+        "进程在响应就返回 200；worker 已无法继续（内置 broker 退出）时返回 503。",
+    )
+
     async def get(self, request: web.Request) -> web.Response:
         failure = self.app.failure()
         if failure is not None:
@@ -24,6 +34,13 @@ class HealthView(JsonView):
 
 
 class ReadyView(JsonView):
+    doc = Doc(
+        "就绪检查",
+        "运维",
+        {200: Ok("就绪", dict[str, bool]), 503: Refusal("未就绪，message 列出未通过的检查")},
+        "Kafka 可达、分区已分配、agent 在运行时返回 200，否则 503。",
+    )
+
     async def get(self, request: web.Request) -> web.Response:
         runtime = request.app[RUNTIME]
         probe = runtime.probe

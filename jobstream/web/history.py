@@ -19,7 +19,7 @@ from jobstream.config import Config
 from jobstream.metrics import Sample, Series, TaskThroughput
 from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,16 @@ class HistoryView(JsonView):
 
     params = frozenset({"task_id"})
     access = "read"
+    doc = Doc(
+        "近一小时的吞吐量与 Kafka 积压",
+        "状态",
+        {
+            200: Ok("采样序列", HistoryBody),
+            503: Refusal("worker 正在启动，或任务所属 worker 无应答"),
+        },
+        "每个任务的每分钟行数（由负责它的 worker 每 5 秒采样）与 job_data 的积压，"
+        "仪表盘的折线图用它。指定 task_id 时只含该任务。",
+    )
 
     async def get(self, request: web.Request) -> web.Response:
         history = request.app[HISTORY]

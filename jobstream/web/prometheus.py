@@ -8,11 +8,13 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from jobstream import metrics
-from jobstream.web.endpoint import Endpoint
+from jobstream.web.endpoint import Body, Doc, Endpoint
 from jobstream.web.services import RUNTIME
 
 
 class MetricsView(Endpoint):
+    doc = Doc("Prometheus 指标", "运维", {200: Body("Prometheus 文本格式", "text/plain")})
+
     async def get(self, request: web.Request) -> web.Response:
         runtime = request.app[RUNTIME]
         probe = runtime.probe

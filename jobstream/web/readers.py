@@ -1,6 +1,17 @@
 """GET /consume's consumers: one per consumer group, each read guarded by a lock, kept in a
 pool that joins the default group as soon as job_data exists and closes idle ones.
 
+The groups /consume moves are its own: the default group (`kafka.consumer_group`), and for
+`group=<name>` the Kafka group `<app.name>.http.<name>`, a name no consumer of job_data that
+follows the README uses, so that no call can move the offsets of a group a program reads
+job_data with directly.
+
+The pool's slots (`app.max_consumer_groups`) are shared fairly: when they are all taken, a new
+group takes the slot of one idle for RECLAIM_IDLE seconds, or else, if its caller (the client
+address) holds less than its share, a slot of the caller holding the most beyond theirs. One
+client can therefore not keep the others out; and a group nobody calls is closed after
+IDLE_GROUP_SECONDS.
+
 With several workers, a group's consumer lives only on the group's gateway
 (`jobstream.web.forwarding`), so that it holds every partition of job_data: a worker that stops
 being a group's gateway (a rebalance) closes its consumer at once, which hands the partitions
@@ -34,7 +45,7 @@ from jobstream.broker.clients import client_options, start_or_close
 from jobstream.broker.probe import BrokerProbe
 from jobstream.config import Config
 from jobstream.errors import BrokerUnavailable
-from jobstream.web.responses import HttpError, require_running, unavailable
+from jobstream.web.responses import RETRY_SOON, HttpError, require_running, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +53,13 @@ T = TypeVar("T")
 # Waiting for data is sliced so that a caller who left, or a shutdown, ends the wait quickly.
 WAIT_SLICE = 0.2
 # A /consume group other than the default one is closed after this long without a call.
-IDLE_GROUP_SECONDS = 600.0
+IDLE_GROUP_SECONDS = 120.0
+# Once every slot is taken, a group idle this long gives its slot to a new one.
+RECLAIM_IDLE = 15.0
+# Each caller's share of the slots, when they are contended: a quarter (4 of the default 16).
+SHARE_OF_SLOTS = 4
+# The Kafka group of `group=<name>`: `<app.name>` then this, then the name.
+HTTP_GROUP_INFIX = ".http."
 # How often the pool looks whether this worker is still the gateway of its groups.
 GATEWAY_CHECK = 0.25
 
@@ -71,11 +88,16 @@ class GroupReader:
         group: str,
         topic: str,
         *,
+        kafka_group: str,
+        caller: str,
         consumer_options: dict[str, Any],
         probe: BrokerProbe,
         closing: asyncio.Event,
     ) -> None:
-        self.group = group
+        self.group = group  # as /consume names it
+        self.kafka_group = kafka_group
+        self.caller = caller  # who made it: its slot counts towards their share
+        self.closed = False
         self.topic = topic
         self.probe = probe
         self.join_timeout = probe.timeout
@@ -84,8 +106,8 @@ class GroupReader:
         self.joined = asyncio.Event()
         self.last_used = time.monotonic()
         self.consumer = AIOKafkaConsumer(
-            group_id=group,
-            client_id=f"jobstream-consume-{group}",
+            group_id=kafka_group,
+            client_id=f"jobstream-consume-{kafka_group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             # Calls may be minutes apart; staying in the group between them avoids a rejoin
@@ -100,6 +122,7 @@ class GroupReader:
         self.consumer.subscribe([self.topic], listener=_Joined(self))
 
     async def stop(self) -> None:
+        self.closed = True
         # Let a read in progress finish (each is bounded) before the consumer goes.
         try:
             async with asyncio.timeout(5.0):
@@ -120,6 +143,9 @@ class GroupReader:
         """Fetch up to `batch_size` messages (waiting up to `wait` s for the first one),
         `deliver` them, and commit them if `deliver` reports success."""
         async with self.lock:
+            if self.closed:
+                # Its slot went to another group between the lookup and this read.
+                raise unavailable(f"consumer group {self.group!r} was closed; retry", RETRY_SOON)
             self.last_used = time.monotonic()
             await self._wait_joined()
             records = await self._fetch(batch_size, wait, gone)
@@ -198,10 +224,11 @@ class GroupReader:
 
 
 class ReaderPool(Service):
-    """One GroupReader per /consume group, at most `app.max_consumer_groups`. The default group
-    joins as soon as job_data exists, so the first /consume does not wait for it; another
-    group joins on its first call and is closed after IDLE_GROUP_SECONDS without one. Only
-    groups this worker is the gateway of (`is_gateway`) are kept."""
+    """One GroupReader per /consume group, at most `app.max_consumer_groups`, shared fairly
+    (see the module). The default group joins as soon as job_data exists, so the first
+    /consume does not wait for it; another group joins on its first call and is closed after
+    IDLE_GROUP_SECONDS without one. Only groups this worker is the gateway of (`is_gateway`)
+    are kept."""
 
     def __init__(
         self,
@@ -214,7 +241,9 @@ class ReaderPool(Service):
         self.probe = probe
         self.is_gateway = is_gateway
         self.default_group = config.kafka.consumer_group
+        self.http_prefix = http_group_prefix(config)
         self.limit = config.app.max_consumer_groups
+        self.share = max(1, self.limit // SHARE_OF_SLOTS)
         self.readers: dict[str, GroupReader] = {}
         self._consumer_options = {**client_options(config), **group_options}
         self._lock = asyncio.Lock()
@@ -222,36 +251,89 @@ class ReaderPool(Service):
         self._closing = asyncio.Event()
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
+    def kafka_group(self, group: str) -> str:
+        """The Kafka group behind a /consume group name."""
+        return group if group == self.default_group else self.http_prefix + group
+
     def stop_waiting(self) -> None:
         """End every wait for data now (shutdown: the answers go out before the readers stop)."""
         self._closing.set()
 
     async def on_stop(self) -> None:
         self.stop_waiting()
-        for reader in list(self.readers.values()):
-            await reader.stop()
-        self.readers.clear()
+        for name in list(self.readers):
+            await self._close(name, "the worker stops")
 
-    async def reader(self, group: str) -> GroupReader:
+    async def reader(self, group: str, caller: str = "") -> GroupReader:
+        """The reader of `group`, started for `caller` (a client address) if it has none."""
         require_running(self)
         self.probe.require_topic()
-        return self.readers.get(group) or await self._add(group)
+        return self.readers.get(group) or await self._add(group, caller)
 
-    async def _add(self, group: str) -> GroupReader:
+    async def _add(self, group: str, caller: str) -> GroupReader:
         async with self._lock:
             if group not in self.readers:
-                self.readers[group] = await self._start_reader(group)
+                await self._make_room(caller)
+                self.readers[group] = await self._start_reader(group, caller)
             return self.readers[group]
 
-    async def _start_reader(self, group: str) -> GroupReader:
-        if len(self.readers) >= self.limit:
-            raise unavailable(
-                f"this worker already serves {self.limit} consumer groups "
-                "(app.max_consumer_groups); reuse one, or retry when an idle one closes"
+    def held_by(self, caller: str) -> int:
+        return sum(1 for r in self.readers.values() if r.caller == caller)
+
+    async def _make_room(self, caller: str) -> None:
+        if len(self.readers) < self.limit:
+            return
+        victim = self._reclaimable(caller)
+        if victim is not None:
+            await self._close(victim.group, f"its slot went to a new group of {caller or '?'}")
+            return
+        held = self.held_by(caller)
+        if held >= self.share:
+            raise HttpError(
+                429,
+                f"this client already holds {held} of the {self.limit} consumer groups "
+                "(app.max_consumer_groups) while they are all in use; reuse one of its groups, "
+                f"or retry when one has been idle for {RECLAIM_IDLE:.0f}s",
+                {"Retry-After": str(int(RECLAIM_IDLE))},
             )
+        raise unavailable(
+            f"this worker already serves {self.limit} consumer groups (app.max_consumer_groups), "
+            "all in use; reuse one, or retry shortly",
+            int(RECLAIM_IDLE),
+        )
+
+    def _reclaimable(self, caller: str) -> GroupReader | None:
+        """The group whose slot a new group of `caller` may take: the least recently used of
+        those idle for RECLAIM_IDLE; else, while `caller` holds less than its share, the least
+        recently used of the caller holding the most beyond theirs. Never the default group,
+        never one in the middle of a read."""
+        now = time.monotonic()
+        free = sorted(
+            (
+                r
+                for r in self.readers.values()
+                if r.group != self.default_group and not r.lock.locked()
+            ),
+            key=lambda r: r.last_used,
+        )
+        for reader in free:
+            if now - reader.last_used >= RECLAIM_IDLE:
+                return reader
+        if self.held_by(caller) >= self.share:
+            return None
+        counts = {r.caller: self.held_by(r.caller) for r in free if r.caller != caller}
+        over = [c for c, n in counts.items() if n > self.share]
+        if not over:
+            return None
+        greediest = max(over, key=lambda c: counts[c])
+        return next(r for r in free if r.caller == greediest)
+
+    async def _start_reader(self, group: str, caller: str) -> GroupReader:
         reader = GroupReader(
             group,
             self.probe.topic,
+            kafka_group=self.kafka_group(group),
+            caller=caller,
             consumer_options=self._consumer_options,
             probe=self.probe,
             closing=self._closing,
@@ -262,39 +344,54 @@ class ReaderPool(Service):
         except (KafkaError, OSError, TimeoutError) as exc:
             logger.warning("group=%s cannot start a /consume consumer: %s", group, exc)
             raise unavailable("Kafka is unreachable; retry later") from None
-        logger.info("group=%s /consume consumer started", group)
+        logger.info(
+            "group=%s /consume consumer started (Kafka group %s)", group, reader.kafka_group
+        )
         return reader
+
+    async def _close(self, group: str, why: str) -> None:
+        reader = self.readers.pop(group, None)
+        if reader is None:
+            return
+        logger.info("group=%s /consume consumer closed: %s", group, why)
+        if group != self.default_group:
+            # Its counter goes with it: the label values stay as few as the slots.
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMED.remove(group)
+        await reader.stop()
 
     @Service.task
     async def _keep_gateway_groups(self) -> None:
         """Join the default group early where this worker is its gateway; leave every group it
         is no longer the gateway of."""
         while not self.should_stop:
-            for name, reader in list(self.readers.items()):
+            for name in list(self.readers):
                 if not self.is_gateway(name):
                     async with self._lock:
-                        self.readers.pop(name, None)
-                    logger.info("group=%s /consume consumer closed: another worker serves it", name)
-                    await reader.stop()
+                        await self._close(name, "another worker serves it")
             joining = self.default_group not in self.readers and self.is_gateway(self.default_group)
             if joining and self.probe.broker_up and self.probe.partitions:
                 with contextlib.suppress(HttpError):
-                    await self._add(self.default_group)
+                    await self._add(self.default_group, "")
             await self.sleep(GATEWAY_CHECK)
 
-    @Service.timer(60.0)
+    @Service.timer(IDLE_GROUP_SECONDS / 8)
     async def _close_idle_groups(self) -> None:
         now = time.monotonic()
         for name, reader in list(self.readers.items()):
-            if name != self.default_group and now - reader.last_used > IDLE_GROUP_SECONDS:
+            idle = now - reader.last_used
+            if (
+                name != self.default_group
+                and idle > IDLE_GROUP_SECONDS
+                and not reader.lock.locked()
+            ):
                 async with self._lock:
-                    self.readers.pop(name, None)
-                logger.info(
-                    "group=%s /consume consumer closed after %.0fs idle",
-                    name,
-                    now - reader.last_used,
-                )
-                await reader.stop()
+                    await self._close(name, f"idle for {idle:.0f}s")
+
+
+def http_group_prefix(config: Config) -> str:
+    """What `group=<name>` is prefixed with in Kafka: no direct consumer of job_data uses it."""
+    return config.app.name + HTTP_GROUP_INFIX
 
 
 READERS = web.AppKey("jobstream.readers", ReaderPool)

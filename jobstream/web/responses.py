@@ -18,11 +18,13 @@ from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from faust.web.exceptions import WebError
 from mode import ServiceT
 
 from jobstream import metrics
 from jobstream.errors import BrokerUnavailable
+from jobstream.redaction import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +67,20 @@ def require_running(service: ServiceT) -> None:
 
 def json_body(value: Any) -> bytes:
     # Chinese text stays readable in curl and logs; Structs (the Status) become JSON objects.
-    return json.dumps(
-        value, ensure_ascii=False, separators=(",", ":"), default=msgspec.to_builtins
-    ).encode()
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=msgspec.to_builtins)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (undecodable bytes from a header or a message): written as \uXXXX.
+        return json.dumps(
+            value, ensure_ascii=True, separators=(",", ":"), default=msgspec.to_builtins
+        ).encode()
+
+
+def quoted(value: str, limit: int = 60) -> str:
+    """Input quoted in an error message: cut, and escaped as a Python literal (control
+    characters and undecodable bytes as escapes), so that the message is one printable line."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
 
 
 def json_response(
@@ -85,7 +98,8 @@ def json_response(
 def error_response(
     status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return json_response(ErrorBody(code=status, message=message), status, headers)
+    # Like any text that leaves the worker: no secret, one bounded line.
+    return json_response(ErrorBody(code=status, message=scrub(message) or "error"), status, headers)
 
 
 def _route(request: web.Request) -> str:
@@ -105,6 +119,28 @@ def _answer(exc: web.HTTPException) -> web.Response:
         message = exc.reason
     headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
     return error_response(exc.status, message, headers)
+
+
+class _BadRequestLines(logging.Filter):
+    """aiohttp answers a request it cannot parse (raw bytes in the URL, a broken header line)
+    with its own 400 before any handler runs, and logs it at ERROR with a traceback: one
+    request a line of log, thirty. Such a request is counted instead, and logged in one line
+    at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or not 400 <= (exc.code or 0) < 500:
+            return True
+        metrics.HTTP_REQUESTS.labels("unparsed", "other", str(exc.code)).inc()
+        logger.debug("refused an HTTP request that cannot be parsed: %s", exc.message)
+        return False
+
+
+def quiet_unparsed_requests() -> None:
+    """Install, once, the filter above on aiohttp's server log."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequestLines) for f in server_log.filters):
+        server_log.addFilter(_BadRequestLines())
 
 
 @web.middleware
@@ -127,12 +163,12 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("unhandled error in %s %s", request.method, request.path)
+            logger.exception("unhandled error in %s %r", request.method, request.path)
             response = error_response(500, "internal error; see the worker log")
         status = response.status
         if not response.prepared:
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
     finally:
-        metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+        metrics.HTTP_REQUESTS.labels(route, metrics.method_label(request.method), str(status)).inc()
         metrics.HTTP_LATENCY.labels(route).observe(time.monotonic() - started)

@@ -36,7 +36,7 @@ from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
-from jobstream.web.responses import answer_errors
+from jobstream.web.responses import answer_errors, quiet_unparsed_requests
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
@@ -74,6 +74,7 @@ def register(app: JobstreamApp, runtime: Runtime) -> web.Application:
     app.web.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False, show_index=False)
     web_app = cast(AiohttpWeb, app.web).web_app
     web_app.middlewares.append(answer_errors)
+    quiet_unparsed_requests()
     config = app.settings
     probe = runtime.probe
     web_app[RUNTIME] = runtime

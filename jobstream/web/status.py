@@ -27,7 +27,7 @@ from jobstream.progress.fields import after, showing, shown
 from jobstream.records import Progress
 from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
-from jobstream.web.endpoint import JsonView
+from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
 from jobstream.web.history import HISTORY, History
 from jobstream.web.services import RUNTIME
 
@@ -251,6 +251,16 @@ def lists_all(request: web.Request, config: Config) -> bool:
 class StatusView(JsonView):
     params = frozenset({"task_id"})
     access = "read"
+    doc = Doc(
+        "采集进度、Kafka 积压与监控指标",
+        "状态",
+        {
+            200: Ok(
+                "任务状态；配置了多个任务且未指定 task_id 时为所有任务的列表", (Status, StatusList)
+            ),
+            503: Refusal("任务分区正在分配，或其所属 worker 无应答"),
+        },
+    )
 
     async def get(self, request: web.Request) -> web.Response:
         runtime, history = request.app[RUNTIME], request.app[HISTORY]

@@ -10,9 +10,9 @@ import pytest
 
 from jobstream.alerts import payloads
 from jobstream.alerts.conditions import Facts, Notice
-from jobstream.alerts.redact import mask_url, scrub
 from jobstream.alerts.settings import Webhook
 from jobstream.alerts.texts import duration, render
+from jobstream.redaction import mask_url, without_url
 
 T0 = 1_768_444_200.0  # 2026-01-15 10:30:00 +08:00
 TASK = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
@@ -219,9 +219,9 @@ def test_mask_url_keeps_scheme_and_host_only() -> None:
     assert mask_url("http://user:pw@127.0.0.1:8080/") == "http://127.0.0.1:8080"
 
 
-def test_scrub_replaces_the_url_in_an_error_message() -> None:
+def test_without_url_replaces_the_url_in_an_error_message() -> None:
     url = "https://open.feishu.cn/open-apis/bot/v2/hook/abc123"
 
-    text = scrub(f"Cannot connect to {url}: refused", url)
+    text = without_url(f"Cannot connect to {url}: refused", url)
 
     assert "abc123" not in text and "https://open.feishu.cn/…" in text

@@ -193,7 +193,6 @@ async def test_consume_waits_for_data_up_to_timeout_ms(served_empty: Served) -> 
         "group=bad%20name",
         "group=-leading-dash",
         "group=" + "g" * 101,
-        "group=jobstream",
         "size=10",
     ],
 )

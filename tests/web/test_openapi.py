@@ -1,5 +1,6 @@
 """The OpenAPI description against the views in-process (schemathesis: every default check, no
-5xx, no answer the description contradicts), and the docs page served from packaged assets.
+5xx, no answer the description contradicts), with both tokens set and with none, and the docs
+page served from packaged assets.
 
 The app has no worker, so /status and /crawl/* answer their documented 503; their bodies on a
 real worker are checked against the same declarations in tests/integration/test_web_worker.py.
@@ -21,19 +22,24 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
+from jobstream.web.consume import BATCH_SIZE, TIMEOUT_MS
 from jobstream.web.routes import ROUTES
 from tests.web.conftest import Dataset, Served, config_for, serve
 
 TOKEN = "schemathesis-token"
+READ_TOKEN = "schemathesis-read-token"
 GROUP = "schemathesis"
+TOKENS = {"tokens": {"admin_token": TOKEN, "read_token": READ_TOKEN}, "open": {}}
 
 
-@pytest.fixture(scope="module")
-def documented(dataset: Dataset) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=list(TOKENS))
+def documented(request: pytest.FixtureRequest, dataset: Dataset) -> Iterator[Served]:
     """The app served from a thread of its own: schemathesis and Hypothesis run in this one,
-    and block it while they call."""
+    and block it while they call. Once with both tokens set, once with none."""
     config = config_for(
-        dataset.bootstrap, dataset.topic, app={"admin_token": TOKEN, "max_consumer_groups": 4}
+        dataset.bootstrap,
+        dataset.topic,
+        app={**TOKENS[request.param], "max_consumer_groups": 4},
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -102,9 +108,12 @@ def within_limits(case: Any) -> None:
     answers of a thousand jobs to validate."""
     query = case.query or {}
     if case.path == "/consume":
-        for name, most in (("timeout_ms", 20), ("batch_size", 20)):
-            if isinstance(query.get(name, most), int):
-                query[name] = min(query.get(name, most), most)
+        for param, most in ((TIMEOUT_MS, 20), (BATCH_SIZE, 20)):
+            value = query.get(param.name, most)
+            # Only valid values are made smaller: an invalid one (negative mode) must stay
+            # invalid, or the app rightly accepts what the generator meant to be refused.
+            if isinstance(value, int) and param.low <= value <= param.high:
+                query[param.name] = min(value, most)
         case.query = query
     group = query.get("group")
     if isinstance(group, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", group):
@@ -131,9 +140,10 @@ def test_openapi_schemathesis_finds_no_5xx_and_no_contradiction(
     )
     def run(case: Any) -> None:
         within_limits(case)
+        protected = bool(documented.app.settings.app.admin_token)
         case.call_and_validate(
             base_url=documented.url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            headers={"Authorization": f"Bearer {TOKEN}"} if protected else {},
             timeout=30,
             # Without a worker these answer their documented 503 (the other checks hold them
             # to the description); everything else must never answer 5xx.
@@ -147,13 +157,19 @@ def test_openapi_describes_every_route(documented: Served) -> None:
     spec = get_json(f"{documented.url}/openapi.json")
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == set(ROUTES)
-    assert spec["paths"]["/crawl/stop"]["post"]["security"] == [{"bearerAuth": []}]
+    stop = spec["paths"]["/crawl/stop"]["post"]
+    if documented.app.settings.app.admin_token:
+        assert stop["security"] == [{"bearerAuth": []}] and "requestBody" not in stop
+    else:
+        assert "security" not in stop and stop["requestBody"]["required"] is True
 
 
 def test_openapi_docs_page_loads_only_packaged_assets(documented: Served) -> None:
     page = httpx.get(f"{documented.url}/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "default-src 'none'" in policy
     sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert sources and all(s.startswith("/") for s in sources), sources
     for source in sources:

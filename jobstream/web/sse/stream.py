@@ -31,9 +31,9 @@ from aiokafka.structs import ConsumerRecord
 
 from jobstream import metrics
 from jobstream.broker.probe import BrokerProbe
-from jobstream.web import params
 from jobstream.web.consume import client_gone
-from jobstream.web.endpoint import Endpoint
+from jobstream.web.endpoint import Body, Doc, Endpoint, Refusal
+from jobstream.web.params import Choice, Pattern
 from jobstream.web.responses import HttpError, unavailable
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse import events, positions
@@ -50,13 +50,37 @@ JOIN_LAG = 2000
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
+FROM = Choice(
+    "from", "没有 Last-Event-ID 时从哪里开始", choices=("latest", "earliest"), default="latest"
+)
+LAST_EVENT_ID = Pattern(
+    "Last-Event-ID",
+    "上次收到的事件 id，用于断点续传",
+    where="header",
+    pattern=r"[0-9]{1,5}:[0-9]{1,19}(,[0-9]{1,5}:[0-9]{1,19})*",
+)
+
+
 class StreamView(Endpoint):
     methods_allowed = frozenset({"GET"})
     access = "read"
-    params = frozenset({"from"})
+    params = (FROM, LAST_EVENT_ID)
+    doc = Doc(
+        "SSE 流式消费 job_data",
+        "消费",
+        {
+            200: Body("事件流（连接保持，直到客户端断开或服务停止）", "text/event-stream"),
+            503: Refusal("Kafka 不可用，或同时打开的流已达上限"),
+        },
+        "text/event-stream：每条消息一个 `event: job`，`data:` 为岗位 JSON，"
+        "`id:` 为各分区的位置（如 `0:15,1:9,2:12`）。断线后带 `Last-Event-ID` "
+        "重连即从下一条继续，不丢不重。空闲时每隔不超过 15 秒发送心跳注释。"
+        "不影响 /consume 消费组的位置。读得太慢（落后超过 8 MiB）的客户端会被断开，"
+        "带 Last-Event-ID 重连即可继续。",
+    )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
-        start = params.choice(request, "from", ("latest", "earliest"), "latest")
+        start = FROM.read(request)
         last_event_id = request.headers.get("Last-Event-ID", "").strip()
         probe = request.app[RUNTIME].probe
         tps = probe.require_topic()
