@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from faust.types import TransportT
 from mode import ServiceT
 
 from jobstream import config as config_module
+from jobstream import logs
 from jobstream.broker.clients import broker_urls
 from jobstream.config import Config
 from jobstream.embedded import EmbeddedServices
 from jobstream.errors import ConfigError
 from jobstream.redaction import keep_secret, secrets_in
+from jobstream.startup import KafkaAtStart, SetupError, check_web_port
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,29 @@ EMBEDDED_GROUP_TIMEOUTS = {"broker_session_timeout": 4.0, "broker_heartbeat_inte
 # worker exits by itself this long after its stop began; nothing is lost by it (a page whose
 # messages were not acknowledged was not applied, and is fetched again at the next start).
 STOP_DEADLINE = 8.0
+# After the embedded broker died there is nothing left to wait for: the worker exits this long
+# after its stop began, having said why in one line.
+FAILED_STOP_DEADLINE = 3.0
+
+
+class _Boot(BootStrategy):
+    """Faust's start order, but the web server before the producer, and between them a wait
+    until Kafka answers: a worker started while Kafka is unreachable answers /health and keeps
+    trying instead of exiting on the producer's first failed bootstrap."""
+
+    def server(self) -> Iterable[ServiceT]:
+        app = self.app
+        assert isinstance(app, JobstreamApp)
+        return self._chain(
+            self.sensors(),
+            self.web_server(),
+            [app.kafka_at_start],
+            self.kafka_producer(),
+            self.kafka_consumer(),
+            self.agents(),
+            self.kafka_conductor(),
+            self.tables(),
+        )
 
 
 class JobstreamApp(faust.App):
@@ -49,6 +75,8 @@ class JobstreamApp(faust.App):
     the file named by CONFIG_PATH when Faust first needs its settings. Faust settings given
     here win over those derived from the config.
     """
+
+    BootStrategy = _Boot
 
     def __init__(self, id: str | None = None, *, config: Config | None = None, **options: Any):
         self._given_config = config
@@ -89,6 +117,15 @@ class JobstreamApp(faust.App):
         """The broker and the simulator this worker starts for itself, if the config asks."""
         return EmbeddedServices(self.settings)
 
+    @cached_property
+    def kafka_story(self) -> logs.KafkaStory:
+        """Whether Kafka answers, told in the log once per change (`jobstream.logs`)."""
+        return logs.KafkaStory.for_config(self.settings, failure=self.failure)
+
+    @cached_property
+    def kafka_at_start(self) -> KafkaAtStart:
+        return KafkaAtStart(self.settings, self.kafka_story)
+
     def run_beside(self, runtime: ServiceT) -> None:
         """Start `runtime` with the worker, after Faust's own services, and stop it first."""
         self._runtime = runtime
@@ -108,10 +145,30 @@ class JobstreamApp(faust.App):
 
         return KafkaTransport(self.conf.broker_consumer, self)
 
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except SetupError as exc:
+            # One clear line instead of a traceback: the setup is wrong, not the code.
+            logger.error("%s", exc)
+            raise SystemExit(1) from None
+
     async def on_first_start(self) -> None:
+        if self.runs_worker:
+            # The worker's log handlers exist now (Faust set them up before starting the app).
+            logs.install(self.kafka_story)
+            if self.conf.web_enabled and self.conf.web_transport.scheme == "tcp":
+                check_web_port(self.conf.web_bind, self.conf.web_port)
         # Faust creates its datadir without parents; the database directory may be new.
         os.makedirs(self.conf.datadir, exist_ok=True)
         await super().on_first_start()
+
+    async def on_started(self) -> None:
+        # Stopped while waiting for Kafka at start (mode still calls this): the tasks and the
+        # agents' work need the producer, which never started.
+        if self.should_stop:
+            return
+        await super().on_started()
 
     def worker_init(self) -> None:
         self.runs_worker = True
@@ -119,7 +176,10 @@ class JobstreamApp(faust.App):
 
     async def on_stop(self) -> None:
         if self.runs_worker:
-            _exit_if_not_stopped_within(STOP_DEADLINE)
+            _exit_if_not_stopped_within(
+                STOP_DEADLINE if self.failure() is None else FAILED_STOP_DEADLINE,
+                told=self.failure() is not None,
+            )
         await super().on_stop()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -129,16 +189,19 @@ class JobstreamApp(faust.App):
         return [self.embedded, *super().on_init_dependencies(), *runtime]
 
 
-def _exit_if_not_stopped_within(seconds: float) -> None:
+def _exit_if_not_stopped_within(seconds: float, told: bool = False) -> None:
     """Exit the process `seconds` from now unless it has ended by then (a daemon thread: it
-    fires even while the event loop is stuck, and does not keep a finished process alive)."""
+    fires even while the event loop is stuck, and does not keep a finished process alive).
+    `told`: the log already says why the worker stops (and that it exits with code 1)."""
 
     def overdue() -> None:
-        logger.error(
-            "the worker did not stop within %.0fs (is Kafka unreachable?); exiting without "
-            "waiting any longer: pages whose messages were not acknowledged were not applied "
-            "and are fetched again at the next start",
+        logger.log(
+            logging.INFO if told else logging.ERROR,
+            "the worker did not stop within %.0fs%s; exiting without waiting any longer: pages "
+            "whose messages were not acknowledged were not applied and are fetched again at "
+            "the next start",
             seconds,
+            "" if told else " (is Kafka unreachable?)",
         )
         for handler in logging.getLogger().handlers:
             handler.flush()

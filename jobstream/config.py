@@ -211,6 +211,9 @@ class KafkaSection(Section, frozen=True):
     ack_timeout: Annotated[float, _between(0.1, 600)] = 30.0
     # Seconds between two metadata round trips that tell whether Kafka answers.
     probe_interval: Annotated[float, _between(0.1, 60)] = 2.0
+    # While Kafka is unreachable, the log says so once when it starts, once when it ends, and in
+    # between a summary (what the spool holds) every this many seconds.
+    outage_summary_interval: Annotated[float, _between(1, 86_400)] = 60.0
 
     @property
     def is_embedded(self) -> bool:

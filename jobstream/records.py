@@ -156,6 +156,23 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: Annotated[
         int, _row_count("重复的职位数：同一职位（同一 id）在去重窗口内已发布过，未再次发布")
     ] = 0
+    # When each thing the operator is shown happened (added after /status was published: they
+    # come last in its body). `last_error_at` goes with `last_error`, cleared by a success; the
+    # error a success ended stays as `resolved_error`, until the next one is resolved.
+    last_error_at: Annotated[
+        str, _about("last_error 的时间（最近一轮失败的时间）；成功后清除"), _EMPTY_IS_NONE
+    ] = ""
+    last_success_at: Annotated[str, _about("最近一轮采集成功结束的时间"), _EMPTY_IS_NONE] = ""
+    resolved_error: Annotated[
+        str, _about("最近一个已解决的错误：之后有一轮采集成功了"), _EMPTY_IS_NONE
+    ] = ""
+    resolved_error_at: Annotated[str, _about("resolved_error 发生的时间"), _EMPTY_IS_NONE] = ""
+    resolved_at: Annotated[
+        str, _about("resolved_error 被解决的时间（之后第一轮成功结束的时间）"), _EMPTY_IS_NONE
+    ] = ""
+    last_reset_at: Annotated[
+        str, _about("最近一次数据源重置（从 0 重新采集）的时间"), _EMPTY_IS_NONE
+    ] = ""
 
 
 class Candidate(msgspec.Struct, frozen=True, array_like=True):

@@ -41,7 +41,7 @@ class Runtime(Service):
         self.config: Config = app.settings
         config = self.config
         self.worker = WorkerState(app)
-        self.probe = BrokerProbe(config)
+        self.probe = BrokerProbe(config, app.kafka_story)
         self.store = ProgressStore(table, config.database.path, config.api.source)
         self.commands = Commands(commands_topic, config)
         self.sender = RawSender(config, raw_topic, self.store, self.probe, self.worker)

@@ -25,6 +25,7 @@ from jobstream.broker.clients import client_options, start_or_close
 from jobstream.broker.lag import Lag, LagProbe
 from jobstream.config import Config
 from jobstream.errors import BrokerUnavailable
+from jobstream.logs import KafkaStory, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +41,22 @@ LAG_WAIT = 2.0
 
 
 class BrokerProbe(Service):
-    """The broker as the views see it; `broker_up` and `partitions` are refreshed by `check`."""
+    """The broker as the views see it; `broker_up` and `partitions` are refreshed by `check`.
 
-    def __init__(self, config: Config, **kwargs: object) -> None:
+    What it finds is told to `story` (`jobstream.logs`): the log says when an outage starts and
+    ends, and summarizes it meanwhile. Without one, the probe tells a story of its own."""
+
+    def __init__(self, config: Config, story: KafkaStory | None = None, **kwargs: object) -> None:
+        self.story = story or KafkaStory.for_config(config)
         self.topic = config.kafka.topic
         self.group = config.kafka.consumer_group
         self.timeout = config.kafka.http_timeout
         self.interval = config.kafka.probe_interval
         # None until the first round trip has answered either way.
         self.broker_up: bool | None = None
+        # Wall-clock time of the first failed round trip of the outage going on (None while
+        # the broker answers): what the dashboard and /status say the outage started at.
+        self.unreachable_since: float | None = None
         self.partitions: int | None = None
         # Set while the broker is known to be down: what waits on Kafka stops waiting.
         self._down = asyncio.Event()
@@ -89,14 +97,16 @@ class BrokerProbe(Service):
                     self._client = client
                 cluster = await self._client.fetch_all_metadata()
         except (KafkaError, OSError, TimeoutError) as exc:
-            if self.broker_up:
-                logger.warning("Kafka is unreachable from the HTTP views: %r", exc)
             self.broker_up = False
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
             self._down.set()
+            if not self.should_stop:  # (stopping, the probe closes its own client)
+                self.story.found_down(_reason(exc))
         else:
-            if not self.broker_up:
-                logger.info("Kafka reachable from the HTTP views")
             self.broker_up = True
+            self.unreachable_since = None
+            self.story.found_up()
             self._down.clear()
             found = cluster.partitions_for_topic(self.topic)
             self.partitions = len(found) if found else None
@@ -175,3 +185,9 @@ class BrokerProbe(Service):
             metrics.CONSUMER_LAG.labels(self.group).set(lag.total or 0)
         self._lag = (time.monotonic(), lag)
         return lag
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CHECK_TIMEOUT:.0f}s"
+    return error_text(exc)

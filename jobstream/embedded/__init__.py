@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mode import Service, ServiceT
 
@@ -34,7 +35,12 @@ class EmbeddedServices(Service):
         self.broker = (
             EmbeddedBroker(config.kafka.embedded_port) if config.kafka.is_embedded else None
         )
-        self.simulator = EmbeddedSimulator(config.api.task_ids) if config.api.is_demo else None
+        # The simulator keeps its rows in the data directory, beside the progress mirror.
+        self.simulator = (
+            EmbeddedSimulator(config.api.task_ids, Path(config.database.path).parent)
+            if config.api.is_demo
+            else None
+        )
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:

@@ -19,6 +19,7 @@ from mode import Service
 
 from jobstream.embedded.orphans import OWNER_ENV, brokers_on, guarded, kill_and_wait, owner_mark
 from jobstream.errors import JobstreamError
+from jobstream.startup import SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class EmbeddedBroker(Service):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, OWNER_ENV: owner_mark()},
+            # Out of the terminal's process group: Ctrl-C reaches the worker only, which stops
+            # the broker after its clients (the guard's death signal still ties the two).
+            start_new_session=True,
         )
         self.add_future(self._forward_output(self._process))
         await self._wait_until_listening()
@@ -118,14 +122,19 @@ class EmbeddedBroker(Service):
         holders = brokers_on(self.port, self.host)
         for broker in holders:
             if not broker.stale:
-                raise BrokerError(
-                    f"cannot start the embedded broker: port {self.port} on {self.host} is "
-                    f"already in use by the embedded broker (pid {broker.pid}) of a jobstream "
-                    f"worker that is still running (pid {broker.owner_pid}); stop that worker, "
-                    "or set kafka.embedded_port to a free port"
+                raise SetupError(
+                    f"jobstream: cannot start the embedded broker: port {self.port} on "
+                    f"{self.host} is already in use by the embedded broker (pid {broker.pid}) of "
+                    f"a jobstream worker that is still running (pid {broker.owner_pid}); stop "
+                    "that worker, or set kafka.embedded_port or the environment variable "
+                    f"KAFKA_EMBEDDED_PORT to a free port / 内置 broker 的端口 {self.port} "
+                    f"已被仍在运行的 jobstream worker（pid {broker.owner_pid}）的内置 broker "
+                    "占用：请停止该 worker，或用 kafka.embedded_port 或环境变量 "
+                    "KAFKA_EMBEDDED_PORT 换一个空闲端口"
                 )
         for broker in holders:
-            logger.warning(
+            # Repaired here, nothing for the operator to do: INFO.
+            logger.info(
                 "port %d on %s is held by an embedded broker (pid %d) left behind by a jobstream "
                 "worker that is gone (pid %d); replacing it (it kept its data in memory only)",
                 self.port, self.host, broker.pid, broker.owner_pid,
@@ -135,10 +144,14 @@ class EmbeddedBroker(Service):
         deadline = time.monotonic() + self.release_timeout
         while not port_is_free(self.host, self.port):
             if not holders or time.monotonic() > deadline:
-                raise BrokerError(
-                    f"cannot start the embedded broker: port {self.port} on {self.host} is "
-                    "already in use (set kafka.embedded_port to a free port, or "
-                    "kafka.bootstrap_servers to a running Kafka)"
+                raise SetupError(
+                    f"jobstream: cannot start the embedded broker: port {self.port} on "
+                    f"{self.host} is already in use; set kafka.embedded_port or the environment "
+                    "variable KAFKA_EMBEDDED_PORT to a free port, or kafka.bootstrap_servers "
+                    "(KAFKA_BOOTSTRAP_SERVERS) to a running Kafka / 内置 broker 的端口 "
+                    f"{self.port} 已被占用：请用 kafka.embedded_port 或环境变量 "
+                    "KAFKA_EMBEDDED_PORT 换一个空闲端口，或用 kafka.bootstrap_servers"
+                    "（KAFKA_BOOTSTRAP_SERVERS）连接已有的 Kafka"
                 )
             await asyncio.sleep(0.05)
 

@@ -22,6 +22,7 @@ from jobstream.dedupe.sightings import candidate_messages
 from jobstream.frames import BrokenFrame
 from jobstream.pipeline.messages import Message, PageMessages, page_messages
 from jobstream.pipeline.pages import decode_event
+from jobstream.pipeline.reject_log import RejectLog
 from jobstream.progress import rules
 from jobstream.progress.store import ProgressStore
 from jobstream.records import Progress, RawPage
@@ -92,6 +93,8 @@ class Pipeline:
         self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
         # Collect days by the strings that name them, for every page (see RowContext).
         self._collect_memo: dict[str, Any] = {}
+        # The log's one line a run about rejected rows.
+        self.reject_log = RejectLog(config.kafka.rejects_topic)
 
     def progress(self, task_id: str) -> Progress:
         """The task's progress as the next page must be planned against: what the store holds,
@@ -227,6 +230,9 @@ class Pipeline:
         )
         self.store.save(after)
         _observe(task_id, page, out, after, deduped)
+        self.reject_log.count(
+            task_id, page.offset, page.next_offset, page.total, out.reasons, page.demo
+        )
         return True
 
 
@@ -269,8 +275,9 @@ def _observe(
         progress.current_offset / progress.total if progress.total else 0.0
     )
     if out.rejects:
-        # One line a page, not one a row: the reasons are in job_rejects.
-        level = logging.ERROR if out.internal_errors else logging.WARNING
+        # At DEBUG, one line a page (the INFO line is one a run: RejectLog); the reasons are in
+        # job_rejects. A row the code failed on is an ERROR each page.
+        level = logging.ERROR if out.internal_errors else logging.DEBUG
         logger.log(
             level,
             "task_id=%s offset=%d %d rows rejected (%s)%s; see %s",

@@ -30,6 +30,7 @@ from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
 
+SPOOL_FULL = "the spool is full"
 # Spooled events sent together before their acknowledgements are awaited.
 DRAIN_CHUNK = 16
 # Events sent to job_raw kept in memory, to be spooled too if Kafka turns out unreachable before
@@ -63,6 +64,8 @@ class RawSender:
         self.spool = (
             Spool(config.spool_path, config.spool.max_bytes) if config.spool.enabled else None
         )
+        # The log's outage summaries say what the spool holds.
+        probe.story.spool = self.spool
         self._stalled_until = 0.0
         # Per task: when its spooling began and what the drain has sent so far (for the logs).
         self._spooling_since: dict[str, float] = {}
@@ -95,7 +98,7 @@ class RawSender:
                         self._spool(outbox.task_id, event.offset, event.next_offset, rows, value)
                         break
                     # Full: fetching pauses, nothing is dropped, until Kafka is back.
-                    await self._until_broker_up(outbox.task_id, "the spool is full")
+                    await self._until_broker_up(outbox.task_id, SPOOL_FULL)
                     continue
                 try:
                     await self._send_bounded(outbox.task_id, value, outbox.partition)
@@ -148,7 +151,8 @@ class RawSender:
         assert self.spool is not None
         if not self.spooled(task_id):
             self._spooling_since[task_id] = time.monotonic()
-            logger.warning(
+            # The outage's one ERROR (jobstream.logs) says it for every task.
+            logger.debug(
                 "task_id=%s offset=%d Kafka is unreachable: fetched pages go to the local spool "
                 "%s until it is back (spool holds %d bytes of at most %d)",
                 task_id, offset, self.spool.path, self.spool.size().bytes, self.spool.max_bytes,
@@ -210,7 +214,7 @@ class RawSender:
             return False
         if ack.cancelled() or ack.exception() is not None:
             error = "cancelled" if ack.cancelled() else repr(ack.exception())
-            logger.warning("a spooled event was not acknowledged (%s): it stays spooled", error)
+            logger.info("a spooled event was not acknowledged (%s): it stays spooled", error)
             return False
         return True
 
@@ -218,7 +222,10 @@ class RawSender:
         """Wait until Kafka is reachable again (this run's task staying here)."""
         if self.broker_down():
             span = self.spool.span(task_id) if self.spool is not None else None
-            logger.warning(
+            # A full spool is the operator's to know (the limit may be too small); the end of
+            # the source reached during an outage is not news.
+            logger.log(
+                logging.WARNING if why == SPOOL_FULL else logging.INFO,
                 "task_id=%s offset=%d %s: fetching pauses until Kafka is back",
                 task_id, span[1] if span else 0, why,
             )  # fmt: skip
@@ -252,7 +259,7 @@ class RawSender:
             return current_offset
         if span[0] > current_offset and not self.broker_down():
             dropped = spool.discard(task_id)
-            logger.warning(
+            logger.info(
                 "task_id=%s offset=%d the spooled events start at %d, after the stored offset: "
                 "%d events (%d rows) forgotten and fetched again",
                 task_id, current_offset, span[0], dropped.pages, dropped.rows,

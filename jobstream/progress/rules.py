@@ -101,8 +101,9 @@ def advance(progress: Progress, page: RawPage, counts: Counts, at: str) -> Progr
 def apply_command(progress: Progress, command: Command) -> Progress:
     """start/stop come from users and win over the crawler: a report never undoes a stop.
 
-    A failed run puts the task in `error` and keeps it there, with its reason, until a run
-    succeeds; runs failing again at the same offset keep `stuck_since`."""
+    A failed run puts the task in `error` and keeps it there, with its reason and its time,
+    until a run succeeds, which keeps the error as resolved; runs failing again at the same
+    offset keep `stuck_since`."""
     at = command.at
     stopped = progress.status == "stopped"
     if command.action == "stop":
@@ -128,32 +129,51 @@ def apply_command(progress: Progress, command: Command) -> Progress:
             duplicates=progress.duplicates + (command.duplicates or 0),
         )
     if command.action == "reset":
+        # The offsets and what became of their rows start over; the task's state, its errors
+        # and their times stay.
         return replace(
-            initial(progress.task_id, progress.source),
-            status=progress.status,
+            progress,
             total=command.total or 0,
+            current_offset=0,
+            failing_offset=None,
+            published=0,
+            filtered=0,
+            rejected=0,
+            skipped=0,
+            future_dated=0,
+            duplicates=0,
             last_update=at,
-            last_error=progress.last_error,
-            consecutive_failures=progress.consecutive_failures,
-            stuck_since=progress.stuck_since,
             cursor_anomalies=progress.cursor_anomalies + 1,
             last_anomaly=f"{at} {command.error}",
             source_resets=progress.source_resets + 1,
+            last_reset_at=at,
         )
     # A report from the crawl loop about one run.
     total = progress.total if command.total is None else command.total
     if command.run == "running":
         return replace(progress, status=progress.status if stopped else "running", last_update=at)
     if command.run == "succeeded":
+        # The error this success ends is kept as resolved, with when it happened and when it
+        # ended, so that the operator sees it went away rather than that it vanished.
+        resolved = {}
+        if progress.last_error:
+            resolved = {
+                "resolved_error": progress.last_error,
+                "resolved_error_at": progress.last_error_at,
+                "resolved_at": at,
+            }
         return replace(
             progress,
             status=progress.status if stopped else "idle",
             total=total,
             last_update=at,
             last_error="",
+            last_error_at="",
             consecutive_failures=0,
             stuck_since="",
             failing_offset=None,
+            last_success_at=at,
+            **resolved,
         )
     same_place = progress.consecutive_failures > 0 and progress.failing_offset == command.offset
     return replace(
@@ -162,6 +182,7 @@ def apply_command(progress: Progress, command: Command) -> Progress:
         total=total,
         last_update=at,
         last_error=command.error or "unknown error",
+        last_error_at=at,
         consecutive_failures=progress.consecutive_failures + 1,
         stuck_since=progress.stuck_since if same_place and progress.stuck_since else at,
         failing_offset=command.offset,

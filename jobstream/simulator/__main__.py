@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="error messages repeat the credentials or token sent, escaped and cut",
     )
+    p.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="keep the rows in FILE: started again, the simulator serves the same rows and "
+        "grows from there (the --total applies to tasks the file does not know)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -111,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency_jitter_ms=args.latency_jitter_ms,
         rate_limit=args.rate_limit or None,
         page_cache_bytes=int(args.page_cache_mb * 2**20),
+        state_file=args.state_file,
     )
 
 

@@ -38,6 +38,9 @@ class SimulatorConfig:
     rate_burst_seconds: float = 5.0
     # Bytes of served rows' JSON kept for serving again (0: off); see `pagecache`.
     page_cache_bytes: int = 0
+    # A file that keeps the rows (see `saved`): started again, the simulator serves the same
+    # rows and grows from there. None: the rows live as long as the process.
+    state_file: str | None = None
     # Calendar clock (aware datetimes); row dates are relative to its reading when rows appear.
     clock: Callable[[], datetime] = field(default=shanghai_now, repr=False, compare=False)
 

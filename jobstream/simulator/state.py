@@ -16,6 +16,7 @@ from jobstream.simulator.faults import Faults
 from jobstream.simulator.options import SimulatorConfig
 from jobstream.simulator.pagecache import PageCache
 from jobstream.simulator.rows import REPEAT_REACH, RowGenerator, RowOptions, RowRef, RowTruth
+from jobstream.simulator.saved import Change, Collected, Grown, SavedRows
 from jobstream.simulator.stats import Stats
 from jobstream.simulator.tokens import TokenStore
 
@@ -85,6 +86,9 @@ class Earlier:
 
 
 class SimulatorState:
+    """With `config.state_file`, the rows are those the file describes (tasks it does not know
+    start with `config.total` rows), and every change is added to it."""
+
     def __init__(
         self, config: SimulatorConfig, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
@@ -92,8 +96,23 @@ class SimulatorState:
         self._monotonic = monotonic
         self._started = monotonic()
         self._grown_by_time = 0
+        self.tasks: dict[str, TaskRows] = {}
+        self._saved = SavedRows(config.state_file, config.rows) if config.state_file else None
+        # Changes of tasks no longer configured stay in the file, unused.
+        changes = self._saved.load() if self._saved is not None else []
+        for change in changes:
+            if change.task_id is None or change.task_id in config.task_ids:
+                self._apply(change)
+        # Whether the rows of some task came from the file.
+        self.restored = bool(self.tasks)
         anchor = config.clock()
-        self.tasks = {t: TaskRows(t, anchor, config.total, config.rows) for t in config.task_ids}
+        for task_id in config.task_ids:
+            if task_id not in self.tasks:
+                collected = Collected(task_id, config.total, config.rows.seed, anchor)
+                self._apply(collected)
+                changes.append(collected)
+        if self._saved is not None:
+            self._saved.start(changes)
         self.tokens = TokenStore(config.token_ttl, monotonic)
         self.faults = Faults(random.Random(config.rows.seed))
         self.faults.latency_ms = config.latency_ms
@@ -115,12 +134,9 @@ class SimulatorState:
 
     def grow(self, n: int, task_id: str | None = None) -> None:
         """Append n rows to one task, or to every task when task_id is None."""
-        anchor = self.config.clock()
-        targets = self.tasks.values() if task_id is None else [self.tasks[task_id]]
-        before = {t: (task, task.total) for t, task in self.tasks.items()}
-        for task in targets:
-            task.grow(n, anchor, before)
-            logger.debug("task %s grew by %d rows to %d", task.task_id, n, task.total)
+        if task_id is not None and task_id not in self.tasks:
+            raise KeyError(task_id)
+        self._change(Grown(n, self.config.clock(), task_id))
 
     def reset(self, task_id: str, total: int, seed: int | None = None) -> int:
         """Clear a task's data and collect it again: `total` rows from `seed` (default: the next
@@ -129,10 +145,31 @@ class SimulatorState:
             raise ValueError(f"total must be >= 0, got {total}")
         old = self.tasks[task_id]
         seed = old.options.seed + 1 if seed is None else seed
-        options = dataclasses.replace(old.options, seed=seed)
-        self.tasks[task_id] = TaskRows(task_id, self.config.clock(), total, options)
+        self._change(Collected(task_id, total, seed, self.config.clock()))
         logger.info("task %s reset to %d rows (seed %d)", task_id, total, seed)
         return seed
+
+    def _change(self, change: Change) -> None:
+        self._apply(change)
+        if self._saved is not None:
+            try:
+                self._saved.append(change)
+            except OSError as exc:
+                logger.warning("simulator state %s not saved: %s", self._saved.path, exc)
+
+    def _apply(self, change: Change) -> None:
+        if isinstance(change, Collected):
+            options = dataclasses.replace(self.config.rows, seed=change.seed)
+            task = TaskRows(change.task_id, change.anchor, change.total, options)
+            self.tasks[change.task_id] = task
+            return
+        targets = list(self.tasks.values())
+        if change.task_id is not None:
+            targets = [t for t in targets if t.task_id == change.task_id]
+        before = {t: (task, task.total) for t, task in self.tasks.items()}
+        for task in targets:
+            task.grow(change.n, change.anchor, before)
+            logger.debug("task %s grew by %d rows to %d", task.task_id, change.n, task.total)
 
     def total(self, task_id: str) -> int:
         return self.tasks[task_id].total

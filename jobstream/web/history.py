@@ -1,8 +1,13 @@
 """The last hour of each task's throughput and of the consumer lag, as this worker sees them
 (a service): every second it samples the rows it applied of the tasks it owns; every five
-seconds it keeps their rows per minute and the lag of job_data, for an hour. /status reads a task's
-rows per minute from it; GET /status/history serves the series the dashboard draws, each
-task's from its owner."""
+seconds it keeps their speed and the lag of job_data, for an hour. /status reads a task's rows
+of the last minute and its speed from it; GET /status/history serves the series the dashboard
+draws, each task's from its owner.
+
+Two figures, each named for what it is: `rows_per_minute` on /status counts the rows of the
+last 60 seconds (seed §10), so it stays up for a minute after a run ends; the speed
+(`rows_per_minute_now`, and the points of the series) is the rate of the last
+`RECENT_SECONDS`, in rows per minute, and falls to 0 within that once nothing is applied."""
 
 from __future__ import annotations
 
@@ -27,6 +32,15 @@ TICK_SECONDS = 1.0
 # One point of the hour-long series every this many ticks.
 SAMPLE_SECONDS = 5.0
 KEEP_SECONDS = 3600.0
+# The window of the speed: short enough that it ends with the run, long enough to hold several
+# pages' worth of samples.
+RECENT_SECONDS = 10.0
+
+
+class RecentThroughput(TaskThroughput):
+    """The rows applied in the last RECENT_SECONDS (TaskThroughput's rule on a shorter window)."""
+
+    WINDOW = RECENT_SECONDS
 
 
 class History(Service):
@@ -34,6 +48,7 @@ class History(Service):
         self.runtime = runtime
         self.probe = runtime.probe
         self.throughput = TaskThroughput()
+        self.recent = RecentThroughput()
         self.lag = Series(keep=KEEP_SECONDS)
         self._rates: dict[str, Series] = {}
         self._last_point = 0.0
@@ -56,9 +71,11 @@ class History(Service):
         if self.runtime.app.assignor.assigned_actives():
             applied = metrics.applied_rows()
             for task_id in self.runtime.worker.owned_tasks():
-                rate = self.throughput.record(task_id, applied.get(task_id, 0.0), at)
+                rows = applied.get(task_id, 0.0)
+                self.throughput.record(task_id, rows, at)
+                speed = self.recent.record(task_id, rows, at) * 60.0 / RECENT_SECONDS
                 if point:
-                    self.series(task_id).add(rate, at)
+                    self.series(task_id).add(speed, at)
         if point and self.probe.started and not self.probe.should_stop:
             lag = await self.probe.lag()
             if lag.total is not None:
@@ -68,8 +85,13 @@ class History(Service):
         """The task's rows applied here in the last minute, as of now."""
         return self.throughput.rows_per_minute(task_id, metrics.applied_rows().get(task_id, 0.0))
 
+    def rows_per_minute_now(self, task_id: str) -> float:
+        """The task's speed as of now: rows per minute over the last RECENT_SECONDS."""
+        rows = self.recent.rows_per_minute(task_id, metrics.applied_rows().get(task_id, 0.0))
+        return rows * 60.0 / RECENT_SECONDS
+
     def series(self, task_id: str) -> Series:
-        """The task's rows per minute over the last hour, a point every SAMPLE_SECONDS."""
+        """The task's speed over the last hour, a point every SAMPLE_SECONDS."""
         return self._rates.setdefault(task_id, Series(keep=KEEP_SECONDS))
 
 
@@ -80,16 +102,19 @@ Point = tuple[int, float]
 
 
 class TaskSeries(msgspec.Struct, frozen=True):
-    """一个任务近一小时的吞吐量"""
+    """一个任务近一小时的处理速度"""
 
     task_id: str
     name: str
-    rows_per_minute: Annotated[list[Point], msgspec.Meta(description="[Unix 时间（秒）, 行/分钟]")]
+    rows_per_minute: Annotated[
+        list[Point],
+        msgspec.Meta(description="[Unix 时间（秒）, 处理速度：行/分钟，按该时刻之前 10 秒计算]"),
+    ]
     error: Annotated[str | None, msgspec.Meta(description="取不到该任务的数据时的原因")] = None
 
 
 class HistoryBody(msgspec.Struct, frozen=True):
-    """近一小时的吞吐量与 Kafka 积压，每 interval 秒一个点（仪表盘的折线图）"""
+    """近一小时的处理速度与 Kafka 积压，每 interval 秒一个点（仪表盘的折线图）"""
 
     interval: float
     kafka_lag: Annotated[list[Point], msgspec.Meta(description="[Unix 时间（秒）, 积压条数]")]
@@ -128,14 +153,14 @@ class HistoryView(JsonView):
     params = frozenset({"task_id"})
     access = "read"
     doc = Doc(
-        "近一小时的吞吐量与 Kafka 积压",
+        "近一小时的处理速度与 Kafka 积压",
         "状态",
         {
             200: Ok("采样序列", HistoryBody),
             503: Refusal("worker 正在启动，或任务所属 worker 无应答"),
         },
-        "每个任务的每分钟行数（由负责它的 worker 每 5 秒采样）与 job_data 的积压，"
-        "仪表盘的折线图用它。指定 task_id 时只含该任务。",
+        "每个任务的处理速度（行/分钟，按之前 10 秒计算，由负责它的 worker 每 5 秒采样）"
+        "与默认消费组在 job_data 上的积压，仪表盘的折线图用它。指定 task_id 时只含该任务。",
     )
 
     async def get(self, request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 """Every URL the worker serves, on one screen, and what the web application runs beside them:
-the error middleware and the three services of its own the views use (the /consume readers,
-the SSE streams, the throughput history), started and stopped with it. The worker's runtime
+the error middleware and the services of its own the views use (the /consume readers, the SSE
+streams, the throughput history, the Kafka watch, the recent-messages reader), started and
+stopped with it. The worker's runtime
 (probe, store, crawler, alerts) is the app's, started with the worker; the views reach it
 under `RUNTIME`.
 
@@ -34,8 +35,10 @@ from jobstream.web.endpoint import Endpoint, warn_if_data_open
 from jobstream.web.forwarding import is_gateway
 from jobstream.web.health import HealthView, ReadyView
 from jobstream.web.history import HISTORY, History, HistoryView
+from jobstream.web.kafka_status import KAFKA_WATCH, KafkaStatusView, KafkaWatch
 from jobstream.web.prometheus import MetricsView
 from jobstream.web.readers import READERS, ReaderPool
+from jobstream.web.recent import RECENT, RecentMessagesView, RecentReader
 from jobstream.web.responses import answer_errors, quiet_unparsed_requests
 from jobstream.web.services import RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
@@ -47,6 +50,8 @@ ROUTES: dict[str, type[Endpoint]] = {
     "/consume/stream": StreamView,
     "/status": StatusView,
     "/status/history": HistoryView,
+    "/kafka": KafkaStatusView,
+    "/messages/recent": RecentMessagesView,
     "/crawl/start": CrawlStartView,
     "/crawl/stop": CrawlStopView,
     "/metrics": MetricsView,
@@ -83,9 +88,17 @@ def register(app: JobstreamApp, runtime: Runtime) -> web.Application:
     )
     web_app[STREAMS] = StreamRegistry(config, probe)
     web_app[HISTORY] = History(runtime)
+    web_app[KAFKA_WATCH] = KafkaWatch(runtime)
+    web_app[RECENT] = RecentReader(config, probe)
 
     async def run_services(web_app: web.Application) -> AsyncIterator[None]:
-        services = (web_app[READERS], web_app[STREAMS], web_app[HISTORY])
+        services = (
+            web_app[READERS],
+            web_app[STREAMS],
+            web_app[HISTORY],
+            web_app[KAFKA_WATCH],
+            web_app[RECENT],
+        )
         for service in services:
             await service.start()
         warn_if_unprotected(config)

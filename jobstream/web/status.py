@@ -13,6 +13,7 @@ JSON Schema. Seed §5.4's keys come first, in the seed's order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -28,6 +29,7 @@ from jobstream.records import Progress
 from jobstream.runtime import Runtime
 from jobstream.web import fanout, forwarding, params
 from jobstream.web.endpoint import Doc, JsonView, Ok, Refusal
+from jobstream.web.error_kinds import ErrorKind, error_kind
 from jobstream.web.history import HISTORY, History
 from jobstream.web.services import RUNTIME
 
@@ -85,10 +87,28 @@ def spool_status(runtime: Runtime, task_id: str | None = None) -> SpoolStatus:
     )
 
 
+# Progress's fields added after /status was published: an owner on an earlier version leaves
+# them out of its answer, which still reads as a Status (in a listing).
+_ADDED_LATER = (
+    "last_error_at",
+    "last_success_at",
+    "resolved_error",
+    "resolved_error_at",
+    "resolved_at",
+    "last_reset_at",
+)
+_KIND_TEXT = (
+    "credentials（账号或密码）、task_not_found（任务 ID 不存在）、network（网络）、"
+    "timeout（超时）、rate_limit（限流）、api_server（API 服务端错误）、"
+    "api_request（请求被 API 拒绝）、kafka（写入 Kafka）、internal（程序内部错误）"
+)
+
+
 # Every field of Progress but its row counters comes in, with its type and description (null
 # for a text that is empty for none); these figures go among them. Seed §5.4's keys come first:
-# task_id, total, current_offset, progress, kafka_lag, status, last_update.
-@showing(row_counts=False)
+# task_id, total, current_offset, progress, kafka_lag, status, last_update. What was added
+# later comes last, after `spool`, so that the published keys keep their order.
+@showing(row_counts=False, defaults=_ADDED_LATER)
 class Status(msgspec.Struct, frozen=True):
     """一个采集任务的进度、Kafka 积压与监控指标"""
 
@@ -108,6 +128,22 @@ class Status(msgspec.Struct, frozen=True):
         bool | None, _about("探针最近一次能否连上 Kafka；false 时采集到的页进入本地暂存")
     ] = None
     spool: Annotated[SpoolStatus | None, _about("该任务在本地暂存中的页")] = None
+    error_kind: Annotated[
+        ErrorKind | None, _about(f"last_error 的类别：{_KIND_TEXT}"), after("last_reset_at")
+    ] = None
+    resolved_error_kind: Annotated[ErrorKind | None, _about("resolved_error 的类别")] = None
+    next_run_at: Annotated[
+        str | None,
+        _about(
+            "下一轮采集预计开始的时间（上一轮结束时间 + 采集间隔）；运行中、已停止或未启用时为 null"
+        ),
+    ] = None
+    rows_per_minute_now: Annotated[
+        int, _about("该任务当前的处理速度：近 10 秒处理的源行数，折算为每分钟")
+    ] = 0
+    kafka_unreachable_since: Annotated[
+        str | None, _about("Kafka 从何时起不可达（kafka_reachable 为 false 时）")
+    ] = None
 
 
 class TaskUnavailable(msgspec.Struct, frozen=True):
@@ -143,6 +179,12 @@ class StatusList(msgspec.Struct, frozen=True):
     demo: Annotated[bool, _about("true 表示数据源是内置模拟器")]
     kafka_reachable: Annotated[bool | None, _about("探针最近一次能否连上 Kafka")] = None
     spool: Annotated[SpoolStatus | None, _about("本 worker 的本地暂存（所有任务）")] = None
+    rows_per_minute_now: Annotated[
+        int, _about("各任务当前处理速度之和（行/分钟，近 10 秒；不含不可用的任务）")
+    ] = 0
+    kafka_unreachable_since: Annotated[
+        str | None, _about("Kafka 从何时起不可达（kafka_reachable 为 false 时）")
+    ] = None
 
 
 def kafka_lag(lag: Lag, config: Config) -> KafkaLag:
@@ -153,6 +195,29 @@ def kafka_lag(lag: Lag, config: Config) -> KafkaLag:
     )
 
 
+def next_run_at(progress: Progress, interval: float, enabled: bool) -> str | None:
+    """When the crawl loop starts the task's next run: `interval` after the last run ended
+    (its success or its failure), unless a run is going on, the task is stopped or disabled,
+    or no run has ended yet (the first run starts with the worker)."""
+    if not enabled or progress.status not in ("idle", "error"):
+        return None
+    ended = [t for t in (progress.last_success_at, progress.last_error_at) if t]
+    try:
+        last = max(datetime.fromisoformat(t) for t in ended) if ended else None
+    except ValueError:
+        return None
+    if last is None:
+        return None
+    return (last + timedelta(seconds=interval)).isoformat(timespec="seconds")
+
+
+def since_text(wall: float | None, config: Config) -> str | None:
+    """A wall-clock time as /status writes times (ISO 8601 in crawler.timezone)."""
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, config.tz).isoformat(timespec="seconds")
+
+
 def status_of(
     progress: Progress,
     lag: Lag,
@@ -161,6 +226,9 @@ def status_of(
     rows_per_minute: float = 0.0,
     kafka_reachable: bool | None = None,
     spool: SpoolStatus | None = None,
+    *,
+    rows_per_minute_now: float = 0.0,
+    kafka_unreachable_since: str | None = None,
 ) -> Status:
     """The body of /status for `progress`, as this worker sees it."""
     kept = progress.published + progress.duplicates
@@ -184,6 +252,11 @@ def status_of(
         demo=config.api.is_demo,
         kafka_reachable=kafka_reachable,
         spool=spool,
+        error_kind=error_kind(progress.last_error),
+        resolved_error_kind=error_kind(progress.resolved_error),
+        next_run_at=next_run_at(progress, task.interval, task.enabled),
+        rows_per_minute_now=round(rows_per_minute_now),
+        kafka_unreachable_since=kafka_unreachable_since,
     )
 
 
@@ -204,6 +277,8 @@ async def task_status(runtime: Runtime, task_id: str, history: History | None = 
         rows_per_minute=history.rows_per_minute(task_id) if history is not None else 0.0,
         kafka_reachable=probe.broker_up,
         spool=spool_status(runtime, task_id),
+        rows_per_minute_now=history.rows_per_minute_now(task_id) if history is not None else 0.0,
+        kafka_unreachable_since=since_text(probe.unreachable_since, runtime.config),
     )
 
 
@@ -231,15 +306,19 @@ def status_list(
     config: Config,
     kafka_reachable: bool | None = None,
     spool: SpoolStatus | None = None,
+    kafka_unreachable_since: str | None = None,
 ) -> StatusList:
+    statuses = [e for e in entries if isinstance(e, Status)]
     return StatusList(
         tasks=list(entries),
         kafka_lag=lag.total,
         kafka=kafka_lag(lag, config),
-        rows_per_minute=round(sum(e.rows_per_minute for e in entries if isinstance(e, Status)), 1),
+        rows_per_minute=round(sum(e.rows_per_minute for e in statuses), 1),
         demo=config.api.is_demo,
         kafka_reachable=kafka_reachable,
         spool=spool,
+        rows_per_minute_now=round(sum(e.rows_per_minute_now for e in statuses)),
+        kafka_unreachable_since=kafka_unreachable_since,
     )
 
 
@@ -283,5 +362,10 @@ class StatusView(JsonView):
         )
         entries = [entry_of(reply, self.config) for reply in replies]
         return status_list(
-            entries, await current_lag(probe), self.config, probe.broker_up, spool_status(runtime)
+            entries,
+            await current_lag(probe),
+            self.config,
+            probe.broker_up,
+            spool_status(runtime),
+            since_text(probe.unreachable_since, self.config),
         )

@@ -113,6 +113,12 @@ def test_mirror_of_the_seed_schema_keeps_every_progress_field_after_the_upgrade(
         skipped=7,
         future_dated=8,
         duplicates=9,
+        last_error_at="e",
+        last_success_at="o",
+        resolved_error="r",
+        resolved_error_at="ra",
+        resolved_at="rb",
+        last_reset_at="z",
     )
     assert all(
         getattr(full, name) != getattr(Progress(task_id="t"), name)
@@ -154,4 +160,10 @@ def test_mirror_columns_are_those_earlier_versions_created(tmp_path: Path) -> No
         "last_anomaly": ("TEXT", True, "''", False),
         "source_resets": ("INTEGER", True, "0", False),
         "duplicates": ("INTEGER", True, "0", False),
+        "last_error_at": ("TEXT", True, "''", False),
+        "last_success_at": ("TEXT", True, "''", False),
+        "resolved_error": ("TEXT", True, "''", False),
+        "resolved_error_at": ("TEXT", True, "''", False),
+        "resolved_at": ("TEXT", True, "''", False),
+        "last_reset_at": ("TEXT", True, "''", False),
     }

@@ -201,19 +201,20 @@ def millis(value: Any) -> str:
 def expected_card(status: dict[str, Any]) -> dict[str, str]:
     rows, latency = status["rows"], status["api_latency_ms"]
     return {
-        "name": status["name"],
+        # A task without a name is not titled with its id (the id is shown beneath).
+        "name": "未命名任务" if status["name"] == status["task_id"] else status["name"],
         "status": {"idle": "空闲", "running": "运行中", "stopped": "已停止", "error": "出错"}[
             status["status"]
         ],
         "progress": status["progress"],
         "current_offset": count(status["current_offset"]),
         "total": count(status["total"]),
-        "rows_per_minute": rate(status["rows_per_minute"]),
+        # The speed: rows per minute over the last 10 s, whole rows.
+        "rows_per_minute": count(status["rows_per_minute_now"]),
         "published": count(rows["published"]),
         "filtered": count(rows["filtered"]),
         "rejected": count(rows["rejected"]),
         "duplicates": count(rows["duplicates"]),
-        "kafka_lag": count(status["kafka_lag"]),
         "api_p50": millis(latency["p50"]),
         "api_p95": millis(latency["p95"]),
         "last_error": status["last_error"] or "",

@@ -78,6 +78,7 @@ CASES = [
             ("GET", "/consume"),
             ("GET", "/status"),
             ("GET", "/status/history"),
+            ("GET", "/messages/recent"),
             ("POST", "/crawl/start"),
             ("POST", "/crawl/stop"),
         ]
@@ -89,6 +90,7 @@ CASES = [
             "/metrics",
             "/health",
             "/ready",
+            "/kafka",
             "/openapi.json",
             "/docs",
             "/dashboard",
