@@ -317,7 +317,7 @@ class Bench:
                 results[system] = self.run_hand(run, task)
             else:
                 results[system] = self.run_jobstream(run, task, system == "jobstream")
-            print(f"  run {run + 1}: {line(results[system])}", flush=True)
+            print(f"  run {run + 1}: {line(results[system])} load {load_average()}", flush=True)
             if results[system].counts:
                 print(f"         messages: {results[system].counts}", flush=True)
         verify(results)
