@@ -454,8 +454,11 @@ def summarize_profile(prefix: str, runs: int, system: str, top: int = 30) -> Non
                 continue
             n = int(count)
             frames = stack.split(";")
-            # Threads waiting in select are idle, not work.
-            if frames[-1].startswith(("EpollSelector.select", "select (selectors")):
+            # Threads waiting in select, or for a child process (the embedded broker) in
+            # waitpid, are idle, not work.
+            if frames[-1].startswith(
+                ("EpollSelector.select", "select (selectors", "ThreadedChildWatcher._do_waitpid")
+            ):
                 continue
             total += n
             own[frames[-1]] += n
