@@ -313,6 +313,11 @@ def _per_second(max_requests_per_second: float, min_interval: float) -> float:
     return rate
 
 
+# The fetch wait `kafka.fetch_max_wait_ms` takes when it is not set (see KafkaSection).
+EMBEDDED_FETCH_WAIT_MS = 50
+KAFKA_FETCH_WAIT_MS = 500  # Kafka's fetch.max.wait.ms default
+
+
 class KafkaSection(Section, frozen=True):
     bootstrap_servers: NonBlank = EMBEDDED
     topic: NonBlank = "job_data"
@@ -332,8 +337,8 @@ class KafkaSection(Section, frozen=True):
     # Producer batching: how long a batch waits to fill, and its size (at most max_message_bytes).
     linger_ms: Annotated[float, _between(0, 1000)] = 10.0
     batch_bytes: Annotated[int, _between(16_384, 100_000_000)] = 1_000_000
-    # Longest a fetch waits for data; the embedded broker answers only when it elapses.
-    fetch_max_wait_ms: Annotated[int, _between(1, 10_000)] = 50
+    # Longest a fetch waits for data. 0 (the default): by broker, see `__post_init__`.
+    fetch_max_wait_ms: Annotated[int, _between(0, 10_000)] = 0
     # Longest a send to job_raw waits for room in the producer's buffer; longer means Kafka is
     # unreachable, and fetched pages go to the local spool. Also how long Kafka then counts as
     # unreachable before a send is tried again.
@@ -354,6 +359,15 @@ class KafkaSection(Section, frozen=True):
     @property
     def is_embedded(self) -> bool:
         return self.bootstrap_servers == EMBEDDED
+
+    def __post_init__(self) -> None:
+        # The fetch wait by broker. The embedded broker (Tansu) answers a fetch only when the
+        # wait elapses, data or not: every hop through it (job_raw, job_candidates) waits that
+        # long, so it gets a short one. Kafka answers as soon as data arrives, and the wait only
+        # sets how often an idle consumer asks again: Kafka's own default.
+        if self.fetch_max_wait_ms == 0:
+            wait = EMBEDDED_FETCH_WAIT_MS if self.is_embedded else KAFKA_FETCH_WAIT_MS
+            msgspec.structs.force_setattr(self, "fetch_max_wait_ms", wait)
 
 
 class CrawlerSection(Section, frozen=True):

@@ -49,16 +49,18 @@ def candidate_messages(
     each_offset = list(offsets) if offsets is not None else [-1] * len(jobs)
     for (key, value), offset in zip(jobs, each_offset, strict=True):
         partition = partition_of(key)
-        # A Candidate as JSON; job ids are UUIDs (jobstream.transform.ids), nothing to escape.
-        item = b'["' + key + b'",' + value + b",%d]" % offset
+        # A Candidate as JSON, in pieces joined once; job ids are UUIDs
+        # (jobstream.transform.ids), nothing to escape.
+        tail = b",%d]," % offset
+        size = len(key) + len(value) + 4 + len(tail)  # ["key",value,offset],
         chunks = groups.get(partition)
-        if chunks is None or sizes[partition] + len(item) + 1 > limit:
+        if chunks is None or sizes[partition] + size > limit:
             chunks = groups.setdefault(partition, [])
             chunks.append([])
             firsts.setdefault(partition, []).append(key)
             sizes[partition] = 0
-        chunks[-1].append(item)
-        sizes[partition] += len(item) + 1
+        chunks[-1].extend((b'["', key, b'",', value, tail))
+        sizes[partition] += size
     head = (
         _ENCODER.encode(
             Candidates(
@@ -70,11 +72,12 @@ def candidate_messages(
         ).removesuffix(b"[]}")
         + b"["
     )
-    return [
-        (key, frame(head + b",".join(chunk) + b"]}"))
-        for partition, chunks in groups.items()
-        for key, chunk in zip(firsts[partition], chunks, strict=True)
-    ]
+    out = []
+    for partition, chunks in groups.items():
+        for key, chunk in zip(firsts[partition], chunks, strict=True):
+            chunk[-1] = chunk[-1][:-1]  # the last job's comma
+            out.append((key, frame(b"".join((head, *chunk, b"]}")))))
+    return out
 
 
 def decode_candidates(value: bytes) -> Candidates:

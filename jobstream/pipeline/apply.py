@@ -105,6 +105,8 @@ class Pipeline:
         # and the settle steps of those pages, oldest first.
         self._planned: dict[str, int] = {}
         self._steps: dict[str, deque[asyncio.Task[bool]]] = {}
+        # Collect days by the strings that name them, for every page (see RowContext).
+        self._collect_memo: dict[str, Any] = {}
         # The log's one line a run about rejected rows.
         self.reject_log = RejectLog(config.kafka.rejects_topic)
 
@@ -183,6 +185,7 @@ class Pipeline:
             now=datetime.fromisoformat(page.fetched_at).astimezone(config.tz),
             filter_days=config.crawler.filter_days,
             demo=page.demo,
+            collect_memo=self._collect_memo,
         )
         out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes)
         deliveries = await self._publish(progress, out)
@@ -305,12 +308,13 @@ def _observe(
         if logger.isEnabledFor(logging.DEBUG):
             for offset, reason in out.details:
                 logger.debug("task_id=%s offset=%d row rejected: %s", task_id, offset, reason)
-    logger.debug(
-        "task_id=%s offset=%d applied %d rows: %d published, %d filtered, %d rejected",
-        task_id,
-        page.offset,
-        counts.published + counts.filtered + counts.rejected,
-        counts.published,
-        counts.filtered,
-        counts.rejected,
-    )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "task_id=%s offset=%d applied %d rows: %d published, %d filtered, %d rejected",
+            task_id,
+            page.offset,
+            counts.published + counts.filtered + counts.rejected,
+            counts.published,
+            counts.filtered,
+            counts.rejected,
+        )

@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 
 from jobstream.limits import EXCERPT_BYTES, MESSAGE_HEADROOM, REJECT_ROW_BYTES
+from jobstream.pipeline.pages import read_row
+from jobstream.pipeline.rows import read_for_judging, with_description
 from jobstream.progress.rules import Counts
 from jobstream.records import RawPage, Reject
 from jobstream.transform.outcome import Filtered, Kept, Rejected, RowContext, classify_row
@@ -52,26 +54,41 @@ def page_messages(
             if why is not None:
                 _reject(out, ctx, offset, Rejected(why, "row"), None, raw)
                 continue
-            row = _ROW_DECODER.decode(raw)
+            # Most rows: read without the keys no job holds, the description left as it came
+            # when the job can take it so (jobstream.pipeline.rows).
+            fast = read_for_judging(raw)
+            row: Any
+            description: bytes | None = None
+            if fast is not None:
+                row, description = fast
+            else:
+                row, unusable = read_row(raw)
+                if unusable is not None:
+                    _reject(out, ctx, offset, Rejected(unusable, "row"), None, raw)
+                    continue
             outcome = classify_row(row, offset, ctx)
             if isinstance(outcome, Filtered):
                 filtered += 1
             elif isinstance(outcome, Kept):
                 value = _ENCODER.encode(outcome.job)
+                if description is not None:
+                    value = with_description(value, description)
+                if fast is not None:
+                    row = None  # job_rejects keeps the whole row: read again below if needed
                 if len(value) > limit:
                     too_large = Rejected(
                         f"the job is {len(value)} bytes as JSON, too large for one Kafka "
                         f"message (kafka.max_message_bytes is {max_message_bytes})",
                         "row",
                     )
-                    _reject(out, ctx, offset, too_large, row, raw)
+                    _reject(out, ctx, offset, too_large, _whole(row, raw), raw)
                     continue
                 out.jobs.append((outcome.job.id.encode(), value))
                 out.job_offsets.append(offset)
                 published += 1
                 future_dated += outcome.suspicious_future
             else:
-                _reject(out, ctx, offset, outcome, row, raw)
+                _reject(out, ctx, offset, outcome, row if fast is None else _whole(None, raw), raw)
         except Exception as exc:  # a defect, met by this row only
             out.internal_errors += 1
             problem = Rejected(f"internal error: {type(exc).__name__}: {exc}", "row")
@@ -83,6 +100,11 @@ def page_messages(
         future_dated=future_dated,
     )
     return out
+
+
+def _whole(row: Any, raw: msgspec.Raw) -> Any:
+    """The row as a value, read whole if it was read without its description."""
+    return row if row is not None else read_row(raw)[0]
 
 
 def _reject(

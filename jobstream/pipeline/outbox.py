@@ -85,13 +85,14 @@ class Outbox:
     def add_page(self, page: Page, fetched_at: str) -> int:
         """Keep a page's rows (pages come in offset order); the number of rows."""
         for index, row in enumerate(page.rows):
-            encoded, problem = encode_row(row)
+            # The API's own bytes when its answer was strict JSON (jobstream.source.body).
+            encoded, problem = (row, None) if type(row) is msgspec.Raw else encode_row(row)
             if problem is None and self._header + len(encoded) + 1 > self.message_limit:
                 problem = (
                     f"the row is {len(encoded)} bytes as JSON, too large for one Kafka message "
                     f"(kafka.max_message_bytes is {self.message_limit + MESSAGE_HEADROOM})"
                 )
-                encoded = excerpt(encoded)
+                encoded = excerpt(bytes(encoded))
             self._add_row(page.offset + index, encoded, problem, page.total, fetched_at)
         self._end_at(page.offset + len(page.rows), page.next_offset, page.total, fetched_at)
         return len(page.rows)
@@ -115,7 +116,12 @@ class Outbox:
         return [framed for event in events for framed in self._fitted(self._record(event))]
 
     def _add_row(
-        self, offset: int, encoded: bytes, problem: str | None, total: int, fetched_at: str
+        self,
+        offset: int,
+        encoded: bytes | msgspec.Raw,
+        problem: str | None,
+        total: int,
+        fetched_at: str,
     ) -> None:
         # A note costs its text (JSON-escaped, at most 3 bytes a byte) plus its index.
         cost = len(encoded) + 1 + (len(problem) * 3 + 16 if problem is not None else 0)
@@ -129,7 +135,7 @@ class Outbox:
             event = self._gathering = _Event(offset, offset, total, fetched_at, self._header)
         if problem is not None:
             event.unreadable[len(event.rows)] = problem
-        event.rows.append(msgspec.Raw(encoded))
+        event.rows.append(encoded if type(encoded) is msgspec.Raw else msgspec.Raw(encoded))
         event.size += cost
         event.next_offset = offset + 1
         event.total = total

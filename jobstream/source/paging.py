@@ -18,12 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from jobstream.source.envelope import MalformedResponse, as_int, payload
 
 
 @dataclass(frozen=True)
 class Page:
-    """Rows from `offset` (the request's) up to `next_offset` (what to ask for next)."""
+    """Rows from `offset` (the request's) up to `next_offset` (what to ask for next).
+
+    A row is the API's own JSON bytes (`msgspec.Raw`) when its answer was strict JSON in valid
+    UTF-8, else the value a lenient parse made of it (`jobstream.source.body`)."""
 
     task_id: str
     offset: int
@@ -38,10 +43,21 @@ class Page:
         """bazhuayu-api.md: stop when restTotal is 0 or the page is empty."""
         return self.rest_total == 0 or not self.rows
 
+    def values(self) -> list[Any]:
+        """The rows as JSON values (for whoever wants them parsed; the crawl does not)."""
+        return [_value(row) for row in self.rows]
+
     @property
     def skipped(self) -> int:
         """Offsets the cursor jumped over: rows the source no longer serves."""
         return max(0, self.next_offset - self.offset - len(self.rows))
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def _value(row: Any) -> Any:
+    return _DECODER.decode(row) if type(row) is msgspec.Raw else row
 
 
 def _rows(data: dict[str, Any]) -> list[Any]:

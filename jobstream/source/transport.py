@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from jobstream.source.body import NOT_JSON, decode_body
+from jobstream.source.body import NOT_JSON, decode_body, decode_page_body
 from jobstream.source.limiter import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class Transport:
         if not whole:
             why = f"the answer is larger than {MAX_ANSWER_BYTES} bytes"
             return Reply(status, NOT_JSON, raw[:TOO_LARGE_KEPT], retry_after, why)
-        body, unreadable = decode_body(raw)
+        # A data page's rows stay the API's bytes (see `jobstream.source.body`).
+        decode = decode_page_body if endpoint == "data" else decode_body
+        body, unreadable = decode(raw)
         return Reply(status, body, raw, retry_after, unreadable)
 
     def _report(self, endpoint: str, status: int | None, seconds: float) -> None:

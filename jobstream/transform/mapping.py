@@ -19,6 +19,7 @@ from jobstream.records import Job
 __all__ = [
     "COLLECT_SOURCE",
     "DATE_FIELDS",
+    "DESCRIPTION_SOURCE",
     "FIELD_MAP",
     "PUBLISH_SOURCE",
     "TEXT_FIELDS",
@@ -46,6 +47,8 @@ _SOURCE_OF: Final = {out: src for src, out in FIELD_MAP.items()}
 # The two copied fields that are dates, parsed by the 7-day rule (build_job's publish, collect).
 PUBLISH_SOURCE: Final[str] = _SOURCE_OF["publish_date"]
 COLLECT_SOURCE: Final[str] = _SOURCE_OF["collect_time"]
+# The longest text field by far (a posting's description): the page agent copies its JSON.
+DESCRIPTION_SOURCE: Final[str] = _SOURCE_OF["description"]
 DATE_FIELDS: Final = (PUBLISH_SOURCE, COLLECT_SOURCE)
 # (source name, output name) for every field copied as text.
 TEXT_FIELDS: Final = tuple((src, out) for src, out in FIELD_MAP.items() if src not in DATE_FIELDS)

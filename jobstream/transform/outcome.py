@@ -53,8 +53,10 @@ class RowContext:
     publish_memo: dict[str, date | DateParseError] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # The collect day depends on the string and the zone alone, never on `now`: contexts of one
+    # zone may share this memo (the page agent does, across pages).
     collect_memo: dict[str, date | DateParseError] = field(
-        init=False, repr=False, compare=False, default_factory=dict
+        repr=False, compare=False, default_factory=dict
     )
 
     def __post_init__(self) -> None:
@@ -179,7 +181,9 @@ def _memoised(
     try:
         result: date | DateParseError = parse(value, ctx)
     except DateParseError as exc:
-        result = exc
+        # Remembered without its traceback: the traceback's frames hold the page being judged
+        # (its rows, its messages), and a memo shared across pages kept dozens of them alive.
+        result = DateParseError(str(exc))
     if type(value) is str:
         if len(memo) >= MEMO_SIZE:
             memo.clear()

@@ -93,7 +93,7 @@ async def crawl_all(
     for _ in range(10_000):
         page = await client.fetch_page(task_id, offset, size)
         pages.append(page)
-        rows.extend(page.rows)
+        rows.extend(page.values())
         offset = page.next_offset
         if page.is_last:
             return rows, pages

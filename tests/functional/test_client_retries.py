@@ -54,7 +54,7 @@ async def test_client_transient_5xx_then_success_retries(sim, client, task_id, c
 
     page = await client.fetch_page(task_id, 0, 10)
 
-    assert page.rows == [sim.state.row(task_id, i) for i in range(10)]
+    assert page.values() == [sim.state.row(task_id, i) for i in range(10)]
     assert sim.state.stats.requests["data"] == 4
     lefts = [r.getMessage() for r in caplog.records if "attempts left" in r.getMessage()]
     assert len(lefts) == 3

@@ -25,7 +25,7 @@ async def test_client_token_expiry_mid_crawl_renews_and_continues(
     await asyncio.sleep(1.1)
     rows, _ = await crawl(client, task_id, offset=first.next_offset)
 
-    assert first.rows + rows == [sim.state.row(task_id, i) for i in range(257)]
+    assert first.values() + rows == [sim.state.row(task_id, i) for i in range(257)]
     assert sim.state.stats.requests["token"] == 2
     assert sim.state.stats.grants == {"password": 1, "refresh_token": 1}
 
@@ -55,7 +55,7 @@ async def test_client_401_once_renews_token_and_succeeds(sim, client, task_id):
 
     page = await client.fetch_page(task_id, 10, 10)
 
-    assert page.rows == [sim.state.row(task_id, i) for i in range(10, 20)]
+    assert page.values() == [sim.state.row(task_id, i) for i in range(10, 20)]
     assert sim.state.stats.status_count("data", 401) == 1
     assert sim.state.stats.requests["token"] == 2
 

@@ -1,0 +1,144 @@
+"""CPU per source row of each step jobstream's worker takes between an API answer and job_data,
+without a broker, beside what `hand` (benchmarks/crawl_baselines.py) does with the same rows.
+Prints microseconds per row; for finding where the worker's time goes, not for claims.
+
+    python -m benchmarks.bench_rows [--page-size 100] [--pages 20] [--description-chars 600]
+                                    [--utf8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from benchmarks.crawl_baselines import judge
+from jobstream.dedupe.sightings import candidate_messages, decode_candidates, sort_candidates
+from jobstream.pipeline.messages import page_messages
+from jobstream.pipeline.outbox import Outbox
+from jobstream.pipeline.pages import decode_event
+from jobstream.records import Progress
+from jobstream.simulator.rows import RowGenerator, RowOptions
+from jobstream.source.body import decode_page_body
+from jobstream.source.paging import parse_page
+from jobstream.topics import key_partition
+from jobstream.transform.outcome import RowContext
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def bodies(args: argparse.Namespace) -> list[bytes]:
+    now = datetime.now(ZONE)
+    options = RowOptions(description_chars=args.description_chars, junk_ratio=args.junk_ratio)
+    rows = RowGenerator("bench", now, options)
+    size, total = args.page_size, args.page_size * args.pages
+    return [
+        json.dumps(
+            {
+                "data": {
+                    "total": total,
+                    "offset": offset + size,
+                    "restTotal": total - offset - size,
+                    "data": rows.rows(offset, offset + size),
+                },
+                "requestId": "bench",
+            },
+            ensure_ascii=not args.utf8,
+        ).encode()
+        for offset in range(0, total, size)
+    ]
+
+
+def timed(name: str, rows: int, step: Callable[[], Any], repeat: int) -> Any:
+    best = float("inf")
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = step()
+        best = min(best, time.perf_counter() - started)
+    print(f"  {name:<44} {best / rows * 1e6:7.2f} µs/row")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--description-chars", type=int, default=600)
+    parser.add_argument("--junk-ratio", type=float, default=0.02)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--utf8",
+        action="store_true",
+        help="pages in UTF-8 (default: non-ASCII escaped, as the simulator serves them)",
+    )
+    args = parser.parse_args()
+    raw = bodies(args)
+    n = args.page_size * args.pages
+    r = args.repeat
+    print(f"{n} rows, {args.page_size}-row pages, {sum(map(len, raw)) / n:.0f} bytes a row")
+    now = datetime.now(ZONE)
+    fetched_at = now.isoformat()
+
+    print("jobstream, crawl side:")
+    decoded = timed("decode_page_body", n, lambda: [decode_page_body(b)[0] for b in raw], r)
+    pages = [parse_page(body, "bench", i * args.page_size, args.page_size) for i, body in
+             enumerate(decoded)]  # fmt: skip
+
+    def outbox() -> list[Any]:
+        box = Outbox("bench", 0, source="demo", demo=False, max_message_bytes=1_000_000)
+        for page in pages:
+            box.add_page(page, fetched_at)
+        return box.take()
+
+    events = timed("Outbox.add_page + take (encode, zstd)", n, outbox, r)
+    print(f"  ({len(events)} job_raw events)")
+    print("jobstream, page agent:")
+    values = [value for _, value in events]
+    records = timed(
+        "decode_event (unzstd, rows as Raw)", n, lambda: [decode_event(v) for v in values], r
+    )
+
+    def judged() -> list[Any]:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        return [page_messages(event, 0, ctx, 1_000_000) for event in records]
+
+    outs = timed("page_messages (parse, judge, encode)", n, judged, r)
+    jobs = [job for out in outs for job in out.jobs]
+    progress = Progress(task_id="bench")
+    candidates = timed(
+        "candidate_messages (murmur2, zstd)",
+        n,
+        lambda: candidate_messages(progress, jobs, lambda k: key_partition(k, 3), 1_000_000),
+        r,
+    )
+    print("jobstream, dedupe agent:")
+    decoded_candidates = timed(
+        "decode_candidates", n, lambda: [decode_candidates(v) for _, v in candidates], r
+    )
+    timed(
+        "sort_candidates",
+        n,
+        lambda: [sort_candidates(c.jobs, lambda k: None, 0.0) for c in decoded_candidates],
+        r,
+    )
+    print(f"  ({len(jobs)} jobs kept of {n} rows)")
+    print("hand:")
+    hand_pages = timed("orjson.loads", n, lambda: [orjson.loads(b)["data"] for b in raw], r)
+
+    def hand_judge() -> None:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        for i, page in enumerate(hand_pages):
+            judge(page["data"], i * args.page_size, ctx)
+
+    timed("judge (classify, encode)", n, hand_judge, r)
+
+
+if __name__ == "__main__":
+    main()
