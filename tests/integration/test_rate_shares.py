@@ -252,7 +252,7 @@ def check(measured: dict[str, dict[str, Any]]) -> None:
         assert m["calls_per_second"] >= 0.9 * m["rate"], (user, m)
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [2, pytest.param(3, marks=pytest.mark.soak)])
 async def test_rate_shares_workers_together_keep_to_the_account_rate(
     workers: int, tmp_path: Path
 ) -> None:
@@ -261,7 +261,7 @@ async def test_rate_shares_workers_together_keep_to_the_account_rate(
     check(await crawl_and_measure(tmp_path, workers, {"demo": (20.0, tasks)}))
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [2, pytest.param(3, marks=pytest.mark.soak)])
 async def test_rate_shares_two_accounts_each_at_its_own_rate(workers: int, tmp_path: Path) -> None:
     tasks = spread_tasks(6, "5a7e0001")
     # Each account has tasks on two partitions or more, so two workers or more crawl for both.
