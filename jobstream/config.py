@@ -131,6 +131,11 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     account: str = DEFAULT_ACCOUNT
 
 
+def source_of_url(base_url: str) -> str:
+    """What progress records as the API its offsets refer to: "demo" or the base URL."""
+    return base_url.rstrip("/")
+
+
 class AccountSettings(Section, frozen=True):
     """An entry of `api.accounts`: another Bazhuayu account, with its own credentials, token
     and rate. What it leaves unset is api's: base_url, max_requests_per_second, min_interval."""
@@ -161,8 +166,8 @@ class Account(Section, frozen=True):
 
     @property
     def source(self) -> str:
-        """The API that the offsets of the account's tasks refer to: "demo" or the base URL."""
-        return self.base_url.rstrip("/")
+        """The API that the offsets of the account's tasks refer to."""
+        return source_of_url(self.base_url)
 
 
 class ApiSection(Section, frozen=True):
@@ -272,8 +277,8 @@ class ApiSection(Section, frozen=True):
 
     @property
     def source(self) -> str:
-        """The API that the default account's task offsets refer to: "demo" or the base URL."""
-        return self.base_url.rstrip("/")
+        """The API that the default account's task offsets refer to."""
+        return source_of_url(self.base_url)
 
     @property
     def account_list(self) -> tuple[Account, ...]:
