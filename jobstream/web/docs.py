@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from jobstream.web import openapi
 from jobstream.web.endpoint import Body, Doc, Endpoint
 from jobstream.web.responses import json_response
+from jobstream.web.services import OPENAPI
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Everything the page loads comes from this worker; no inline script or style (Swagger UI
@@ -34,7 +34,7 @@ class OpenApiView(Endpoint):
     )
 
     async def get(self, request: web.Request) -> web.Response:
-        return json_response(openapi.spec(self.config))
+        return json_response(request.app[OPENAPI])
 
 
 class DocsView(Endpoint):

@@ -35,13 +35,9 @@ BARE_POST = "请求既不是 JSON（Content-Type: application/json）也没有 A
 ALSO = (Job, Reject, TaskUnavailable)
 
 
-def spec(config: Config, routes: Mapping[str, type[Endpoint]] | None = None) -> dict[str, Any]:
-    """The document for `routes` (by default every route the worker serves) under `config`."""
-    if routes is None:
-        # Here, not at the top: the routes import every view, this module among them.
-        from jobstream.web.routes import ROUTES
-
-        routes = ROUTES
+def spec(config: Config, routes: Mapping[str, type[Endpoint]]) -> dict[str, Any]:
+    """The document for `routes` (`jobstream.web.routes.ROUTES`: every route the worker
+    serves) under `config`."""
     schemas = _Schemas()
     paths = {
         path: {

@@ -21,6 +21,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from jobstream.app import JobstreamApp
 from jobstream.broker.clients import group_options
 from jobstream.runtime import Runtime
+from jobstream.web import openapi
 from jobstream.web.consume import ConsumeView
 from jobstream.web.control import CrawlStartView, CrawlStopView, warn_if_unprotected
 from jobstream.web.dashboard import (
@@ -41,7 +42,7 @@ from jobstream.web.readers import READERS, ReaderPool
 from jobstream.web.recent import RECENT, RecentMessagesView, RecentReader
 from jobstream.web.replay import ReplayStopView, ReplayView
 from jobstream.web.responses import answer_errors, quiet_unparsed_requests
-from jobstream.web.services import RUNTIME
+from jobstream.web.services import OPENAPI, RUNTIME
 from jobstream.web.sse.registry import STREAMS, StreamRegistry
 from jobstream.web.sse.stream import StreamView
 from jobstream.web.status import StatusView
@@ -89,6 +90,7 @@ def register(app: JobstreamApp, runtime: Runtime) -> web.Application:
     config = app.settings
     probe = runtime.probe
     web_app[RUNTIME] = runtime
+    web_app[OPENAPI] = openapi.spec(config, ROUTES)
     web_app[READERS] = ReaderPool(
         config, probe, group_options(app.conf), lambda group: is_gateway(app, group)
     )

@@ -1,4 +1,5 @@
-"""The worker's runtime as the views reach it: under its aiohttp AppKey, set by `routes`."""
+"""What the views reach under aiohttp AppKeys, set by `routes`: the worker's runtime, and the
+OpenAPI document of every route (made once, when the routes are registered)."""
 
 from __future__ import annotations
 
@@ -7,3 +8,4 @@ from aiohttp import web
 from jobstream.runtime import Runtime
 
 RUNTIME = web.AppKey("jobstream.runtime", Runtime)
+OPENAPI = web.AppKey("jobstream.openapi", dict)

@@ -25,7 +25,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", CONFIGS)
 def test_openapi_spec_says_what_each_endpoint_enforces(name: str) -> None:
     config = from_mapping(CONFIGS[name])
-    document = openapi.spec(config)
+    document = openapi.spec(config, ROUTES)
     assert set(document["paths"]) == set(ROUTES)
     for path, view in ROUTES.items():
         operations = document["paths"][path]
@@ -46,7 +46,7 @@ def test_openapi_spec_says_what_each_endpoint_enforces(name: str) -> None:
 
 
 def test_openapi_spec_parameters_from_their_declarations() -> None:
-    document = openapi.spec(from_mapping({"api": {"task_id": ["t1", "t2"]}}))
+    document = openapi.spec(from_mapping({"api": {"task_id": ["t1", "t2"]}}), ROUTES)
     consume = document["paths"]["/consume"]["get"]
     schemas = {p["name"]: p["schema"] for p in consume["parameters"]}
     assert schemas["batch_size"] == {
@@ -72,7 +72,7 @@ def _refs(value: Any) -> set[str]:
 
 
 def test_openapi_spec_every_reference_resolves() -> None:
-    document = openapi.spec(from_mapping({}))
+    document = openapi.spec(from_mapping({}), ROUTES)
     assert _refs(document) <= set(document["components"]["schemas"])
     assert {"Job", "Reject", "Status", "StatusList", "ErrorBody"} <= _refs(document) | set(
         document["components"]["schemas"]
@@ -80,7 +80,9 @@ def test_openapi_spec_every_reference_resolves() -> None:
 
 
 def test_openapi_spec_names_no_token_value() -> None:
-    document = openapi.spec(from_mapping({"app": {"admin_token": "adm-x1", "read_token": "rd-x2"}}))
+    document = openapi.spec(
+        from_mapping({"app": {"admin_token": "adm-x1", "read_token": "rd-x2"}}), ROUTES
+    )
     assert "adm-x1" not in json.dumps(document) and "rd-x2" not in json.dumps(document)
 
 
