@@ -440,8 +440,15 @@ class Worker:
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()[-3000:]}")
 
-    def status(self, task_id: str = TASK_ID) -> dict[str, Any]:
-        code, body = http("GET", f"{self.url}/status?task_id={task_id}")
+    def status(self, task_id: str = TASK_ID, within: float = 30.0) -> dict[str, Any]:
+        """The task's /status; asked again while it is 503 (the partitions moving, or a new
+        owner recovering its tables: documented, with Retry-After), up to `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            code, body = http("GET", f"{self.url}/status?task_id={task_id}")
+            if code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
         assert code == 200, body
         return dict(body["data"])
 
@@ -451,14 +458,9 @@ class Worker:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            code, body = http("GET", f"{self.url}/status?task_id={task_id}")
-            # 503 while the partitions move or the new owner recovers its tables (README:
-            # a documented answer, with Retry-After): ask again, as a client would.
-            assert code in (200, 503), body
-            if code == 200:
-                status = dict(body["data"])
-                if predicate(status):
-                    return status
+            status = self.status(task_id, within=max(0.0, deadline - time.monotonic()))
+            if predicate(status):
+                return status
             time.sleep(0.25)
         raise TimeoutError(f"status never matched; last: {status}\n{self.log()[-2000:]}")
 

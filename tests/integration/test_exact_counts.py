@@ -72,15 +72,28 @@ async def test_exact_counts_every_counter_equals_the_topics_after_kill9(tmp_path
             worker.start()
             worker.wait_ready(60)
 
-        def counted() -> bool:
-            # Done, and the dedupe agent has caught up (or counted too much: asserted below).
-            nonlocal status
-            status = worker.status()
-            rows = status["rows"]
-            done = status["current_offset"] == ROWS and status["status"] == "idle"
-            return done and sum(rows[k] for k in COUNTERS) >= ROWS
+        def finished() -> dict[str, Any]:  # {} (falsy) until then
+            current = worker.status()
+            done = current["current_offset"] == ROWS and current["status"] == "idle"
+            return current if done else {}
 
-        wait_until(counted, 180, "every row counted")
+        status = wait_until(finished, 90, "the crawl at its end after the kills")
+
+        def counted() -> dict[str, Any]:
+            # The dedupe agent has caught up (or counted too much: asserted below).
+            current = worker.status()
+            return current if sum(current["rows"][k] for k in COUNTERS) >= ROWS else {}
+
+        try:
+            status = wait_until(counted, 30, "every row counted")
+        except AssertionError as exc:
+            # Short of ROWS for good: say by how much, and where the kills struck.
+            status = worker.status()
+            raise AssertionError(
+                f"seed {seed}, killed at {killed_at}: counters "
+                f"{ {k: status['rows'][k] for k in COUNTERS} } sum to "
+                f"{sum(status['rows'][k] for k in COUNTERS)} of {ROWS}"
+            ) from exc
         truths = sim.truth()
         want = expected(truths)
         seen = sightings([{TASK_ID: truths}])
