@@ -37,12 +37,16 @@ class PageMessages:
     # (source offset, reason) of each reject, for the DEBUG log.
     details: list[tuple[int, str]] = field(default_factory=list)
     internal_errors: int = 0
+    # With `trace`: each filtered row read by its source fields, as (source offset, the fields,
+    # the outcome with its two dates), for the trace to explain without reading the row again.
+    filtered: list[tuple[int, dict[str, Any], Filtered]] = field(default_factory=list)
 
 
 def page_messages(
-    page: RawPage, first_row: int, ctx: RowContext, max_message_bytes: int
+    page: RawPage, first_row: int, ctx: RowContext, max_message_bytes: int, trace: bool = False
 ) -> PageMessages:
-    """Judge rows[first_row:] of `page`; `ctx` carries the task, the page's "now" and the rule."""
+    """Judge rows[first_row:] of `page`; `ctx` carries the task, the page's "now" and the rule.
+    With `trace`, `out.filtered` keeps what the trace needs of the filtered rows."""
     out = PageMessages()
     published = filtered = future_dated = 0
     limit = max_message_bytes - MESSAGE_HEADROOM
@@ -69,6 +73,8 @@ def page_messages(
             outcome = classify_row(row, offset, ctx)
             if isinstance(outcome, Filtered):
                 filtered += 1
+                if trace and fast is not None:
+                    out.filtered.append((offset, row, outcome))
             elif isinstance(outcome, Kept):
                 value = _ENCODER.encode(outcome.job)
                 if description is not None:

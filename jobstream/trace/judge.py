@@ -28,8 +28,9 @@ from jobstream.trace.entries import (
     RowFate,
     Sighting,
 )
-from jobstream.transform.ids import job_id, job_id_for_text
+from jobstream.transform.ids import job_id, job_id_for_text, url_id
 from jobstream.transform.mapping import COLLECT_SOURCE, FIELD_MAP, PUBLISH_SOURCE, text_value
+from jobstream.transform.outcome import Filtered as FilteredOutcome
 from jobstream.transform.outcome import RowContext, row_dates
 
 URL_SOURCE = next(src for src, out in FIELD_MAP.items() if out == "url")
@@ -83,15 +84,24 @@ def page_trace(
     base = page.offset
     fates: dict[int, RowFate] = {}
     sightings: list[Sighting] = []
-    for key, value in out.jobs:
-        offset = job_offset(value)
-        fates[offset] = RowFate(key.decode(), Kept())
+    offsets = out.job_offsets
+    if len(offsets) != len(out.jobs):
+        offsets = [job_offset(value) for _, value in out.jobs]
+    kept = Kept()
+    for (key, _), offset in zip(out.jobs, offsets, strict=True):
+        fates[offset] = RowFate(key.decode(), kept)
         if published_partitions is not None:
             decision = Published(key_partition(key, published_partitions))
             sightings.append(Sighting(key.decode(), ctx.task_id, offset, at, origin, decision))
     for key, value in out.rejects:
         offset = int(key.rpartition(b":")[2])
         fate = _rejected(value, offset)
+        fates[offset] = fate
+        if fate.id:
+            sightings.append(Sighting(fate.id, ctx.task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
+    cutoff = ctx.oldest.isoformat()
+    for offset, row, outcome in out.filtered:  # read and dated when judged: explained as they are
+        fate = _explained(row, outcome, cutoff, ctx.filter_days)
         fates[offset] = fate
         if fate.id:
             sightings.append(Sighting(fate.id, ctx.task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
@@ -162,6 +172,25 @@ def _filtered(raw: bytes, ctx: RowContext) -> RowFate:
             collect_date=collect.isoformat() if collect else "",
             cutoff=ctx.oldest.isoformat(),
             filter_days=ctx.filter_days,
+        ),
+    )
+
+
+def _explained(row: dict[str, Any], outcome: FilteredOutcome, cutoff: str, days: int) -> RowFate:
+    """`_filtered` of a row the page agent read by its source fields (`read_for_judging`: the
+    description a placeholder only when the row has a URL, which then makes the id) and dated."""
+    url = text_value(row.get(URL_SOURCE))
+    found = url_id(url) if url else job_id(row)
+    publish, collect = outcome.publish, outcome.collect
+    return RowFate(
+        found,
+        Filtered(
+            publish_raw=entries.clipped(row.get(PUBLISH_SOURCE)),
+            publish_date=publish.isoformat() if publish else "",
+            collect_raw=entries.clipped(row.get(COLLECT_SOURCE)),
+            collect_date=collect.isoformat() if collect else "",
+            cutoff=cutoff,
+            filter_days=days,
         ),
     )
 
