@@ -28,6 +28,8 @@ from jobstream.simulator.rows import RowGenerator, RowOptions
 from jobstream.source.body import decode_page_body
 from jobstream.source.paging import parse_page
 from jobstream.topics import key_partition
+from jobstream.trace import entries
+from jobstream.trace.judge import dedupe_trace, page_trace
 from jobstream.transform.outcome import RowContext
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -59,11 +61,39 @@ def timed(name: str, rows: int, step: Callable[[], Any], repeat: int) -> Any:
     best = float("inf")
     result = None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         result = step()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     print(f"  {name:<44} {best / rows * 1e6:7.2f} µs/row")
-    return result
+    return result if result is not None else best  # steps that return nothing: the time
+
+
+def agents(values: list[bytes], now: datetime, trace: bool) -> None:
+    """What the page agent and the dedupe agent do with job_raw's events, short of the broker:
+    judge and encode (with `trace`, the pages' records and the decisions' batches, as
+    `Tracer.page_applied` and `Tracer.decided` make them)."""
+    ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+    progress = Progress(task_id="bench")
+    for value in values:
+        page = decode_event(value)
+        out = page_messages(page, 0, ctx, 1_000_000, trace)
+        if trace:
+            done = page_trace(page, 0, ctx, out, source_resets=0, at=1.0, partitions=3)
+            entries.encode_page(done.record)
+            for batch in done.sightings.values():
+                entries.encode_batch(1.0, batch)
+        messages = candidate_messages(
+            progress, out.jobs, lambda k: key_partition(k, 3), 1_000_000, out.job_offsets
+        )
+        for partition, (_, candidates) in enumerate(messages):
+            decoded = decode_candidates(candidates)
+            sorting = sort_candidates(decoded.jobs, lambda k: None, 0.0)
+            if trace:
+                sightings = dedupe_trace(
+                    "bench", decoded.jobs, sorting.first, lambda k: None, at=1.0,
+                    partition=partition, window=86400.0,
+                )  # fmt: skip
+                entries.encode_batch(1.0, sightings)
 
 
 def main() -> None:
@@ -110,6 +140,29 @@ def main() -> None:
         return [page_messages(event, 0, ctx, 1_000_000) for event in records]
 
     outs = timed("page_messages (parse, judge, encode)", n, judged, r)
+
+    def traced() -> list[Any]:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        return [page_messages(event, 0, ctx, 1_000_000, trace=True) for event in records]
+
+    traced_outs = timed("page_messages, trace on", n, traced, r)
+
+    def page_traces() -> list[Any]:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        return [
+            page_trace(event, 0, ctx, out, source_resets=0, at=0.0, partitions=3)
+            for event, out in zip(records, traced_outs, strict=True)
+        ]
+
+    traces = timed("page_trace (trace on)", n, page_traces, r)
+
+    def recorded() -> None:
+        for trace in traces:
+            entries.encode_page(trace.record)
+            for batch in trace.sightings.values():
+                entries.encode_batch(0.0, batch)
+
+    timed("encode_page + encode_batch (trace on)", n, recorded, r)
     jobs = [job for out in outs for job in out.jobs]
     progress = Progress(task_id="bench")
     candidates = timed(
@@ -129,6 +182,10 @@ def main() -> None:
         r,
     )
     print(f"  ({len(jobs)} jobs kept of {n} rows)")
+    print("jobstream, page and dedupe agents from job_raw's events to encoded messages:")
+    trace_off = timed("trace off", n, lambda: agents(values, now, trace=False), r * 2)
+    trace_on = timed("trace on", n, lambda: agents(values, now, trace=True), r * 2)
+    print(f"  (trace on / trace off: {trace_on / trace_off:.3f})")
     print("hand:")
     hand_pages = timed("orjson.loads", n, lambda: [orjson.loads(b)["data"] for b in raw], r)
 

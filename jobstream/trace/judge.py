@@ -237,7 +237,7 @@ def dedupe_trace(
     forwarded: set[bytes] = set()
     for job in jobs:
         key = job.id.encode()
-        offset = job_offset(bytes(job.job))
+        offset = job.offset if job.offset >= 0 else job_offset(bytes(job.job))
         decision: Published | Duplicate
         if key in first and key not in forwarded:
             forwarded.add(key)
