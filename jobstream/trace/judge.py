@@ -82,48 +82,51 @@ def page_trace(
     `published_partitions` (dedupe off: the page agent wrote the jobs to job_data itself, which
     has that many partitions) kept rows are recorded as published there."""
     base = page.offset
-    fates: dict[int, RowFate] = {}
+    first = base + first_row
+    task_id = ctx.task_id
+    # One slot per offset from `first`; a slot no decision below fills was filtered.
+    slots: list[RowFate | None] = [None] * (len(page.rows) - first_row)
     sightings: list[Sighting] = []
     offsets = out.job_offsets
     if len(offsets) != len(out.jobs):
         offsets = [job_offset(value) for _, value in out.jobs]
     kept = Kept()
     for (key, _), offset in zip(out.jobs, offsets, strict=True):
-        fates[offset] = RowFate(key.decode(), kept)
+        slots[offset - first] = RowFate(key.decode(), kept)
         if published_partitions is not None:
             decision = Published(key_partition(key, published_partitions))
-            sightings.append(Sighting(key.decode(), ctx.task_id, offset, at, origin, decision))
+            sightings.append(Sighting(key.decode(), task_id, offset, at, origin, decision))
     for key, value in out.rejects:
         offset = int(key.rpartition(b":")[2])
         fate = _rejected(value, offset)
-        fates[offset] = fate
+        slots[offset - first] = fate
         if fate.id:
-            sightings.append(Sighting(fate.id, ctx.task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
+            sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
     cutoff = ctx.oldest.isoformat()
+    days = ctx.filter_days
     for offset, row, outcome in out.filtered:  # read and dated when judged: explained as they are
-        fate = _explained(row, outcome, cutoff, ctx.filter_days)
-        fates[offset] = fate
+        fate = _explained(row, outcome, cutoff, days)
+        slots[offset - first] = fate
         if fate.id:
-            sightings.append(Sighting(fate.id, ctx.task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
+            sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
     rows: list[RowFate] = []
-    for index in range(first_row, len(page.rows)):
-        offset = base + index
-        known = fates.get(offset)
-        if known is None:
-            known = _filtered(bytes(page.rows[index]), ctx)
+    for index, known in enumerate(slots):
+        if known is None:  # filtered, and not read by its fields when judged: read again
+            offset = first + index
+            known = _filtered(bytes(page.rows[first_row + index]), ctx)
             if known.id:
-                sightings.append(Sighting(known.id, ctx.task_id, offset, at, origin, known.fate))  # type: ignore[arg-type]
+                sightings.append(Sighting(known.id, task_id, offset, at, origin, known.fate))  # type: ignore[arg-type]
         rows.append(known)
     record = PageRecord(
         task_id=ctx.task_id,
         source=page.source,
         source_resets=source_resets,
-        first=base + first_row,
+        first=first,
         next_offset=page.next_offset,
         fetched_at=page.fetched_at,
         at=at,
         filter_days=ctx.filter_days,
-        cutoff=ctx.oldest.isoformat(),
+        cutoff=cutoff,
         origin=origin,
         rows=rows,
     )
