@@ -16,7 +16,7 @@ import msgspec
 
 from jobstream.pipeline.messages import PageMessages
 from jobstream.records import Candidate, RawPage, Reject
-from jobstream.topics import key_partition
+from jobstream.topics import key_partition, key_partitions
 from jobstream.trace import entries
 from jobstream.trace.entries import (
     Duplicate,
@@ -135,8 +135,10 @@ def page_trace(
 
 def by_partition(sightings: Iterable[Sighting], partitions: int) -> dict[int, list[Sighting]]:
     out: dict[int, list[Sighting]] = {}
-    for sighting in sightings:
-        out.setdefault(key_partition(sighting.id.encode(), partitions), []).append(sighting)
+    listed = list(sightings)
+    owners = key_partitions([sighting.id.encode() for sighting in listed], partitions)
+    for sighting, partition in zip(listed, owners, strict=True):
+        out.setdefault(partition, []).append(sighting)
     return out
 
 
