@@ -96,9 +96,11 @@ def page_trace(
         if published_partitions is not None:
             decision = Published(key_partition(key, published_partitions))
             sightings.append(Sighting(key.decode(), task_id, offset, at, origin, decision))
-    for key, value in out.rejects:
+    records = out.reject_records if len(out.reject_records) == len(out.rejects) else None
+    for index, (key, value) in enumerate(out.rejects):
         offset = int(key.rpartition(b":")[2])
-        fate = _rejected(value, offset)
+        # The reject as the page agent made it, or as job_rejects holds it: the same values.
+        fate = _rejected(records[index] if records is not None else _REJECT.decode(value))
         slots[offset - first] = fate
         if fate.id:
             sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
@@ -205,8 +207,7 @@ def _content_id(raw: bytes) -> str:
     return job_id(row) if isinstance(row, dict) else ""
 
 
-def _rejected(value: bytes, offset: int) -> RowFate:
-    reject = _REJECT.decode(value)
+def _rejected(reject: Reject) -> RowFate:
     row = reject.row
     found = ""
     if isinstance(row, dict):
