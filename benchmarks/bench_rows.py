@@ -1,6 +1,7 @@
 """CPU per source row of each step jobstream's worker takes between an API answer and job_data,
-without a broker, beside what `hand` (benchmarks/crawl_baselines.py) does with the same rows.
-Prints microseconds per row; for finding where the worker's time goes, not for claims.
+without a broker, beside what `hand` (benchmarks/crawl_baselines.py) does with the same rows,
+and what the page and dedupe agents take with the trace on and off (alternated, the best of
+each). Prints microseconds per row; for finding where the worker's time goes, not for claims.
 
     python -m benchmarks.bench_rows [--page-size 100] [--pages 20] [--description-chars 600]
                                     [--utf8]
@@ -28,6 +29,8 @@ from jobstream.simulator.rows import RowGenerator, RowOptions
 from jobstream.source.body import decode_page_body
 from jobstream.source.paging import parse_page
 from jobstream.topics import key_partition
+from jobstream.trace import entries
+from jobstream.trace.judge import dedupe_trace, page_trace
 from jobstream.transform.outcome import RowContext
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -59,11 +62,39 @@ def timed(name: str, rows: int, step: Callable[[], Any], repeat: int) -> Any:
     best = float("inf")
     result = None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         result = step()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     print(f"  {name:<44} {best / rows * 1e6:7.2f} µs/row")
     return result
+
+
+def agents(values: list[bytes], now: datetime, trace: bool) -> None:
+    """What the page agent and the dedupe agent do with job_raw's events, short of the broker:
+    judge and encode (with `trace`, the pages' records and the decisions' batches, as
+    `Tracer.page_applied` and `Tracer.decided` make them)."""
+    ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+    progress = Progress(task_id="bench")
+    for value in values:
+        page = decode_event(value)
+        out = page_messages(page, 0, ctx, 1_000_000, trace)
+        if trace:
+            done = page_trace(page, 0, ctx, out, source_resets=0, at=1.0, partitions=3)
+            entries.encode_page(done.record)
+            for batch in done.sightings.values():
+                entries.encode_batch(1.0, batch)
+        messages = candidate_messages(
+            progress, out.jobs, lambda k: key_partition(k, 3), 1_000_000, out.job_offsets
+        )
+        for partition, (_, candidates) in enumerate(messages):
+            decoded = decode_candidates(candidates)
+            sorting = sort_candidates(decoded.jobs, lambda k: None, 0.0)
+            if trace:
+                sightings = dedupe_trace(
+                    "bench", decoded.jobs, sorting.first, lambda k: None, at=1.0,
+                    partition=partition, window=86400.0,
+                )  # fmt: skip
+                entries.encode_batch(1.0, sightings)
 
 
 def main() -> None:
@@ -110,6 +141,29 @@ def main() -> None:
         return [page_messages(event, 0, ctx, 1_000_000) for event in records]
 
     outs = timed("page_messages (parse, judge, encode)", n, judged, r)
+
+    def traced() -> list[Any]:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        return [page_messages(event, 0, ctx, 1_000_000, trace=True) for event in records]
+
+    traced_outs = timed("page_messages, trace on", n, traced, r)
+
+    def page_traces() -> list[Any]:
+        ctx = RowContext(task_id="bench", now=now, filter_days=7, demo=False)
+        return [
+            page_trace(event, 0, ctx, out, source_resets=0, at=0.0, partitions=3)
+            for event, out in zip(records, traced_outs, strict=True)
+        ]
+
+    traces = timed("page_trace (trace on)", n, page_traces, r)
+
+    def recorded() -> None:
+        for trace in traces:
+            entries.encode_page(trace.record)
+            for batch in trace.sightings.values():
+                entries.encode_batch(0.0, batch)
+
+    timed("encode_page + encode_batch (trace on)", n, recorded, r)
     jobs = [job for out in outs for job in out.jobs]
     progress = Progress(task_id="bench")
     candidates = timed(
@@ -129,6 +183,17 @@ def main() -> None:
         r,
     )
     print(f"  ({len(jobs)} jobs kept of {n} rows)")
+    print("jobstream, page and dedupe agents from job_raw's events to encoded messages:")
+    # Alternated, the best of each: a load that comes and goes weighs on both alike.
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(r * 4):
+        for trace in best:
+            started = time.process_time()
+            agents(values, now, trace)
+            best[trace] = min(best[trace], time.process_time() - started)
+    for trace, taken in best.items():
+        print(f"  {'trace on' if trace else 'trace off':<44} {taken / n * 1e6:7.2f} µs/row")
+    print(f"  (trace on / trace off: {best[True] / best[False]:.3f})")
     print("hand:")
     hand_pages = timed("orjson.loads", n, lambda: [orjson.loads(b)["data"] for b in raw], r)
 

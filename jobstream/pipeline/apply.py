@@ -187,7 +187,8 @@ class Pipeline:
             demo=page.demo,
             collect_memo=self._collect_memo,
         )
-        out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes)
+        tracing = self.tracer is not None and self.tracer.enabled
+        out = page_messages(page, plan.first_row, ctx, config.kafka.max_message_bytes, tracing)
         deliveries = await self._publish(progress, out)
         if self.tracer is not None:  # what became of each row, acknowledged with the page
             deliveries += await self.tracer.page_applied(page, plan.first_row, ctx, out, progress)

@@ -37,13 +37,22 @@ class PageMessages:
     # (source offset, reason) of each reject, for the DEBUG log.
     details: list[tuple[int, str]] = field(default_factory=list)
     internal_errors: int = 0
+    trace: bool = False
+    # With `trace`: each filtered row read by its source fields, as (source offset, the fields,
+    # the outcome with its two dates), for the trace to explain without reading the row again.
+    filtered: list[tuple[int, dict[str, Any], Filtered]] = field(default_factory=list)
+    # With `trace`: each of `rejects` before it was encoded, in the same order.
+    reject_records: list[Reject] = field(default_factory=list)
 
 
 def page_messages(
-    page: RawPage, first_row: int, ctx: RowContext, max_message_bytes: int
+    page: RawPage, first_row: int, ctx: RowContext, max_message_bytes: int, trace: bool = False
 ) -> PageMessages:
-    """Judge rows[first_row:] of `page`; `ctx` carries the task, the page's "now" and the rule."""
+    """Judge rows[first_row:] of `page`; `ctx` carries the task, the page's "now" and the rule.
+    With `trace`, `out.filtered` and `out.reject_records` keep what the trace needs of the
+    filtered and the rejected rows."""
     out = PageMessages()
+    out.trace = trace
     published = filtered = future_dated = 0
     limit = max_message_bytes - MESSAGE_HEADROOM
     for index in range(first_row, len(page.rows)):
@@ -69,6 +78,8 @@ def page_messages(
             outcome = classify_row(row, offset, ctx)
             if isinstance(outcome, Filtered):
                 filtered += 1
+                if trace and fast is not None:
+                    out.filtered.append((offset, row, outcome))
             elif isinstance(outcome, Kept):
                 value = _ENCODER.encode(outcome.job)
                 if description is not None:
@@ -126,6 +137,8 @@ def _reject(
         crawl_time=ctx.crawl_time,
     )
     out.rejects.append((f"{ctx.task_id}:{offset}".encode(), _ENCODER.encode(reject)))
+    if out.trace:
+        out.reject_records.append(reject)
     out.reasons[rejected.field] += 1
     out.details.append((offset, rejected.reason))
 

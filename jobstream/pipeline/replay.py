@@ -294,7 +294,7 @@ class Replay:
             demo=page.demo,
         )
         first_row = applied.first - page.offset
-        out = page_messages(page, first_row, ctx, config.kafka.max_message_bytes)
+        out = page_messages(page, first_row, ctx, config.kafka.max_message_bytes, trace=True)
         partitions = config.kafka.partitions
         again = page_trace(
             page, first_row, ctx, out, source_resets=applied.source_resets, at=time.time(),

@@ -16,7 +16,7 @@ import msgspec
 
 from jobstream.pipeline.messages import PageMessages
 from jobstream.records import Candidate, RawPage, Reject
-from jobstream.topics import key_partition
+from jobstream.topics import key_partition, key_partitions
 from jobstream.trace import entries
 from jobstream.trace.entries import (
     Duplicate,
@@ -28,8 +28,9 @@ from jobstream.trace.entries import (
     RowFate,
     Sighting,
 )
-from jobstream.transform.ids import job_id, job_id_for_text
+from jobstream.transform.ids import job_id, job_id_for_text, url_id
 from jobstream.transform.mapping import COLLECT_SOURCE, FIELD_MAP, PUBLISH_SOURCE, text_value
+from jobstream.transform.outcome import Filtered as FilteredOutcome
 from jobstream.transform.outcome import RowContext, row_dates
 
 URL_SOURCE = next(src for src, out in FIELD_MAP.items() if out == "url")
@@ -81,39 +82,53 @@ def page_trace(
     `published_partitions` (dedupe off: the page agent wrote the jobs to job_data itself, which
     has that many partitions) kept rows are recorded as published there."""
     base = page.offset
-    fates: dict[int, RowFate] = {}
+    first = base + first_row
+    task_id = ctx.task_id
+    # One slot per offset from `first`; a slot no decision below fills was filtered.
+    slots: list[RowFate | None] = [None] * (len(page.rows) - first_row)
     sightings: list[Sighting] = []
-    for key, value in out.jobs:
-        offset = job_offset(value)
-        fates[offset] = RowFate(key.decode(), Kept())
+    offsets = out.job_offsets
+    if len(offsets) != len(out.jobs):
+        offsets = [job_offset(value) for _, value in out.jobs]
+    kept = Kept()
+    for (key, _), offset in zip(out.jobs, offsets, strict=True):
+        slots[offset - first] = RowFate(key.decode(), kept)
         if published_partitions is not None:
             decision = Published(key_partition(key, published_partitions))
-            sightings.append(Sighting(key.decode(), ctx.task_id, offset, at, origin, decision))
-    for key, value in out.rejects:
+            sightings.append(Sighting(key.decode(), task_id, offset, at, origin, decision))
+    records = out.reject_records if len(out.reject_records) == len(out.rejects) else None
+    for index, (key, value) in enumerate(out.rejects):
         offset = int(key.rpartition(b":")[2])
-        fate = _rejected(value, offset)
-        fates[offset] = fate
+        # The reject as the page agent made it, or as job_rejects holds it: the same values.
+        fate = _rejected(records[index] if records is not None else _REJECT.decode(value))
+        slots[offset - first] = fate
         if fate.id:
-            sightings.append(Sighting(fate.id, ctx.task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
+            sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
+    cutoff = ctx.oldest.isoformat()
+    days = ctx.filter_days
+    for offset, row, outcome in out.filtered:  # read and dated when judged: explained as they are
+        fate = _explained(row, outcome, cutoff, days)
+        slots[offset - first] = fate
+        if fate.id:
+            sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
     rows: list[RowFate] = []
-    for index in range(first_row, len(page.rows)):
-        offset = base + index
-        known = fates.get(offset)
-        if known is None:
-            known = _filtered(bytes(page.rows[index]), ctx)
+    for index, known in enumerate(slots):
+        if known is None:  # filtered, and not read by its fields when judged: read again
+            offset = first + index
+            known = _filtered(bytes(page.rows[first_row + index]), ctx)
             if known.id:
-                sightings.append(Sighting(known.id, ctx.task_id, offset, at, origin, known.fate))  # type: ignore[arg-type]
+                sightings.append(Sighting(known.id, task_id, offset, at, origin, known.fate))  # type: ignore[arg-type]
         rows.append(known)
     record = PageRecord(
         task_id=ctx.task_id,
         source=page.source,
         source_resets=source_resets,
-        first=base + first_row,
+        first=first,
         next_offset=page.next_offset,
         fetched_at=page.fetched_at,
         at=at,
         filter_days=ctx.filter_days,
-        cutoff=ctx.oldest.isoformat(),
+        cutoff=cutoff,
         origin=origin,
         rows=rows,
     )
@@ -122,8 +137,10 @@ def page_trace(
 
 def by_partition(sightings: Iterable[Sighting], partitions: int) -> dict[int, list[Sighting]]:
     out: dict[int, list[Sighting]] = {}
-    for sighting in sightings:
-        out.setdefault(key_partition(sighting.id.encode(), partitions), []).append(sighting)
+    listed = list(sightings)
+    owners = key_partitions([sighting.id.encode() for sighting in listed], partitions)
+    for sighting, partition in zip(listed, owners, strict=True):
+        out.setdefault(partition, []).append(sighting)
     return out
 
 
@@ -166,13 +183,31 @@ def _filtered(raw: bytes, ctx: RowContext) -> RowFate:
     )
 
 
+def _explained(row: dict[str, Any], outcome: FilteredOutcome, cutoff: str, days: int) -> RowFate:
+    """`_filtered` of a row the page agent read by its source fields (`read_for_judging`: the
+    description a placeholder only when the row has a URL, which then makes the id) and dated."""
+    url = text_value(row.get(URL_SOURCE))
+    found = url_id(url) if url else job_id(row)
+    publish, collect = outcome.publish, outcome.collect
+    return RowFate(
+        found,
+        Filtered(
+            publish_raw=entries.clipped(row.get(PUBLISH_SOURCE)),
+            publish_date=publish.isoformat() if publish else "",
+            collect_raw=entries.clipped(row.get(COLLECT_SOURCE)),
+            collect_date=collect.isoformat() if collect else "",
+            cutoff=cutoff,
+            filter_days=days,
+        ),
+    )
+
+
 def _content_id(raw: bytes) -> str:
     row = _ROW.decode(raw)
     return job_id(row) if isinstance(row, dict) else ""
 
 
-def _rejected(value: bytes, offset: int) -> RowFate:
-    reject = _REJECT.decode(value)
+def _rejected(reject: Reject) -> RowFate:
     row = reject.row
     found = ""
     if isinstance(row, dict):
@@ -208,7 +243,7 @@ def dedupe_trace(
     forwarded: set[bytes] = set()
     for job in jobs:
         key = job.id.encode()
-        offset = job_offset(bytes(job.job))
+        offset = job.offset if job.offset >= 0 else job_offset(bytes(job.job))
         decision: Published | Duplicate
         if key in first and key not in forwarded:
             forwarded.add(key)

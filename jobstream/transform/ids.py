@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from jobstream.transform.mapping import map_text_fields
 
-__all__ = ["JOB_NAMESPACE", "job_id", "job_id_for_text", "normalize_url"]
+__all__ = ["JOB_NAMESPACE", "job_id", "job_id_for_text", "normalize_url", "url_id"]
 
 # Never change: every id ever published is derived from it.
 JOB_NAMESPACE: Final = uuid.UUID("26b8c493-9a51-4360-834b-1e4388213471")
@@ -40,9 +40,14 @@ def job_id_for_text(text: Mapping[str, str]) -> str:
     """The id from already-mapped text fields (output names, as `map_text_fields` returns)."""
     url = text.get("url", "")
     if url:
-        return _uuid5("url:" + normalize_url(url))
+        return url_id(url)
     content = {name: value for name, value in text.items() if name != "url"}
     return _uuid5("content:" + _CANONICAL_JSON.encode(content))
+
+
+def url_id(url: str) -> str:
+    """The id of a posting with this (mapped, non-empty) URL."""
+    return _uuid5("url:" + normalize_url(url))
 
 
 def _uuid5(name: str) -> str:

@@ -80,9 +80,12 @@ class Kept:
 
 @dataclass(frozen=True, slots=True)
 class Filtered:
-    """A row outside the window; `reason` names the stale date(s) and the cutoff."""
+    """A row outside the window; `reason` names the stale date(s) and the cutoff. The two
+    dates as read are kept for explaining the decision (jobstream.trace), not compared."""
 
     reason: str
+    publish: date | None = field(default=None, compare=False)
+    collect: date | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,7 @@ def classify_row(row: object, source_offset: int, ctx: RowContext) -> Outcome:
     # within_window(publish, collect, ctx.today, ctx.filter_days), its cutoff computed once
     # for the context instead of once a row.
     if publish < ctx.oldest or collect < ctx.oldest:
-        return Filtered(stale_reason(publish, collect, ctx.oldest))
+        return Filtered(stale_reason(publish, collect, ctx.oldest), publish, collect)
     text = map_text_fields(row)
     job = build_job(
         job_id=job_id_for_text(text),

@@ -4,6 +4,7 @@ memoised dates and the batch partitioning (pages joined into events: tests/unit/
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobstream.errors import DateParseError
-from jobstream.topics import key_partition, murmur2, partition_for
+from jobstream.topics import key_partition, key_partitions, murmur2, murmur2_many, partition_for
 from jobstream.transform.dates import parse_collect_date
 from jobstream.transform.outcome import Kept, Rejected, RowContext, classify_row
 
@@ -25,6 +26,24 @@ ENCODER = msgspec.json.Encoder()
 @given(st.binary(max_size=200))
 def test_murmur2_equals_aiokafkas(data):
     assert murmur2(data) == aiokafka_murmur2(data)
+
+
+@given(
+    st.lists(st.binary(min_size=36, max_size=36), max_size=80)
+    | st.lists(st.binary(min_size=30, max_size=40), max_size=40)
+)
+def test_murmur2_many_equals_murmur2_of_each(keys):
+    assert murmur2_many(keys) == [aiokafka_murmur2(key) for key in keys]
+
+
+def test_key_partitions_of_job_ids_side_by_side():
+    rng = random.Random(4)
+    for count in (1, 7, 8, 9, 50, 333):
+        ids = [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(count)]
+        ids[0] = b"\xff" * 36  # every lane's bits set
+        for partitions in (1, 3, 12):
+            expected = [key_partition(key, partitions) for key in ids]
+            assert key_partitions(ids, partitions) == expected
 
 
 def test_key_partition_equals_the_default_partitioner():
