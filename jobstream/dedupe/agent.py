@@ -31,11 +31,13 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import StreamT
 from faust.types import AgentT, AppT, EventT
 
 from jobstream import metrics
 from jobstream.broker import batches
+from jobstream.broker.clients import client_options, start_or_close, stop_consumer
 from jobstream.config import Config
 from jobstream.dedupe import sightings
 from jobstream.dedupe.published import PublishedJobs
@@ -133,6 +135,30 @@ class Step:
     deliveries: list[asyncio.Future[Any]] | None = field(default_factory=list)
 
 
+@dataclass
+class _Message:
+    """A job_candidates message the agent read itself (see `Stage.take`)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: Any
+    key: bytes | None = None
+
+
+@dataclass
+class Backfilled:
+    """An event for a message Faust's stream skipped, read by the stage itself: there is
+    nothing to acknowledge to Faust for it."""
+
+    message: _Message
+
+    @property
+    def value(self) -> bytes:
+        return self.message.value
+
+
 class Stage:
     """Decisions in arrival order, settled behind them (see the module)."""
 
@@ -158,17 +184,91 @@ class Stage:
         self._settled = asyncio.Event()
         self._prune_every = sightings.prune_interval(self.window)
         self._next_prune = time.monotonic() + self._prune_every
+        # Per job_candidates partition, the offset after the last message taken.
+        self.next_offset: dict[int, int] = {}
 
     def published_at(self, key: bytes) -> float | None:
         at = self.pending.get(key)
         return at if at is not None else self.table.published_at(key)
 
     async def take(self, event: EventT) -> None:
+        """Decide the message's candidates, after any of the partition's messages before it
+        that were neither recorded nor taken.
+
+        A partition's decisions must be made (and reported) in its order: the commands agent
+        counts each partition's source offsets above the highest it counted (see
+        `rules.count_decided`), so a message decided after a later one is never counted.
+        Faust's stream does not guarantee it across a restart: a restarted worker was seen
+        to get its first job_candidates message past messages it had never recorded (its
+        fetch ran before the seek to the committed offsets, and Faust drops what it fetches
+        again below what it has read), so the new run's decisions raised the marks past the
+        rows of the old run's last pages, which the next restart decided again below them.
+        Such a hole is read here directly from the broker and decided first."""
         message = event.message
         partition, offset = message.partition, message.offset
+        expected = max(
+            self.next_offset.get(partition, 0), self.table.recorded_through(partition) + 1
+        )
+        if offset > expected:
+            missed = await self._read(message.topic, partition, expected, offset)
+            logger.warning(
+                "dedupe: partition=%d offsets %d..%d were not delivered before offset %d; "
+                "%d of them read from the broker and decided first",
+                partition,
+                expected,
+                offset - 1,
+                offset,
+                len(missed),
+            )
+            for fetched in missed:
+                await self._take(cast(Any, Backfilled(fetched)))
+        await self._take(event)
+
+    async def _read(self, topic: str, partition: int, start: int, end: int) -> list[_Message]:
+        """The partition's messages from `start` (or the oldest kept) up to `end`."""
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **client_options(self.config),
+        )
+        await start_or_close(consumer.start(), lambda: stop_consumer(consumer))
+        out: list[_Message] = []
+        try:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            oldest = (await consumer.beginning_offsets([tp]))[tp]
+            consumer.seek(tp, max(start, oldest))
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                for record in batch.get(tp, []):
+                    if record.offset >= end:
+                        break
+                    out.append(
+                        _Message(
+                            topic,
+                            partition,
+                            record.offset,
+                            record.value,
+                            list(record.headers or ()),
+                            record.key,
+                        )
+                    )
+        finally:
+            await stop_consumer(consumer)
+        return out
+
+    async def _ack(self, event: EventT) -> None:
+        if not isinstance(event, Backfilled):
+            await self.stream.ack(event)
+
+    async def _take(self, event: EventT) -> None:
+        message = event.message
+        partition, offset = message.partition, message.offset
+        self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
         if offset <= self.table.recorded_through(partition):
             # Recorded before a crash, read again because the commit lagged: done already.
-            await self.stream.ack(event)
+            await self._ack(event)
             return
         try:
             candidates = sightings.decode_candidates(event.value)
@@ -176,7 +276,7 @@ class Stage:
             logger.error(
                 "partition=%d offset=%d not candidates, skipped: %s", partition, offset, exc
             )
-            await self.stream.ack(event)
+            await self._ack(event)
             return
         now = time.time()
         sorting = sightings.sort_candidates(candidates.jobs, self.published_at, now - self.window)
@@ -257,7 +357,7 @@ class Stage:
             for key in step.first:
                 if pending.get(key) == step.at:
                     del pending[key]
-            await self.stream.ack(step.event)
+            await self._ack(step.event)
             self.steps.popleft()
         self._settled.set()
         for counted, found in counts.items():

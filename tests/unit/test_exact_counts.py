@@ -161,3 +161,53 @@ def test_exact_counts_candidates_carry_each_jobs_source_offset() -> None:
     sorting = sightings.sort_candidates([*candidates, candidates[0]], published.get, 50.0)
     assert sorting.first_offsets == [10, 13, 14, 16, 17]
     assert sorting.duplicate_offsets == [11, 10]
+
+
+class _Table:
+    def __init__(self, recorded: dict[int, int]) -> None:
+        self.recorded = recorded
+
+    def recorded_through(self, partition: int) -> int:
+        return self.recorded.get(partition, -1)
+
+
+class _Event:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.message = agent._Message("job_candidates", partition, offset, b"", [])
+
+
+async def test_exact_counts_messages_the_stream_skipped_are_decided_first(monkeypatch) -> None:
+    """A restarted worker's stream was seen to begin past job_candidates messages nobody had
+    recorded: deciding the later ones first raised the marks past the earlier ones' rows,
+    which were then never counted. The stage reads the hole itself and decides it first."""
+    stage = agent.Stage.__new__(agent.Stage)
+    stage.table = _Table({0: 4})  # type: ignore[assignment]
+    stage.next_offset = {}
+    taken: list[tuple[int, int, bool]] = []
+    asked: list[tuple[int, int, int]] = []
+
+    async def read(topic: str, partition: int, start: int, end: int) -> list[agent._Message]:
+        asked.append((partition, start, end))
+        return [agent._Message(topic, partition, o, b"", []) for o in range(start, end)]
+
+    async def take(event: Any) -> None:
+        m = event.message
+        stage.next_offset[m.partition] = max(stage.next_offset.get(m.partition, 0), m.offset + 1)
+        taken.append((m.partition, m.offset, isinstance(event, agent.Backfilled)))
+
+    monkeypatch.setattr(stage, "_read", read)
+    monkeypatch.setattr(stage, "_take", take)
+    await stage.take(_Event(0, 8))  # recorded through 4: 5..7 were never delivered
+    await stage.take(_Event(0, 9))  # in order: nothing to read
+    await stage.take(_Event(0, 3))  # a replay below the mark: as before, no reading
+    await stage.take(_Event(1, 0))  # nothing recorded, first message: nothing missed
+    assert asked == [(0, 5, 8)]
+    assert taken == [
+        (0, 5, True),
+        (0, 6, True),
+        (0, 7, True),
+        (0, 8, False),
+        (0, 9, False),
+        (0, 3, False),
+        (1, 0, False),
+    ]
