@@ -6,6 +6,7 @@ restart, and after the partitions moved to another worker, it is the same."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -29,8 +30,15 @@ SKIPPED = range(JUMP_AT + 100, JUMP_AT + 100 + SKIP)
 
 
 def trace(worker: Worker, **query: Any) -> dict[str, Any]:
+    """The answer of GET /trace; asked again while it is 503, as a client would: a partition
+    that just moved is answered once its new owner has recovered its tables."""
     text = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items())
-    code, body = http("GET", f"{worker.url}/trace?{text}")
+    deadline = time.monotonic() + 30
+    while True:
+        code, body = http("GET", f"{worker.url}/trace?{text}")
+        if code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     assert code == 200, body
     return dict(body["data"])
 

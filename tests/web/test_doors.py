@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from jobstream.config import from_mapping
 from jobstream.web.openapi import spec
+from jobstream.web.routes import ROUTES
 from tests.web.conftest import (
     Dataset,
     Served,
@@ -186,7 +187,7 @@ async def test_doors_token_bearing_post_needs_no_json(serve_factory: ServeFactor
 
 
 def test_doors_described_in_openapi_with_the_read_token() -> None:
-    document = spec(from_mapping({"app": {"read_token": READ}}))
+    document = spec(from_mapping({"app": {"read_token": READ}}), ROUTES)
     for path in ("/consume", "/consume/stream", "/status"):
         operation = document["paths"][path]["get"]
         assert operation["security"] == [{"bearerAuth": []}] and "401" in operation["responses"]
