@@ -33,11 +33,10 @@ WEB_UNITS = ("tests/web/test_openapi.py", "tests/web")
 # under other work): handed out longest first, so the two processes finish close together. A
 # file not listed counts as UNLISTED.
 UNIT_SECONDS = {
-    "tests/integration/test_rate_shares.py": 140,
+    "tests/integration/test_rate_shares.py": 85,
     "tests/integration/test_spool.py": 87,
     "tests/integration/test_trace.py": 45,
     "tests/integration/test_exact_counts.py": 40,
-    "tests/integration/test_many_tasks.py": 40,
     "tests/integration/test_readme_samples.py": 25,
     "tests/integration/test_dashboard_trace.py": 25,
     "tests/integration/test_replay.py": 15,

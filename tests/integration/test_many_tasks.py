@@ -12,7 +12,8 @@ import pytest
 
 from benchmarks import bench_status
 
-pytestmark = pytest.mark.slow
+# A soak test: 200 tasks on 3 workers take half a minute of the machine.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 TASKS = 200
 WORKERS = 3

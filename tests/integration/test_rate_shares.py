@@ -271,6 +271,7 @@ async def test_rate_shares_two_accounts_each_at_its_own_rate(workers: int, tmp_p
     check(await crawl_and_measure(tmp_path, workers, accounts))
 
 
+@pytest.mark.soak
 async def test_rate_shares_worker_joining_and_one_killed_mid_crawl_cause_no_429(
     tmp_path: Path,
 ) -> None:
