@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -45,6 +46,22 @@ TASK_ID = "00f3b445-d8ec-44e8-88b2-4b971a228b1e"
 # instead of 3 to 5. The heartbeat comes from Faust's consumer thread, not the event loop.
 FAST_GROUP_JOINS = {"BROKER_SESSION_TIMEOUT": "3", "BROKER_HEARTBEAT_INTERVAL": "0.75"}
 T = TypeVar("T")
+
+
+def mirrored_offset(path: Path, task_id: str = TASK_ID) -> int:
+    """The task's offset in a worker's SQLite mirror at `path` (0 before there is one)."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = db.execute(
+            "SELECT current_offset FROM crawl_progress WHERE task_id = ?", (task_id,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # the table is not there yet
+        return 0
+    finally:
+        db.close()
+    return int(row[0]) if row else 0
 
 
 def wait_until(probe: Callable[[], T], within: float = 10.0, what: str = "the condition") -> T:

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import TASK_ID, Broker, Simulator, Worker, read_topic, wait_until
+from tests.harness import (
+    TASK_ID,
+    Broker,
+    Simulator,
+    Worker,
+    mirrored_offset,
+    read_topic,
+    wait_until,
+)
 from tests.integration.truth import expected, sightings
 
 pytestmark = pytest.mark.slow
@@ -27,22 +34,6 @@ pytestmark = pytest.mark.slow
 ROWS = 10_000
 KILLS = 3
 COUNTERS = ("published", "duplicates", "filtered", "rejected", "skipped")
-
-
-def mirrored_offset(path: Path) -> int:
-    """The task's offset in the worker's SQLite mirror (0 before there is one)."""
-    if not path.exists():
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        row = db.execute(
-            "SELECT current_offset FROM crawl_progress WHERE task_id = ?", (TASK_ID,)
-        ).fetchone()
-    except sqlite3.OperationalError:  # the table is not there yet
-        return 0
-    finally:
-        db.close()
-    return int(row[0]) if row else 0
 
 
 async def test_exact_counts_every_counter_equals_the_topics_after_kill9(tmp_path: Path) -> None:

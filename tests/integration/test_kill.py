@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +28,15 @@ import pytest
 
 from jobstream.dedupe.sightings import decode_candidates
 from jobstream.embedded.orphans import start_time
-from tests.harness import TASK_ID, Broker, Simulator, Worker, read_topic, wait_until
+from tests.harness import (
+    TASK_ID,
+    Broker,
+    Simulator,
+    Worker,
+    mirrored_offset,
+    read_topic,
+    wait_until,
+)
 from tests.integration.truth import expected
 
 pytestmark = pytest.mark.slow
@@ -61,18 +68,7 @@ class MirrorWatch:
         self._thread.join(5)
 
     def now(self) -> int:
-        if not self.path.exists():
-            return 0
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = db.execute(
-                "SELECT current_offset FROM crawl_progress WHERE task_id = ?", (TASK_ID,)
-            ).fetchone()
-        except sqlite3.OperationalError:  # the table is not there yet
-            return 0
-        finally:
-            db.close()
-        return int(row[0]) if row else 0
+        return mirrored_offset(self.path)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.02):
