@@ -51,7 +51,7 @@ from jobstream.topics import (
     partition_for,
     published_jobs,
 )
-from jobstream.trace.recorder import Tracer, origin_of
+from jobstream.trace.recorder import Tracer
 from jobstream.worker_state import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -128,9 +128,6 @@ class Step:
     # candidates of an earlier version, which carry none).
     first_offsets: list[int] = field(default_factory=list)
     duplicate_offsets: list[int] = field(default_factory=list)
-    # Sent by POST /replay: rows counted as filtered or rejected before, whose source offsets
-    # lie below the marks the crawl's decisions set, so they are counted without offsets.
-    replayed: bool = False
     # The acknowledgements of the forwarded jobs; None once awaited (a retry sends again).
     deliveries: list[asyncio.Future[Any]] | None = field(default_factory=list)
 
@@ -295,7 +292,6 @@ class Stage:
             sorting.duplicates,
             sorting.first_offsets,
             sorting.duplicate_offsets,
-            replayed=origin_of(message.headers) == "replay",
         )
         step.deliveries = await self._forward(step)
         self.steps.append(step)
@@ -467,8 +463,8 @@ class Tally:
     """What a round of steps decided for one task (and progress): per job_candidates
     partition, the source offsets of the first sightings and of the duplicates, ascending,
     each above those before it (a step that repeats offsets is a replay within the round);
-    and counts of candidates counted without offsets: those of an earlier version, which carry
-    none, and those a POST /replay sent (their offsets were passed by the crawl's)."""
+    and counts of candidates that carry no offsets: those of an earlier version, and those a
+    POST /replay sends (their offsets lie below the marks the crawl's decisions set)."""
 
     first: dict[int, list[int]] = field(default_factory=dict)
     duplicates: dict[int, list[int]] = field(default_factory=dict)
@@ -482,10 +478,8 @@ class Tally:
         self.forwarded += len(step.first)
         self.repeated += step.duplicates
         offsets = [*step.first_offsets, *step.duplicate_offsets]
-        if (
-            step.replayed
-            or any(offset < 0 for offset in offsets)
-            or len(offsets) != len(step.first) + step.duplicates
+        if any(offset < 0 for offset in offsets) or len(offsets) != len(step.first) + (
+            step.duplicates
         ):
             self.unplaced_first += len(step.first)
             self.unplaced_duplicates += step.duplicates

@@ -360,6 +360,8 @@ class Replay:
             if deduped:
                 name = candidates_topic.get_topic_name()
                 count = len(await kafka.partitions_for(name))
+                # No source offsets: the rows lie below the counting marks the crawl's
+                # decisions set (rules.count_decided), so they are counted as given.
                 messages = candidate_messages(
                     self.progress, jobs, lambda key: key_partition(key, count),
                     self.config.kafka.max_message_bytes,
