@@ -342,7 +342,11 @@ class ReaderPool(Service):
             started = start_or_close(reader.start(), reader.stop)
             await self.probe.bounded(started, self.probe.timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
-            logger.warning("group=%s cannot start a /consume consumer: %s", group, exc)
+            # Told once already when Kafka is known down or the worker stops (the outage's
+            # story, the broker's exit); otherwise it is news.
+            told = self.probe.unreachable_since is not None or self._closing.is_set()
+            level = logging.DEBUG if told else logging.WARNING
+            logger.log(level, "group=%s cannot start a /consume consumer: %s", group, exc)
             raise unavailable("Kafka is unreachable; retry later") from None
         logger.info(
             "group=%s /consume consumer started (Kafka group %s)", group, reader.kafka_group
