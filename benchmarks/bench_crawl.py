@@ -5,6 +5,7 @@ numbers; asserts nothing but that both published the same jobs.
     python -m benchmarks.bench_crawl [--rows 257449] [--page-size 100] [--latency-ms 0]
                                      [--rate-limit 0] [--runs 3]
                                      [--systems jobstream,jobstream-nodedupe,hand] [--trace on|off]
+                                     (also: jobstream-notrace)
 
 (from the repository root). The API simulator runs with rows like the real API's: long Chinese
 descriptions (`--description-chars`), every date format of bazhuayu-api.md, and a few per cent
@@ -57,6 +58,9 @@ import aiohttp
 from tests.harness import ROOT, Broker, Simulator, Worker, free_port, http
 
 SYSTEMS = ("jobstream", "jobstream-nodedupe", "hand")
+# Not run unless asked for (`--systems jobstream,jobstream-notrace`): the trace's cost, round by
+# round against the defaults.
+EXTRA_SYSTEMS = ("jobstream-notrace",)
 
 
 @dataclass
@@ -182,9 +186,10 @@ class Bench:
         self.args = args
         self.tmp = tmp
 
-    def run_jobstream(self, run: int, task: str, dedupe: bool) -> Result:
+    def run_jobstream(self, run: int, task: str, name: str) -> Result:
         args = self.args
-        name = "jobstream" if dedupe else "jobstream-nodedupe"
+        dedupe = name != "jobstream-nodedupe"
+        trace = args.trace == "on" and name != "jobstream-notrace"
         result = Result(name)
         home = self.tmp / f"run{run}-{name}"
         home.mkdir()
@@ -206,7 +211,7 @@ class Bench:
                 "kafka": {"bootstrap_servers": "embedded", "embedded_port": port},
                 "crawler": {"interval": 3600},
                 "dedupe": {"enabled": dedupe},
-                "trace": {"enabled": args.trace == "on"},
+                "trace": {"enabled": trace},
             },
         )
         worker.fast_group_joins = False  # start-up as a user gets it
@@ -317,7 +322,7 @@ class Bench:
             if system == "hand":
                 results[system] = self.run_hand(run, task)
             else:
-                results[system] = self.run_jobstream(run, task, system == "jobstream")
+                results[system] = self.run_jobstream(run, task, system)
             print(f"  run {run + 1}: {line(results[system])} load {load_average()}", flush=True)
             if results[system].counts:
                 print(f"         messages: {results[system].counts}", flush=True)
@@ -420,6 +425,17 @@ def report(runs: list[list[Result]], args: argparse.Namespace) -> None:
         )
         steady, e2e = median(lambda r: r.steady), median(lambda r: r.end_to_end)
         print(line(m) + f"(median steady {steady:,.0f} r/s, median end-to-end {e2e:,.0f} r/s)")
+    if "jobstream" in args.systems and "jobstream-notrace" in args.systems:
+        on, off = args.systems.index("jobstream"), args.systems.index("jobstream-notrace")
+        print("\nthe trace's cost: jobstream / jobstream-notrace, round by round (median):")
+        for label, get in (
+            ("steady rate", lambda r: r.steady),
+            ("end-to-end rate", lambda r: r.end_to_end),
+            ("worker CPU per row", lambda r: r.worker_cpu / r.rows),
+            ("broker CPU per row", lambda r: r.broker_cpu / r.rows),
+        ):
+            each = [get(rs[on]) / get(rs[off]) for rs in runs]
+            print(f"    {label:<20} {_ratios(each)}")
     if "hand" not in args.systems:
         return
     hand = args.systems.index("hand")
@@ -429,8 +445,7 @@ def report(runs: list[list[Result]], args: argparse.Namespace) -> None:
             continue
 
         def ratios(get: Any, column: int = column) -> str:
-            each = [get(rs[column]) / get(rs[hand]) for rs in runs]
-            return f"{statistics.median(each):.2f} ({' / '.join(f'{x:.2f}' for x in each)})"
+            return _ratios([get(rs[column]) / get(rs[hand]) for rs in runs])
 
         print(f"  {system}:")
         print(f"    steady rate          {ratios(lambda r: r.steady)}")
@@ -438,6 +453,10 @@ def report(runs: list[list[Result]], args: argparse.Namespace) -> None:
         print(f"    worker CPU per row   {ratios(lambda r: r.worker_cpu / r.rows)}")
         print(f"    broker CPU per row   {ratios(lambda r: r.broker_cpu / r.rows)}")
         print(f"    peak RSS             {ratios(lambda r: r.peak_rss_mb)}")
+
+
+def _ratios(each: list[float]) -> str:
+    return f"{statistics.median(each):.2f} ({' / '.join(f'{x:.2f}' for x in each)})"
 
 
 def summarize_profile(prefix: str, runs: int, system: str, top: int = 30) -> None:
@@ -511,8 +530,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", metavar="FILE", help="py-spy samples of the worker")
     args = parser.parse_args()
     args.systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
-    if set(args.systems) - set(SYSTEMS):
-        parser.error(f"--systems: choose from {', '.join(SYSTEMS)}")
+    if set(args.systems) - set(SYSTEMS + EXTRA_SYSTEMS):
+        parser.error(f"--systems: choose from {', '.join(SYSTEMS + EXTRA_SYSTEMS)}")
     if args.api_rate is None:
         args.api_rate = args.rate_limit
     if args.profile and shutil.which("py-spy") is None:

@@ -8,11 +8,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
+import pytest
 
 from jobstream.pipeline.messages import page_messages
 from jobstream.pipeline.outbox import Outbox
 from jobstream.pipeline.pages import decode_event, read_row
-from jobstream.source.body import NOT_JSON, WHOLE_PAGE_BYTES, decode_body, decode_page_body
+from jobstream.source import body as page_body_module
+from jobstream.source.body import NOT_JSON, decode_body, decode_page_body
 from jobstream.source.paging import parse_page
 from jobstream.transform.outcome import RowContext
 
@@ -129,11 +131,15 @@ def test_outbox_event_carries_the_apis_row_bytes_unchanged() -> None:
     assert salaries == ["1万", digits]
 
 
-def test_decode_page_body_large_escaped_page_rewritten_a_few_rows_at_a_time() -> None:
+def test_decode_page_body_large_escaped_page_rewritten_a_few_rows_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A page beyond what is read whole (16 MiB) takes the same path as this one does at 1 MiB.
+    monkeypatch.setattr(page_body_module, "WHOLE_PAGE_BYTES", 1 << 20)
     description = "岗位职责：负责后端开发。" * 60
     row = json.dumps({**json.loads(ROW), "acb22a": description}, ensure_ascii=True)
     raw = page_body(*[row] * 400)
-    assert len(raw) > WHOLE_PAGE_BYTES
+    assert len(raw) > page_body_module.WHOLE_PAGE_BYTES
     body, why = decode_page_body(raw)
     assert why is None
     rows = body["data"]["data"]
