@@ -106,8 +106,9 @@ def page_trace(
             sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
     cutoff = ctx.oldest.isoformat()
     days = ctx.filter_days
+    days_as_text: dict[Any, str] = {}  # a page's rows share a few dates
     for offset, row, outcome in out.filtered:  # read and dated when judged: explained as they are
-        fate = _explained(row, outcome, cutoff, days)
+        fate = _explained(row, outcome, cutoff, days, days_as_text)
         slots[offset - first] = fate
         if fate.id:
             sightings.append(Sighting(fate.id, task_id, offset, at, origin, fate.fate))  # type: ignore[arg-type]
@@ -183,19 +184,32 @@ def _filtered(raw: bytes, ctx: RowContext) -> RowFate:
     )
 
 
-def _explained(row: dict[str, Any], outcome: FilteredOutcome, cutoff: str, days: int) -> RowFate:
+def _explained(
+    row: dict[str, Any],
+    outcome: FilteredOutcome,
+    cutoff: str,
+    days: int,
+    days_as_text: dict[Any, str],
+) -> RowFate:
     """`_filtered` of a row the page agent read by its source fields (`read_for_judging`: the
-    description a placeholder only when the row has a URL, which then makes the id) and dated."""
+    description a placeholder only when the row has a URL, which then makes the id) and dated;
+    `days_as_text` remembers the dates' ISO text."""
     url = text_value(row.get(URL_SOURCE))
     found = url_id(url) if url else job_id(row)
     publish, collect = outcome.publish, outcome.collect
+    publish_text = days_as_text.get(publish)
+    if publish_text is None:
+        publish_text = days_as_text[publish] = publish.isoformat() if publish else ""
+    collect_text = days_as_text.get(collect)
+    if collect_text is None:
+        collect_text = days_as_text[collect] = collect.isoformat() if collect else ""
     return RowFate(
         found,
         Filtered(
             publish_raw=entries.clipped(row.get(PUBLISH_SOURCE)),
-            publish_date=publish.isoformat() if publish else "",
+            publish_date=publish_text,
             collect_raw=entries.clipped(row.get(COLLECT_SOURCE)),
-            collect_date=collect.isoformat() if collect else "",
+            collect_date=collect_text,
             cutoff=cutoff,
             filter_days=days,
         ),

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobstream.transform.ids import JOB_NAMESPACE, job_id, job_id_for_text, normalize_url
+from jobstream.transform.ids import (
+    JOB_NAMESPACE,
+    job_id,
+    job_id_for_text,
+    normalize_url,
+    respelled,
+)
 from jobstream.transform.mapping import map_text_fields
 
 URL = "https://www.zhaopin.com/jobdetail/CC123.htm"
@@ -160,3 +166,18 @@ def test_job_id_url_property_deterministic_and_distinct(a: str, b: str) -> None:
     assert job_id({"ACE760": first}) == job_id({"ACE760": first})
     if normalize_url(first) != normalize_url(second):
         assert job_id({"ACE760": first}) != job_id({"ACE760": second})
+
+
+# What the shortcut for URLs already in their spelling must decide right: scheme, host case,
+# ports, an empty host or path, query, fragment, whitespace, hosts that are not ASCII.
+_URLS = st.tuples(
+    st.sampled_from(["https://", "http://", "HTTPS://", "//", "https:/", ""]),
+    st.sampled_from(["a.com", "A.com", "a.com:80", "a.com:443", "a.com:8080", "", "İ.cn", "ı.cn"]),
+    st.sampled_from(["/j/1.htm", "/", "", "/J?", "/j#x", "/a?utm_a=1&b=2", "/a?"]),
+    st.sampled_from(["", " ", "\t\n"]),
+).map(lambda parts: parts[3] + parts[0] + parts[1] + parts[2] + parts[3])
+
+
+@given(url=_URLS)
+def test_normalize_url_shortcut_spells_as_the_regex(url: str) -> None:
+    assert normalize_url(url) == respelled(url.strip())
