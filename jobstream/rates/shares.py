@@ -40,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 # Longest an announcement waits for the broker before it counts as not acknowledged.
 SEND_TIMEOUT = 5.0
+# The claims reader's fetch wait, at least. The embedded broker holds every fetch for the whole
+# wait (jobstream.broker.transport), so the 50 ms the pipeline uses there meant 20 fetches a
+# second, day and night, to read two claims a second: about 2 % of a core in the worker and 2.5 %
+# in the broker of an idle worker (benchmarks/bench_idle.py). A claim is still read back well
+# within FRESH: a heartbeat, this wait, and room for a busy event loop.
+READ_WAIT_MS = 200
 # Seconds between two attempts to start reading the topic while Kafka does not answer.
 RETRY_PAUSE = 2.0
 
@@ -254,7 +260,7 @@ class RateShares(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=f"{self.config.app.name}-rate-claims",
-            fetch_max_wait_ms=self.config.kafka.fetch_max_wait_ms,
+            fetch_max_wait_ms=max(self.config.kafka.fetch_max_wait_ms, READ_WAIT_MS),
             **client_options(self.config),
         )
         await start_or_close(consumer.start(), consumer.stop)
