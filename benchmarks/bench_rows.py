@@ -28,7 +28,7 @@ from jobstream.records import Progress
 from jobstream.simulator.rows import RowGenerator, RowOptions
 from jobstream.source.body import decode_page_body
 from jobstream.source.paging import parse_page
-from jobstream.topics import key_partition
+from jobstream.topics import key_partitions
 from jobstream.trace import entries
 from jobstream.trace.judge import dedupe_trace, page_trace
 from jobstream.transform.outcome import RowContext
@@ -84,7 +84,7 @@ def agents(values: list[bytes], now: datetime, trace: bool) -> None:
             for batch in done.sightings.values():
                 entries.encode_batch(1.0, batch)
         messages = candidate_messages(
-            progress, out.jobs, lambda k: key_partition(k, 3), 1_000_000, out.job_offsets
+            progress, out.jobs, lambda keys: key_partitions(keys, 3), 1_000_000, out.job_offsets
         )
         for partition, (_, candidates) in enumerate(messages):
             decoded = decode_candidates(candidates)
@@ -169,7 +169,7 @@ def main() -> None:
     candidates = timed(
         "candidate_messages (murmur2, zstd)",
         n,
-        lambda: candidate_messages(progress, jobs, lambda k: key_partition(k, 3), 1_000_000),
+        lambda: candidate_messages(progress, jobs, lambda keys: key_partitions(keys, 3), 1_000_000),
         r,
     )
     print("jobstream, dedupe agent:")

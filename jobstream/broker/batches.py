@@ -8,7 +8,7 @@ from typing import Any
 
 import aiokafka
 
-from jobstream.topics import key_partition
+from jobstream.topics import key_partitions
 
 Message = tuple[bytes, bytes]  # (key, value); a value None is a tombstone
 
@@ -28,9 +28,9 @@ async def send_keyed(
 def by_partition(messages: list[Message], partitions: list[int]) -> dict[int, list[Message]]:
     """The messages by the partition Kafka's default partitioner gives their key, in order."""
     out: dict[int, list[Message]] = {}
-    count = len(partitions)
-    for message in messages:
-        partition = partitions[key_partition(message[0], count)]
+    indexes = key_partitions([key for key, _ in messages], len(partitions))
+    for message, index in zip(messages, indexes, strict=True):
+        partition = partitions[index]
         group = out.get(partition)
         if group is None:
             out[partition] = [message]

@@ -31,24 +31,24 @@ _MARK = msgspec.json.Decoder(int)
 def candidate_messages(
     progress: Progress,
     jobs: Iterable[Message],
-    partition_of: Callable[[bytes], int],
+    partitions_of: Callable[[list[bytes]], list[int]],
     max_message_bytes: int,
     offsets: Iterable[int] | None = None,
 ) -> list[Message]:
     """A page's kept jobs (key = id, value = job JSON; `offsets`: each one's source offset),
-    counted out of `progress`, as job_candidates messages: grouped by
-    the partition of their ids, in source order, as few messages as fit; each keyed by its
-    first job's id, so its key falls in its partition too. The values are zstd frames of
-    `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker stores and
-    serves that much less for the extra hop (as on job_raw)."""
+    counted out of `progress`, as job_candidates messages: grouped by the partition of their
+    ids (`partitions_of` the ids, in order), in source order, as few messages as fit; each
+    keyed by its first job's id, so its key falls in its partition too. The values are zstd
+    frames of `records.Candidates` JSON: job JSON shrinks more than ten times, and the broker
+    stores and serves that much less for the extra hop (as on job_raw)."""
     limit = max_message_bytes - MESSAGE_HEADROOM
     groups: dict[int, list[list[bytes]]] = {}
     firsts: dict[int, list[bytes]] = {}
     sizes: dict[int, int] = {}
     jobs = list(jobs)
     each_offset = list(offsets) if offsets is not None else [-1] * len(jobs)
-    for (key, value), offset in zip(jobs, each_offset, strict=True):
-        partition = partition_of(key)
+    each_partition = partitions_of([key for key, _ in jobs])  # a page's ids hashed at once
+    for (key, value), offset, partition in zip(jobs, each_offset, each_partition, strict=True):
         # A Candidate as JSON, in pieces joined once; job ids are UUIDs
         # (jobstream.transform.ids), nothing to escape.
         tail = b",%d]," % offset

@@ -30,7 +30,7 @@ from jobstream.topics import (
     candidates_topic,
     data_topic,
     declare_outputs,
-    key_partition,
+    key_partitions,
     raw_topic,
     rejects_topic,
 )
@@ -213,7 +213,7 @@ class Pipeline:
             jobs = candidate_messages(
                 progress,
                 out.jobs,
-                lambda key: key_partition(key, count),
+                lambda keys: key_partitions(keys, count),
                 config.kafka.max_message_bytes,
                 out.job_offsets,
             )

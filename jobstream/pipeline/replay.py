@@ -44,6 +44,7 @@ from jobstream.topics import (
     commands_topic,
     data_topic,
     key_partition,
+    key_partitions,
     partition_for,
     raw_topic,
 )
@@ -363,7 +364,7 @@ class Replay:
                 # No source offsets: the rows lie below the counting marks the crawl's
                 # decisions set (rules.count_decided), so they are counted as given.
                 messages = candidate_messages(
-                    self.progress, jobs, lambda key: key_partition(key, count),
+                    self.progress, jobs, lambda keys: key_partitions(keys, count),
                     self.config.kafka.max_message_bytes,
                 )  # fmt: skip
                 deliveries = await _send_marked(kafka, name, messages, count)

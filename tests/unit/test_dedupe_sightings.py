@@ -38,7 +38,9 @@ def partition_of(key: bytes) -> int:
 
 def test_candidates_grouped_by_partition_carry_each_job_byte_for_byte() -> None:
     jobs = [job(n) for n in range(200)]
-    messages = sightings.candidate_messages(PROGRESS, jobs, partition_of, 1_000_000)
+    messages = sightings.candidate_messages(
+        PROGRESS, jobs, lambda keys: [partition_of(k) for k in keys], 1_000_000
+    )
     assert len(messages) == 3
     seen = []
     for key, value in messages:
@@ -58,7 +60,7 @@ def test_candidates_grouped_by_partition_carry_each_job_byte_for_byte() -> None:
 
 def test_candidates_split_to_fit_the_message_limit() -> None:
     jobs = [job(n, "很长的描述" * 3000) for n in range(40)]  # about 45 KB of JSON each
-    messages = sightings.candidate_messages(PROGRESS, jobs, lambda key: 0, 200_000)
+    messages = sightings.candidate_messages(PROGRESS, jobs, lambda keys: [0] * len(keys), 200_000)
     assert len(messages) > 5
     sizes = []
     for _, value in messages:

@@ -150,7 +150,7 @@ def test_exact_counts_candidates_carry_each_jobs_source_offset() -> None:
     messages = sightings.candidate_messages(
         Progress(task_id="t", source=SOURCE),
         jobs,
-        lambda key: 0,
+        lambda keys: [0] * len(keys),
         1_000_000,
         [10, 11, 13, 14, 16, 17],
     )

@@ -14,6 +14,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jobstream.broker.batches import by_partition
 from jobstream.errors import DateParseError
 from jobstream.topics import key_partition, key_partitions, murmur2, murmur2_many, partition_for
 from jobstream.transform.dates import parse_collect_date
@@ -52,6 +53,22 @@ def test_key_partition_equals_the_default_partitioner():
         key = bytes(rng.randrange(256) for _ in range(36))
         assert key_partition(key, 3) == DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2])
     assert partition_for("task", 3) == key_partition(b"task", 3)
+
+
+def test_messages_grouped_where_the_default_partitioner_puts_their_keys():
+    rng = random.Random(5)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(40)]
+    rejects = [f"task:{n}".encode() for n in range(10)]  # job_rejects' keys: not ids
+    for keys in (ids, rejects, ids + rejects):
+        messages = [(key, b"v%d" % n) for n, key in enumerate(keys)]
+        grouped = by_partition(messages, [0, 1, 2])
+        for partition, group in grouped.items():
+            for key, _ in group:
+                assert DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2]) == partition
+        # Every message once, each partition's in their order.
+        assert sorted(m for group in grouped.values() for m in group) == sorted(messages)
+        for group in grouped.values():
+            assert group == [m for m in messages if m in group]
 
 
 def ctx() -> RowContext:
